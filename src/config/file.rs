@@ -1,0 +1,120 @@
+//! The config file exactly as written (TOML, serde). Unknown keys are errors so a typo never
+//! silently falls back to a default. `config/example.toml` documents every field.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    pub idp: IdpSection,
+    pub signing: SigningSection,
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+    #[serde(default)]
+    pub cache: CacheSection,
+    #[serde(default)]
+    pub upstream: UpstreamSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: String,
+    pub header_read_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdpSection {
+    pub issuer: String,
+    pub jwks_uri: Option<String>,
+    pub algorithms: Option<Vec<String>>,
+    pub leeway: Option<String>,
+    pub require_typ: Option<String>,
+    pub refresh: Option<String>,
+    pub refresh_min: Option<String>,
+    pub refresh_max: Option<String>,
+    pub unknown_kid_cooldown: Option<String>,
+    pub max_stale: Option<String>,
+    pub fetch_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSection {
+    pub issuer: String,
+    pub max_ttl: Option<String>,
+    pub active: Option<String>,
+    #[serde(default)]
+    pub keys: Vec<SigningKeySection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeySection {
+    pub path: String,
+    pub alg: String,
+    pub kid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub prefix: String,
+    pub upstream: String,
+    pub audience: String,
+    #[serde(default)]
+    pub strip_prefix: bool,
+    pub header: Option<String>,
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub claims: ClaimsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsSection {
+    pub audience: Option<OneOrMany>,
+    pub copy: Option<Vec<String>>,
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    #[serde(default)]
+    pub set: Map<String, Value>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// A string or a list of strings (the JWT `aud` shape).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    pub max_bytes: Option<u64>,
+    pub max_entries: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    pub connect_timeout: Option<String>,
+    pub timeout: Option<String>,
+    pub pool_idle_timeout: Option<String>,
+}

@@ -1,0 +1,411 @@
+//! The IdP key client: fetches the IdP's JWKS (discovering its URL from the OpenID
+//! configuration when not configured), refreshes it in the background honouring
+//! `Cache-Control: max-age` within bounds, refetches on an unknown `kid` at most once per
+//! cooldown with a single fetch in flight, remembers unknown kids briefly, and keeps the last
+//! good set through failed refreshes (stale-if-error, up to `max_stale`). A set that is empty,
+//! oversized or unparsable never replaces a good one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use aws_lc_rs::digest;
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use serde_json::{Map, Value};
+
+use crate::config::IdpSettings;
+use crate::http_client::FetchClient;
+use crate::json;
+use crate::keys::VerifyKey;
+use crate::metrics::Metrics;
+
+/// Why a fetch of the IdP keys failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    #[error("request to {0} failed: {1}")]
+    Request(String, String),
+    #[error("{0} answered HTTP {1}")]
+    Status(String, StatusCode),
+    #[error("{0} did not answer within {1:?}")]
+    Timeout(String, Duration),
+    #[error("{0}: response larger than {1} bytes")]
+    TooLarge(String, usize),
+    #[error("{0}: {1}")]
+    Invalid(String, String),
+}
+
+/// One immutable snapshot of the IdP's usable keys.
+#[derive(Debug)]
+pub struct IdpKeys {
+    pub keys: Vec<VerifyKey>,
+    by_kid: HashMap<String, usize>,
+    /// Public JWK objects for republishing in the aggregated JWKS.
+    pub public: Vec<Map<String, Value>>,
+    /// When this content was last confirmed by a successful fetch.
+    pub fetched_at: Instant,
+    /// Increases whenever the key content changes (not on an identical refresh).
+    pub generation: u64,
+    digest: Vec<u8>,
+}
+
+/// Result of looking a token's `kid` up in a key set.
+pub enum Lookup<'a> {
+    Found(&'a VerifyKey),
+    UnknownKid,
+    NoKid,
+}
+
+impl IdpKeys {
+    pub fn find(&self, kid: Option<&str>) -> Lookup<'_> {
+        match kid {
+            Some(kid) => match self.by_kid.get(kid) {
+                Some(index) => Lookup::Found(&self.keys[*index]),
+                None => Lookup::UnknownKid,
+            },
+            None if self.keys.len() == 1 => Lookup::Found(&self.keys[0]),
+            None => Lookup::NoKid,
+        }
+    }
+
+    pub fn kids(&self) -> Vec<String> {
+        self.keys.iter().filter_map(|k| k.kid.clone()).collect()
+    }
+}
+
+/// The client; shared by every request through an `Arc`.
+pub struct IdpClient {
+    settings: Arc<IdpSettings>,
+    http: FetchClient,
+    current: ArcSwapOption<IdpKeys>,
+    generation: AtomicU64,
+    /// Last on-demand (unknown kid) fetch; the async mutex makes it single-flight.
+    on_demand: tokio::sync::Mutex<Option<Instant>>,
+    /// Unknown kids and when to forget them.
+    negative: Mutex<HashMap<String, Instant>>,
+    discovered: tokio::sync::Mutex<Option<Uri>>,
+    last_error: Mutex<Option<String>>,
+    metrics: Arc<Metrics>,
+}
+
+const NEGATIVE_CACHE_MAX: usize = 1024;
+
+impl IdpClient {
+    pub fn new(settings: Arc<IdpSettings>, http: FetchClient, metrics: Arc<Metrics>) -> Self {
+        IdpClient {
+            settings,
+            http,
+            current: ArcSwapOption::empty(),
+            generation: AtomicU64::new(0),
+            on_demand: tokio::sync::Mutex::new(None),
+            negative: Mutex::new(HashMap::new()),
+            discovered: tokio::sync::Mutex::new(None),
+            last_error: Mutex::new(None),
+            metrics,
+        }
+    }
+
+    pub fn settings(&self) -> &IdpSettings {
+        &self.settings
+    }
+
+    /// The current key set, or `None` when none was ever loaded or the last good one is older
+    /// than `max_stale`.
+    pub fn current(&self) -> Option<Arc<IdpKeys>> {
+        self.current
+            .load_full()
+            .filter(|keys| keys.fetched_at.elapsed() <= self.settings.max_stale)
+    }
+
+    /// The last fetch error, if the last fetch failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Background task: initial fetch with exponential backoff, then periodic refreshes.
+    pub async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let wait = match self.fetch_now().await {
+                Ok(max_age) => {
+                    backoff = Duration::from_millis(250);
+                    max_age
+                        .unwrap_or(self.settings.refresh)
+                        .clamp(self.settings.refresh_min, self.settings.refresh_max)
+                }
+                Err(_) => {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    wait
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Called when a token names a kid the current set lacks. Refetches at most once per
+    /// cooldown, with one fetch in flight however many requests wait, and remembers kids that
+    /// stay unknown. Returns the (possibly new) current set.
+    pub async fn refresh_for_unknown_kid(&self, kid: &str) -> Option<Arc<IdpKeys>> {
+        if self.is_known_unknown(kid) {
+            Metrics::inc(&self.metrics.idp_fetch_suppressed);
+            return self.current();
+        }
+        let mut last = self.on_demand.lock().await;
+        if let Some(keys) = self.current()
+            && matches!(keys.find(Some(kid)), Lookup::Found(_))
+        {
+            return Some(keys);
+        }
+        if last.is_some_and(|at| at.elapsed() < self.settings.unknown_kid_cooldown) {
+            Metrics::inc(&self.metrics.idp_fetch_suppressed);
+            self.remember_unknown(kid);
+            return self.current();
+        }
+        *last = Some(Instant::now());
+        let _ = self.fetch_now().await;
+        drop(last);
+        let keys = self.current();
+        if !keys
+            .as_ref()
+            .is_some_and(|keys| matches!(keys.find(Some(kid)), Lookup::Found(_)))
+        {
+            self.remember_unknown(kid);
+        }
+        keys
+    }
+
+    fn is_known_unknown(&self, kid: &str) -> bool {
+        let Ok(mut negative) = self.negative.lock() else {
+            return false;
+        };
+        match negative.get(kid) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                negative.remove(kid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember_unknown(&self, kid: &str) {
+        let Ok(mut negative) = self.negative.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if negative.len() >= NEGATIVE_CACHE_MAX {
+            negative.retain(|_, until| *until > now);
+            if negative.len() >= NEGATIVE_CACHE_MAX {
+                negative.clear();
+            }
+        }
+        negative.insert(
+            kid.chars().take(256).collect(),
+            now + self.settings.unknown_kid_cooldown,
+        );
+    }
+
+    /// Fetches the JWKS now and installs it when valid. Returns the response's max-age.
+    pub async fn fetch_now(&self) -> Result<Option<Duration>, IdpError> {
+        let result =
+            tokio::time::timeout(self.settings.fetch_timeout, self.fetch_and_install()).await;
+        let result = match result {
+            Ok(result) => result,
+            Err(_) => Err(IdpError::Timeout(
+                "the IdP".into(),
+                self.settings.fetch_timeout,
+            )),
+        };
+        match &result {
+            Ok(_) => {
+                Metrics::inc(&self.metrics.idp_fetch_ok);
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = None;
+                }
+            }
+            Err(err) => {
+                Metrics::inc(&self.metrics.idp_fetch_failed);
+                tracing::warn!(error = %err, "IdP JWKS fetch failed; keeping the last good key set");
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(err.to_string());
+                }
+            }
+        }
+        result
+    }
+
+    async fn fetch_and_install(&self) -> Result<Option<Duration>, IdpError> {
+        let uri = self.jwks_uri().await?;
+        let (headers, body) = self.get(&uri).await?;
+        let keys = self.parse_jwks(&uri, &body)?;
+        self.install(keys);
+        Ok(max_age(&headers))
+    }
+
+    async fn jwks_uri(&self) -> Result<Uri, IdpError> {
+        if let Some(uri) = &self.settings.jwks_uri {
+            return Ok(uri.clone());
+        }
+        let mut discovered = self.discovered.lock().await;
+        if let Some(uri) = &*discovered {
+            return Ok(uri.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.trim_end_matches('/')
+        );
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| IdpError::Invalid(url.clone(), "not a URL".into()))?;
+        let (_, body) = self.get(&uri).await?;
+        let doc =
+            json::parse_object(&body).map_err(|e| IdpError::Invalid(url.clone(), e.to_string()))?;
+        if doc.get("issuer").and_then(Value::as_str) != Some(self.settings.issuer.as_str()) {
+            return Err(IdpError::Invalid(
+                url,
+                "its \"issuer\" differs from idp.issuer".into(),
+            ));
+        }
+        let jwks = doc
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uri>().ok())
+            .filter(|u| matches!(u.scheme_str(), Some("http") | Some("https")))
+            .ok_or_else(|| IdpError::Invalid(url, "no usable \"jwks_uri\"".into()))?;
+        *discovered = Some(jwks.clone());
+        Ok(jwks)
+    }
+
+    async fn get(&self, uri: &Uri) -> Result<(HeaderMap, Bytes), IdpError> {
+        let shown = uri.to_string();
+        let request = Request::get(uri.clone())
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("resigner/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::new())
+            .map_err(|e| IdpError::Request(shown.clone(), e.to_string()))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| IdpError::Request(shown.clone(), e.to_string()))?;
+        if response.status() != StatusCode::OK {
+            return Err(IdpError::Status(shown, response.status()));
+        }
+        let (parts, body) = response.into_parts();
+        let limit = self.settings.max_response_bytes;
+        let body = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|_| IdpError::TooLarge(shown, limit))?;
+        Ok((parts.headers, body.to_bytes()))
+    }
+
+    fn parse_jwks(&self, uri: &Uri, body: &[u8]) -> Result<Vec<VerifyKey>, IdpError> {
+        let shown = uri.to_string();
+        let doc = json::parse_object(body)
+            .map_err(|e| IdpError::Invalid(shown.clone(), format!("JWKS is {e}")))?;
+        let list = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| IdpError::Invalid(shown.clone(), "JWKS has no \"keys\" array".into()))?;
+        if list.len() > self.settings.max_keys {
+            return Err(IdpError::Invalid(
+                shown,
+                format!(
+                    "JWKS has {} keys; at most {} are accepted",
+                    list.len(),
+                    self.settings.max_keys
+                ),
+            ));
+        }
+        let mut keys = Vec::new();
+        for (index, jwk) in list.iter().enumerate() {
+            let Some(jwk) = jwk.as_object() else { continue };
+            match VerifyKey::from_jwk(jwk, &self.settings.algorithms) {
+                Ok(Some(key)) => keys.push(key),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(index, error = %err, "skipping an unusable IdP key"),
+            }
+        }
+        if keys.is_empty() {
+            return Err(IdpError::Invalid(
+                shown,
+                "JWKS has no key usable with idp.algorithms".into(),
+            ));
+        }
+        Ok(keys)
+    }
+
+    fn install(&self, keys: Vec<VerifyKey>) {
+        let public: Vec<Map<String, Value>> = keys.iter().map(VerifyKey::public_json).collect();
+        let canonical = serde_json::to_vec(&public).unwrap_or_default();
+        let digest = digest::digest(&digest::SHA256, &canonical)
+            .as_ref()
+            .to_vec();
+        let previous = self.current.load_full();
+        let generation = match &previous {
+            Some(prev) if prev.digest == digest => prev.generation,
+            _ => self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        let mut by_kid = HashMap::new();
+        for (index, key) in keys.iter().enumerate() {
+            if let Some(kid) = &key.kid {
+                by_kid.entry(kid.clone()).or_insert(index);
+            }
+        }
+        if previous.as_ref().is_none_or(|p| p.generation != generation) {
+            tracing::info!(generation, kids = ?keys.iter().filter_map(|k| k.kid.as_deref()).collect::<Vec<_>>(), "IdP key set installed");
+        }
+        self.current.store(Some(Arc::new(IdpKeys {
+            keys,
+            by_kid,
+            public,
+            fetched_at: Instant::now(),
+            generation,
+            digest,
+        })));
+    }
+}
+
+/// `Cache-Control: max-age=N` of a JWKS response (`no-store`/`no-cache` count as 0).
+fn max_age(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::CACHE_CONTROL)?.to_str().ok()?;
+    value.split(',').map(str::trim).find_map(|directive| {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        lower
+            .strip_prefix("max-age=")?
+            .trim_matches('"')
+            .parse()
+            .ok()
+            .map(Duration::from_secs)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_max_age() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(max_age(&headers), None);
+        headers.insert(
+            header::CACHE_CONTROL,
+            "public, max-age=120".parse().unwrap(),
+        );
+        assert_eq!(max_age(&headers), Some(Duration::from_secs(120)));
+        headers.insert(header::CACHE_CONTROL, "no-store".parse().unwrap());
+        assert_eq!(max_age(&headers), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,11 @@
+//! Key material: public JWKs (parsing, thumbprints, rendering), private signing keys parsed
+//! once, PEM files, and the published key set.
+
+pub mod jwk;
+pub mod key_set;
+pub mod pem;
+pub mod signing;
+
+pub use jwk::{KeyMaterial, PublicJwk, VerifyKey};
+pub use key_set::RenderedJwks;
+pub use signing::{SigningKey, SigningKeyError};

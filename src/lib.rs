@@ -1,0 +1,28 @@
+//! resigner: a token re-signing reverse proxy.
+//!
+//! A request flows `server` -> `router` -> `proxy::verify` -> `proxy::claims` -> `proxy::sign`
+//! -> `proxy::forward`; the IdP key client (`idp`) feeds verification and the published JWKS
+//! (`keys::key_set`). This file only declares modules and re-exports the entry points.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod alg;
+pub mod app;
+pub mod b64;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http_client;
+pub mod idp;
+pub mod json;
+pub mod keys;
+pub mod metrics;
+pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod time;
+
+pub use app::AppState;
+pub use config::{Config, load_config};
+pub use server::{Running, start};

@@ -1,0 +1,106 @@
+//! The `resigner` binary: parses the command line, sets up logging, runs a subcommand and
+//! turns errors into one line on stderr and a non-zero exit code. The only place `anyhow`
+//! lives.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use resigner::alg::Alg;
+use resigner::cli::{Cli, Command, KeysCommand};
+use resigner::keys::{SigningKey, pem};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "resigner=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("resigner: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = resigner::load_config(&config)?;
+            runtime()?.block_on(async {
+                let running = resigner::start(config).await?;
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                running.shutdown(std::time::Duration::from_secs(30)).await;
+                anyhow::Ok(())
+            })
+        }
+        Command::Demo { port } => runtime()?
+            .block_on(resigner::demo::run(port))
+            .map_err(Into::into),
+        Command::Check { config } => {
+            let config = resigner::load_config(&config)?;
+            println!(
+                "config OK: {} route(s), active signing key {} ({})",
+                config.routes.len(),
+                config.signing.active.kid(),
+                config.signing.active.alg()
+            );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Generate { alg, out, kid },
+        } => {
+            let alg = Alg::parse(&alg).with_context(|| format!("unknown algorithm {alg:?}"))?;
+            let der = SigningKey::generate_pkcs8(alg)?;
+            let key = SigningKey::from_pkcs8(&der, alg, kid).map_err(anyhow::Error::msg)?;
+            let pem_path = out.with_extension("pem");
+            let jwk_path = out.with_extension("jwk.json");
+            if let Some(parent) = pem_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            resigner::demo::write_private(&pem_path, &pem::encode(&der, "PRIVATE KEY"))
+                .with_context(|| format!("writing {}", pem_path.display()))?;
+            let jwk = serde_json::to_string_pretty(&key.public_jwk().to_json())?;
+            std::fs::write(&jwk_path, jwk + "\n")
+                .with_context(|| format!("writing {}", jwk_path.display()))?;
+            println!(
+                "wrote {} (private, 0600) and {} (public JWK), kid {}",
+                pem_path.display(),
+                jwk_path.display(),
+                key.kid()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

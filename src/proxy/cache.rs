@@ -1,0 +1,109 @@
+//! The re-sign cache (moka). Key: SHA-256 of the incoming token plus the route, the config
+//! generation (routes, claims and signing keys) and the IdP key generation, so any change of
+//! keys or mapping makes old entries unreachable by construction (compare Oathkeeper #763).
+//! Each entry lives at most until its re-signed token's `exp` minus the leeway; the cache is
+//! bounded by bytes (or entries); concurrent misses on one key sign once (moka's entry API).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest;
+use http::HeaderValue;
+use moka::Expiry;
+use moka::future::Cache;
+
+use crate::config::CacheSettings;
+
+/// What a cache key is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    token_sha256: [u8; 32],
+    route: u32,
+    config_generation: u64,
+    idp_generation: u64,
+}
+
+impl CacheKey {
+    pub fn new(token: &str, route: u32, config_generation: u64, idp_generation: u64) -> Self {
+        let mut token_sha256 = [0u8; 32];
+        token_sha256.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        CacheKey {
+            token_sha256,
+            route,
+            config_generation,
+            idp_generation,
+        }
+    }
+}
+
+/// A re-signed token ready to be set as the output header.
+#[derive(Debug)]
+pub struct Resigned {
+    pub header_value: HeaderValue,
+    /// How long the entry may be served.
+    pub ttl: Duration,
+}
+
+struct TtlPolicy;
+
+impl Expiry<CacheKey, Arc<Resigned>> for TtlPolicy {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Resigned>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+pub type ResignCache = Cache<CacheKey, Arc<Resigned>>;
+
+/// Per-entry bookkeeping bytes counted on top of the token itself.
+const ENTRY_OVERHEAD: u32 = 160;
+
+/// Builds the cache: bounded by `max_entries` when given, else by `max_bytes` (default 64 MiB).
+pub fn build(settings: &CacheSettings) -> ResignCache {
+    let builder = Cache::builder().expire_after(TtlPolicy);
+    match settings.max_entries {
+        Some(entries) => builder.max_capacity(entries).build(),
+        None => builder
+            .max_capacity(settings.max_bytes.unwrap_or(64 * 1024 * 1024))
+            .weigher(|_key: &CacheKey, value: &Arc<Resigned>| {
+                (value.header_value.len() as u32).saturating_add(ENTRY_OVERHEAD)
+            })
+            .build(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_changes_with_every_component() {
+        let base = CacheKey::new("t", 1, 1, 1);
+        assert_eq!(base, CacheKey::new("t", 1, 1, 1));
+        assert_ne!(base, CacheKey::new("u", 1, 1, 1));
+        assert_ne!(base, CacheKey::new("t", 2, 1, 1));
+        assert_ne!(base, CacheKey::new("t", 1, 2, 1));
+        assert_ne!(base, CacheKey::new("t", 1, 1, 2));
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_their_ttl() {
+        let cache = build(&CacheSettings {
+            max_bytes: None,
+            max_entries: None,
+        });
+        let key = CacheKey::new("t", 0, 0, 0);
+        let value = Arc::new(Resigned {
+            header_value: HeaderValue::from_static("Bearer x"),
+            ttl: Duration::from_millis(50),
+        });
+        cache.insert(key, value).await;
+        assert!(cache.get(&key).await.is_some());
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(cache.get(&key).await.is_none());
+    }
+}

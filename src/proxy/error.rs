@@ -1,0 +1,192 @@
+//! The one table from proxy errors to HTTP responses: status, RFC 6750 `WWW-Authenticate`
+//! challenge, `Retry-After`, and a JSON body `{"error", "error_description"}`.
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+
+use super::verify::VerifyError;
+use crate::body::{self, Body};
+
+/// Everything that can stop a proxied request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no route for this path")]
+    NoRoute,
+    #[error("no bearer token in the Authorization header")]
+    MissingToken,
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("{0}")]
+    InvalidToken(#[from] VerifyError),
+    #[error("identity provider keys are unavailable")]
+    IdpUnavailable,
+    #[error("signing key unavailable")]
+    SigningUnavailable,
+    #[error("could not sign the token")]
+    SigningFailed,
+    #[error("upstream unreachable")]
+    UpstreamUnreachable,
+    #[error("upstream did not answer in time")]
+    UpstreamTimeout,
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// Status, RFC 6750 error code (`None`: challenge without error, or no challenge at all) and
+/// whether a challenge is sent.
+fn classify(error: &ProxyError) -> (StatusCode, Option<&'static str>, bool) {
+    match error {
+        ProxyError::NoRoute => (StatusCode::NOT_FOUND, Some("not_found"), false),
+        // RFC 6750 §3.1: a request without credentials gets a challenge without error code.
+        ProxyError::MissingToken => (StatusCode::UNAUTHORIZED, None, true),
+        ProxyError::BadRequest(_) => (StatusCode::BAD_REQUEST, Some("invalid_request"), true),
+        ProxyError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), true),
+        ProxyError::IdpUnavailable | ProxyError::SigningUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("temporarily_unavailable"),
+            false,
+        ),
+        ProxyError::SigningFailed => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("server_error"),
+            false,
+        ),
+        ProxyError::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, Some("bad_gateway"), false),
+        ProxyError::UpstreamTimeout => {
+            (StatusCode::GATEWAY_TIMEOUT, Some("gateway_timeout"), false)
+        }
+    }
+}
+
+/// Builds the response for `error`.
+pub fn response(error: &ProxyError) -> Response<Body> {
+    let (status, code, challenge) = classify(error);
+    let description = error.to_string();
+    let body = json!({
+        "error": code.unwrap_or("invalid_request"),
+        "error_description": description,
+    });
+    let mut response = body::json(status, &body);
+    let headers = response.headers_mut();
+    if challenge {
+        let value = match code {
+            None => "Bearer realm=\"resigner\"".to_string(),
+            Some(code) => format!(
+                "Bearer realm=\"resigner\", error=\"{code}\", error_description=\"{}\"",
+                ascii(&description)
+            ),
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    response
+}
+
+/// RFC 6750 §3: `error_description` is printable ASCII without `"` and `\`.
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if (' '..='~').contains(&c) && c != '"' && c != '\\' {
+                c
+            } else {
+                '\''
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(error: ProxyError, status: u16, challenge: Option<&str>, retry: bool) {
+        let response = response(&error);
+        assert_eq!(response.status().as_u16(), status, "{error:?}");
+        let www = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_string());
+        match challenge {
+            None => assert!(www.is_none(), "{error:?}: {www:?}"),
+            Some(expected) => assert!(
+                www.as_deref().is_some_and(|w| w.starts_with(expected)),
+                "{error:?}: {www:?}"
+            ),
+        }
+        assert_eq!(
+            response.headers().contains_key(header::RETRY_AFTER),
+            retry,
+            "{error:?}"
+        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn every_error_maps_to_its_row() {
+        check(ProxyError::NoRoute, 404, None, false);
+        check(
+            ProxyError::MissingToken,
+            401,
+            Some("Bearer realm=\"resigner\""),
+            false,
+        );
+        let www = response(&ProxyError::MissingToken).headers()[header::WWW_AUTHENTICATE].clone();
+        assert_eq!(
+            www, "Bearer realm=\"resigner\"",
+            "no error code without credentials"
+        );
+        check(
+            ProxyError::BadRequest("two Authorization headers"),
+            400,
+            Some("Bearer realm=\"resigner\", error=\"invalid_request\""),
+            false,
+        );
+        check(
+            ProxyError::InvalidToken(VerifyError::Expired),
+            401,
+            Some(
+                "Bearer realm=\"resigner\", error=\"invalid_token\", error_description=\"token expired\"",
+            ),
+            false,
+        );
+        check(ProxyError::IdpUnavailable, 503, None, true);
+        check(ProxyError::SigningUnavailable, 503, None, true);
+        check(ProxyError::SigningFailed, 500, None, false);
+        check(ProxyError::UpstreamUnreachable, 502, None, false);
+        check(ProxyError::UpstreamTimeout, 504, None, false);
+    }
+
+    #[test]
+    fn descriptions_are_quoted_safely() {
+        let description = ascii("member \"a\\b\" é");
+        assert_eq!(description, "member 'a'b' '");
+        let response = response(&ProxyError::InvalidToken(VerifyError::Duplicate(
+            "payload",
+            "a\"b".into(),
+        )));
+        let www = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        let description = www
+            .split("error_description=\"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('"');
+        assert!(
+            description.starts_with("token payload repeats member '"),
+            "{www}"
+        );
+        assert!(
+            !description.contains('"') && !description.contains('\\'),
+            "{www}"
+        );
+    }
+}

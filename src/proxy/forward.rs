@@ -1,0 +1,172 @@
+//! Forwarding to the legacy API: the request is rewritten (route prefix optionally stripped,
+//! hop-by-hop headers and those named in `Connection` removed, the client's token and any
+//! client copy of the output header removed, the re-signed header set, `X-Forwarded-*`
+//! added) and sent over the pooled client; bodies stream both ways.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::error::ProxyError;
+use crate::app::AppState;
+use crate::body::Body;
+use crate::config::Route;
+use crate::metrics::Metrics;
+
+/// RFC 9110 §7.6.1 connection-specific headers, plus the legacy `Proxy-Connection`.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// Removes hop-by-hop headers and every header named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Sends `request` to the route's upstream with `token_header` as the output header.
+pub async fn forward(
+    state: &AppState,
+    route: &Route,
+    request: Request<Incoming>,
+    token_header: &HeaderValue,
+    peer: SocketAddr,
+) -> Result<Response<Body>, ProxyError> {
+    let (mut parts, body) = request.into_parts();
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    parts.uri = upstream_uri(route, &parts.uri)?;
+    parts.version = Version::HTTP_11;
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    headers.remove(header::HOST);
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(&route.header);
+    headers.insert(route.header.clone(), token_header.clone());
+    append_forwarded_for(headers, peer);
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    if let Some(host) = host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+    let sent = state.upstream.request(Request::from_parts(parts, body));
+    let response = match tokio::time::timeout(route.timeout, sent).await {
+        Err(_) => {
+            Metrics::inc(&state.metrics.upstream_errors);
+            return Err(ProxyError::UpstreamTimeout);
+        }
+        Ok(Err(err)) => {
+            Metrics::inc(&state.metrics.upstream_errors);
+            tracing::warn!(route = %route.prefix, error = %err, "upstream request failed");
+            return Err(ProxyError::UpstreamUnreachable);
+        }
+        Ok(Ok(response)) => response,
+    };
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, body.boxed()))
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let ip = peer.ip().to_string();
+    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}
+
+/// The upstream URI: upstream base path + request path (minus the route prefix when
+/// `strip_prefix`) + the original query.
+fn upstream_uri(route: &Route, original: &Uri) -> Result<Uri, ProxyError> {
+    let path = original.path();
+    let rest = if route.strip_prefix {
+        let prefix = route.prefix.trim_end_matches('/');
+        &path[prefix.len().min(path.len())..]
+    } else {
+        path
+    };
+    let mut target = String::with_capacity(route.upstream.base_path.len() + rest.len() + 64);
+    target.push_str(&route.upstream.base_path);
+    if !rest.starts_with('/') {
+        target.push('/');
+    }
+    target.push_str(rest);
+    if let Some(query) = original.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let path_and_query = PathAndQuery::try_from(target)
+        .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
+    Uri::builder()
+        .scheme(route.upstream.scheme.clone())
+        .authority(route.upstream.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_named_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret, Authorization"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let mut headers = HeaderMap::new();
+        append_forwarded_for(&mut headers, "10.0.0.1:5".parse().unwrap());
+        append_forwarded_for(&mut headers, "[::1]:5".parse().unwrap());
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, ::1");
+    }
+}

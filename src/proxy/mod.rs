@@ -1,0 +1,230 @@
+//! The proxied request path: bearer token -> verify -> map claims -> sign (cached) -> forward.
+//! [`handle`] never fails: it calls [`try_handle`] and turns any error into a response
+//! through the one table in [`error`].
+
+pub mod cache;
+pub mod claims;
+pub mod error;
+pub mod forward;
+pub mod verify;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use http::{HeaderMap, HeaderValue, Request, Response, header};
+use hyper::body::Incoming;
+
+use crate::app::AppState;
+use crate::b64;
+use crate::body::Body;
+use crate::config::validate::max_token_bytes;
+use crate::config::{Config, Route};
+use crate::idp::{IdpKeys, Lookup};
+use crate::metrics::Metrics;
+use cache::{CacheKey, Resigned};
+pub use error::ProxyError;
+use verify::VerifyError;
+
+/// Handles one request on the public listener that is not the JWKS endpoint.
+pub async fn handle(
+    state: &AppState,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    Metrics::inc(&state.metrics.requests);
+    let path = request.uri().path().to_string();
+    match try_handle(state, request, peer).await {
+        Ok(response) => response,
+        Err(err) => {
+            Metrics::inc(&state.metrics.rejected);
+            tracing::info!(%path, error = %err, "request rejected");
+            error::response(&err)
+        }
+    }
+}
+
+/// The fallible body of [`handle`].
+pub async fn try_handle(
+    state: &AppState,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, ProxyError> {
+    let config = state.config();
+    let route = config
+        .route_for(request.uri().path())
+        .ok_or(ProxyError::NoRoute)?;
+    let resigned = {
+        let token = bearer_token(request.headers())?;
+        resign(state, &config, route, token).await?
+    };
+    forward::forward(state, route, request, &resigned.header_value, peer).await
+}
+
+/// Extracts the bearer token: exactly one `Authorization` header, scheme `Bearer` in any
+/// case (RFC 6750 §2.1, RFC 9110 §11.1), one token of `b64token` characters.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ProxyError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(ProxyError::MissingToken)?;
+    if values.next().is_some() {
+        return Err(ProxyError::BadRequest("more than one Authorization header"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| ProxyError::BadRequest("Authorization header is not ASCII"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ProxyError::MissingToken);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(ProxyError::BadRequest("empty bearer token"));
+    }
+    if token.len() > max_token_bytes() {
+        return Err(ProxyError::InvalidToken(VerifyError::TooLarge));
+    }
+    let body = token.trim_end_matches('=');
+    let valid = body
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+    if !valid {
+        return Err(ProxyError::BadRequest(
+            "bearer token has characters outside RFC 6750 b64token",
+        ));
+    }
+    Ok(token)
+}
+
+/// A short, irreversible name for a token in logs: the first 12 characters of its SHA-256.
+pub fn token_fingerprint(token: &str) -> String {
+    let mut text = b64::encode(digest::digest(&digest::SHA256, token.as_bytes()));
+    text.truncate(12);
+    text
+}
+
+/// Returns the re-signed header value for `token`, from the cache or by verifying, mapping
+/// and signing it (once, however many requests carry the same new token).
+pub async fn resign(
+    state: &AppState,
+    config: &Config,
+    route: &Route,
+    token: &str,
+) -> Result<Arc<Resigned>, ProxyError> {
+    let idp_keys = state.idp.current().ok_or(ProxyError::IdpUnavailable)?;
+    let key = CacheKey::new(token, route.id, config.generation, idp_keys.generation);
+    let entry = state
+        .cache
+        .entry(key)
+        .or_try_insert_with(resign_uncached(state, config, route, token, idp_keys))
+        .await
+        .map_err(|err| (*err).clone())?;
+    if entry.is_fresh() {
+        Metrics::inc(&state.metrics.cache_misses);
+    } else {
+        Metrics::inc(&state.metrics.cache_hits);
+    }
+    Ok(entry.into_value())
+}
+
+async fn resign_uncached(
+    state: &AppState,
+    config: &Config,
+    route: &Route,
+    token: &str,
+    idp_keys: Arc<IdpKeys>,
+) -> Result<Arc<Resigned>, ProxyError> {
+    let settings = state.idp.settings();
+    let parsed = verify::parse(token, settings)?;
+    let kid = parsed.kid.as_deref();
+    let keys = match idp_keys.find(kid) {
+        Lookup::Found(_) => idp_keys,
+        Lookup::NoKid => return Err(VerifyError::NoKid.into()),
+        Lookup::UnknownKid => state
+            .idp
+            .refresh_for_unknown_kid(kid.unwrap_or_default())
+            .await
+            .ok_or(ProxyError::IdpUnavailable)?,
+    };
+    let Lookup::Found(key) = keys.find(kid) else {
+        return Err(VerifyError::UnknownKid.into());
+    };
+    let now = crate::time::now_unix();
+    let verified = verify::verify(&parsed, key, settings, &route.audience, now)?;
+    let signing = &config.signing;
+    let claims = claims::map_claims(
+        &verified.claims,
+        verified.exp,
+        &route.claims,
+        &signing.issuer,
+        signing.max_ttl.as_secs() as i64,
+        now,
+    );
+    let exp = claims
+        .get("exp")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(now);
+    let payload = serde_json::to_vec(&claims).map_err(|_| ProxyError::SigningFailed)?;
+    let signer = signing.active.clone();
+    let signed = if signer.is_slow() {
+        tokio::task::spawn_blocking(move || signer.sign_compact(&payload))
+            .await
+            .map_err(|_| ProxyError::SigningFailed)?
+    } else {
+        signer.sign_compact(&payload)
+    }
+    .map_err(|_| ProxyError::SigningFailed)?;
+    Metrics::inc(&state.metrics.signatures);
+    tracing::debug!(token = %token_fingerprint(token), route = %route.prefix, kid = signing.active.kid(), "token re-signed");
+    let value = if route.header == header::AUTHORIZATION {
+        format!("Bearer {signed}")
+    } else {
+        signed
+    };
+    let header_value = HeaderValue::from_str(&value).map_err(|_| ProxyError::SigningFailed)?;
+    let ttl = (exp - now - settings.leeway.as_secs() as i64).max(0) as u64;
+    Ok(Arc::new(Resigned {
+        header_value,
+        ttl: std::time::Duration::from_secs(ttl),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            map.append(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_extraction() {
+        assert_eq!(
+            bearer_token(&headers(&["Bearer abc.def.ghi"])),
+            Ok("abc.def.ghi")
+        );
+        assert_eq!(bearer_token(&headers(&["bearer abc"])), Ok("abc"));
+        assert_eq!(bearer_token(&headers(&["BEARER  abc"])), Ok("abc"));
+        assert_eq!(bearer_token(&headers(&[])), Err(ProxyError::MissingToken));
+        assert_eq!(
+            bearer_token(&headers(&["Basic dXNlcjpwYXNz"])),
+            Err(ProxyError::MissingToken)
+        );
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer a", "Bearer b"])),
+            Err(ProxyError::BadRequest(_))
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer "])),
+            Err(ProxyError::BadRequest(_))
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer a b"])),
+            Err(ProxyError::BadRequest(_))
+        ));
+        assert_eq!(token_fingerprint("abc").len(), 12);
+    }
+}

@@ -1,0 +1,286 @@
+//! Verification of the incoming IdP access token (RFC 7515 compact JWS, RFC 8725, RFC 9068).
+//! Split in two so the IdP key lookup can happen in between: [`parse`] checks structure and
+//! header, [`verify`] checks the signature with the chosen key and then the claims.
+//! jsonwebtoken's `decode` is not used here: it accepts duplicate claims, unknown `crit`,
+//! `b64: false`, future `iat` and an array `iss`, which a re-signer must not.
+
+use serde_json::{Map, Value};
+
+use crate::alg::Alg;
+use crate::b64;
+use crate::config::IdpSettings;
+use crate::config::validate::max_token_bytes;
+use crate::json::{self, JsonError};
+use crate::keys::VerifyKey;
+
+/// Why a token was rejected. The text is the `error_description` sent to the client, so it
+/// never contains token content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("token larger than the 16 KiB limit")]
+    TooLarge,
+    #[error("token is not a compact JWS (three base64url segments)")]
+    Structure,
+    #[error("token {0} is not base64url without padding")]
+    Base64(&'static str),
+    #[error("token {0} is not a JSON object")]
+    Json(&'static str),
+    #[error("token {0} repeats member {1:?}")]
+    Duplicate(&'static str, String),
+    #[error("algorithm not allowed")]
+    AlgNotAllowed,
+    #[error("unsupported critical header parameter")]
+    Crit,
+    #[error("unencoded payload (b64) is not supported")]
+    B64,
+    #[error("nested tokens are not accepted")]
+    Nested,
+    #[error("embedded key header {0:?} is not accepted")]
+    EmbeddedKey(&'static str),
+    #[error("header member {0:?} has the wrong type")]
+    HeaderType(&'static str),
+    #[error("token type not accepted")]
+    Typ,
+    #[error("no key with this kid")]
+    UnknownKid,
+    #[error("token has no kid and the IdP has several keys")]
+    NoKid,
+    #[error("key does not allow this algorithm")]
+    KeyAlgMismatch,
+    #[error("signature verification failed")]
+    Signature,
+    #[error("claim {0:?} is missing")]
+    MissingClaim(&'static str),
+    #[error("claim {0:?} has the wrong type")]
+    ClaimType(&'static str),
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    #[error("issuer not accepted")]
+    Issuer,
+    #[error("audience not accepted")]
+    Audience,
+}
+
+/// A structurally valid token whose header passed every check; signature not yet verified.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub alg: Alg,
+    pub kid: Option<String>,
+    signing_input: &'a str,
+    payload_b64: &'a str,
+    signature: Vec<u8>,
+}
+
+/// Verified claims with the `exp` that bounds the re-signed token.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub claims: Map<String, Value>,
+    pub exp: i64,
+}
+
+/// Header members that would make the token carry or point at its own key (RFC 8725 §3.10).
+/// They are refused, never dereferenced; the thumbprint hints `x5t`/`x5t#S256` are harmless.
+const EMBEDDED_KEY_HEADERS: [&str; 4] = ["jku", "x5u", "jwk", "x5c"];
+
+/// Structure and header checks, before any key is chosen.
+pub fn parse<'a>(token: &'a str, idp: &IdpSettings) -> Result<Parsed<'a>, VerifyError> {
+    if token.len() > max_token_bytes() {
+        return Err(VerifyError::TooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(sig_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Structure);
+    };
+    if header_b64.is_empty() || payload_b64.is_empty() || sig_b64.is_empty() {
+        return Err(VerifyError::Structure);
+    }
+    let header_bytes = b64::decode(header_b64).ok_or(VerifyError::Base64("header"))?;
+    let header = json::parse_object(&header_bytes).map_err(|err| json_error("header", err))?;
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => Alg::parse(name).filter(|alg| idp.algorithms.contains(alg)),
+        _ => None,
+    }
+    .ok_or(VerifyError::AlgNotAllowed)?;
+    if header.contains_key("crit") {
+        // resigner understands no extension header, so any `crit` (even empty) is refused.
+        return Err(VerifyError::Crit);
+    }
+    if header.contains_key("b64") {
+        return Err(VerifyError::B64);
+    }
+    if let Some(cty) = header.get("cty") {
+        let cty = cty.as_str().ok_or(VerifyError::HeaderType("cty"))?;
+        if cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/jwt") {
+            return Err(VerifyError::Nested);
+        }
+    }
+    for name in EMBEDDED_KEY_HEADERS {
+        if header.contains_key(name) {
+            return Err(VerifyError::EmbeddedKey(name));
+        }
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return Err(VerifyError::HeaderType("kid")),
+    };
+    let typ = match header.get("typ") {
+        None => None,
+        Some(Value::String(typ)) => Some(typ.as_str()),
+        Some(_) => return Err(VerifyError::HeaderType("typ")),
+    };
+    if let Some(required) = &idp.require_typ
+        && !typ.is_some_and(|typ| typ_matches(typ, required))
+    {
+        return Err(VerifyError::Typ);
+    }
+    let signature = b64::decode(sig_b64).ok_or(VerifyError::Base64("signature"))?;
+    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+    Ok(Parsed {
+        alg,
+        kid,
+        signing_input,
+        payload_b64,
+        signature,
+    })
+}
+
+/// RFC 8725 §3.11 / RFC 9068 §4: media types compare case-insensitively, with or without the
+/// `application/` prefix.
+fn typ_matches(typ: &str, required: &str) -> bool {
+    let strip = |t: &str| {
+        let lower = t.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map(str::to_string)
+            .unwrap_or(lower)
+    };
+    strip(typ) == strip(required)
+}
+
+/// Checks the signature with `key`, then the claims against the IdP settings and `audience`.
+pub fn verify(
+    parsed: &Parsed<'_>,
+    key: &VerifyKey,
+    idp: &IdpSettings,
+    audience: &str,
+    now: i64,
+) -> Result<Verified, VerifyError> {
+    if key.alg.is_some_and(|pinned| pinned != parsed.alg) {
+        return Err(VerifyError::KeyAlgMismatch);
+    }
+    let public = key.for_alg(parsed.alg).ok_or(VerifyError::KeyAlgMismatch)?;
+    public
+        .verify_sig(parsed.signing_input.as_bytes(), &parsed.signature)
+        .map_err(|_| VerifyError::Signature)?;
+    let payload = b64::decode(parsed.payload_b64).ok_or(VerifyError::Base64("payload"))?;
+    let claims = json::parse_object(&payload).map_err(|err| json_error("payload", err))?;
+    let exp = check_claims(&claims, idp, audience, now)?;
+    Ok(Verified { claims, exp })
+}
+
+fn check_claims(
+    claims: &Map<String, Value>,
+    idp: &IdpSettings,
+    audience: &str,
+    now: i64,
+) -> Result<i64, VerifyError> {
+    let leeway = idp.leeway.as_secs() as i64;
+    match claims.get("iss") {
+        None => return Err(VerifyError::MissingClaim("iss")),
+        Some(Value::String(iss)) if *iss == idp.issuer => {}
+        Some(Value::String(_)) => return Err(VerifyError::Issuer),
+        Some(_) => return Err(VerifyError::ClaimType("iss")),
+    }
+    match claims.get("aud") {
+        None => return Err(VerifyError::MissingClaim("aud")),
+        Some(Value::String(aud)) if aud == audience => {}
+        Some(Value::String(_)) => return Err(VerifyError::Audience),
+        Some(Value::Array(list)) => {
+            if !list.iter().all(Value::is_string) {
+                return Err(VerifyError::ClaimType("aud"));
+            }
+            if !list.iter().any(|aud| aud == audience) {
+                return Err(VerifyError::Audience);
+            }
+        }
+        Some(_) => return Err(VerifyError::ClaimType("aud")),
+    }
+    let exp = numeric_date(claims, "exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
+    if exp <= now - leeway {
+        return Err(VerifyError::Expired);
+    }
+    if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(VerifyError::NotYetValid);
+    }
+    if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
+        return Err(VerifyError::IssuedInFuture);
+    }
+    for name in ["sub", "jti", "client_id", "scope"] {
+        if claims.get(name).is_some_and(|value| !value.is_string()) {
+            return Err(VerifyError::ClaimType(claim_name(name)));
+        }
+    }
+    Ok(exp)
+}
+
+/// A NumericDate claim: a non-negative JSON number (fractions floored). `null`, strings and
+/// negative values are type errors.
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<i64>, VerifyError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(number)) => {
+            let value = number
+                .as_i64()
+                .or_else(|| {
+                    number
+                        .as_f64()
+                        .filter(|f| f.is_finite() && f.abs() < 1e15)
+                        .map(|f| f.floor() as i64)
+                })
+                .ok_or(VerifyError::ClaimType(name))?;
+            if value < 0 {
+                return Err(VerifyError::ClaimType(name));
+            }
+            Ok(Some(value))
+        }
+        Some(_) => Err(VerifyError::ClaimType(name)),
+    }
+}
+
+fn claim_name(name: &str) -> &'static str {
+    match name {
+        "sub" => "sub",
+        "jti" => "jti",
+        "client_id" => "client_id",
+        _ => "scope",
+    }
+}
+
+fn json_error(part: &'static str, err: JsonError) -> VerifyError {
+    match err {
+        JsonError::Duplicate(name) => VerifyError::Duplicate(part, name.chars().take(64).collect()),
+        JsonError::Syntax | JsonError::NotObject => VerifyError::Json(part),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typ_comparison_follows_rfc_8725() {
+        assert!(typ_matches("at+jwt", "at+jwt"));
+        assert!(typ_matches("application/AT+JWT", "at+jwt"));
+        assert!(!typ_matches("JWT", "at+jwt"));
+    }
+}
