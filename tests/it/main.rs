@@ -1,1 +1,12 @@
-fn main() {}
+//! Integration tests: real loopback servers (an IdP serving a JWKS, an upstream that records
+//! what it receives, the proxy itself) driven over HTTP. One binary; see `common` for the
+//! builders.
+
+mod common;
+
+mod cache;
+mod demo;
+mod idp_keys;
+mod interop;
+mod proxy;
+mod rejections;

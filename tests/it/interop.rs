@@ -1,0 +1,53 @@
+//! A second opinion from an independent JOSE implementation in another language: PyJWT
+//! fetches the proxy's JWKS over HTTP and verifies forwarded tokens of every output algorithm.
+//! PyJWT is installed by `scripts/test.sh`; this test fails (never skips) without it.
+
+use std::process::Command;
+
+use resigner::alg::Alg;
+use serde_json::Value;
+
+use crate::common::*;
+
+const VERIFY_PY: &str = r#"
+import json, sys
+import jwt
+url, token, audience, issuer = sys.argv[1:5]
+key = jwt.PyJWKClient(url).get_signing_key_from_jwt(token)
+claims = jwt.decode(token, key.key, algorithms=["RS256", "PS256", "ES256", "ES384", "EdDSA"],
+                    audience=audience, issuer=issuer, options={"require": ["exp", "iat", "iss", "aud"]})
+header = jwt.get_unverified_header(token)
+print(json.dumps({"claims": claims, "header": header}))
+"#;
+
+#[tokio::test]
+async fn pyjwt_verifies_forwarded_tokens_for_every_output_algorithm() {
+    let key = IdpKey::rs256("idp-1");
+    let idp = TestIdp::start(&[&key]).await;
+    for alg in [Alg::RS256, Alg::PS256, Alg::ES256, Alg::ES384, Alg::EdDSA] {
+        let upstream = TestUpstream::start().await;
+        let proxy = ProxyBuilder::new(&idp).signing_alg(alg).api_route(&upstream).start().await;
+        proxy.ready().await;
+        let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+        assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 200);
+        let forwarded = upstream.last().bearer();
+        let jwks_url = proxy.url("/.well-known/jwks.json");
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("python3")
+                .args(["-c", VERIFY_PY, &jwks_url, &forwarded, "https://api.test", "https://resigner.test/"])
+                .output()
+                .expect("python3 runs (scripts/test.sh installs it with PyJWT)")
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "PyJWT rejected the {alg} token: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(verdict["header"]["alg"], alg.name());
+        assert_eq!(verdict["header"]["typ"], "at+jwt");
+        assert_eq!(verdict["claims"]["sub"], "user-42");
+    }
+}
