@@ -30,7 +30,7 @@ impl AppState {
     pub fn new(mut config: Config) -> Arc<Self> {
         config.generation = 1;
         let metrics = Arc::new(Metrics::default());
-        let fetch = http_client::fetch_client(config.upstream.connect_timeout);
+        let fetch = http_client::fetch_client(config.idp.fetch_timeout);
         let idp = Arc::new(IdpClient::new(config.idp.clone(), fetch, metrics.clone()));
         let upstream = http_client::upstream_client(
             config.upstream.connect_timeout,

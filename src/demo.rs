@@ -320,6 +320,7 @@ pub async fn run(port: u16) -> Result<(), DemoError> {
     let dir = std::env::temp_dir().join(format!("resigner-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let key_path = dir.join("customer-es256.pem");
+    let _ = std::fs::remove_file(&key_path);
     let der = SigningKey::generate_pkcs8(Alg::ES256).map_err(|e| DemoError::Key(e.to_string()))?;
     write_private(&key_path, &pem::encode(&der, "PRIVATE KEY"))?;
     let text = demo_config(port, port.wrapping_add(3), &idp.issuer, upstream, &key_path);
@@ -362,11 +363,11 @@ Press Ctrl-C to stop."#,
     Ok(())
 }
 
-/// Writes a private key file readable by the owner only.
+/// Creates a private key file readable by the owner only; an existing file is an error.
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

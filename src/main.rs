@@ -59,8 +59,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let alg = Alg::parse(&alg).with_context(|| format!("unknown algorithm {alg:?}"))?;
             let der = SigningKey::generate_pkcs8(alg)?;
             let key = SigningKey::from_pkcs8(&der, alg, kid).map_err(anyhow::Error::msg)?;
-            let pem_path = out.with_extension("pem");
-            let jwk_path = out.with_extension("jwk.json");
+            let pem_path = std::path::PathBuf::from(format!("{}.pem", out.display()));
+            let jwk_path = std::path::PathBuf::from(format!("{}.jwk.json", out.display()));
+            for path in [&pem_path, &jwk_path] {
+                anyhow::ensure!(
+                    !path.exists(),
+                    "{} exists; refusing to overwrite a key (move it away first)",
+                    path.display()
+                );
+            }
             if let Some(parent) = pem_path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;

@@ -58,3 +58,239 @@ pub fn parse_config(text: &str, base: &Path) -> Result<Config, ConfigError> {
         problems,
     })
 }
+
+#[cfg(test)]
+mod example_tests {
+    //! `config/example.toml` is documentation that must stay true: every key in it is a real
+    //! field, and with its key files in place it loads as written.
+
+    use std::path::Path;
+    use std::time::Duration;
+
+    use http::header::{AUTHORIZATION, HeaderName};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::alg::Alg;
+    use crate::keys::{SigningKey, pem};
+    use crate::proxy::claims::ClaimMapping;
+
+    const EXAMPLE: &str = include_str!("../../config/example.toml");
+
+    /// Writes a fresh PKCS#8 PEM private key for `alg` at `path`, creating its directory.
+    fn write_key(path: &Path, alg: Alg) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let der = SigningKey::generate_pkcs8(alg).unwrap();
+        std::fs::write(path, pem::encode(&der, "PRIVATE KEY")).unwrap();
+    }
+
+    /// The example with its commented-out settings (`# name = value`) switched on.
+    fn with_commented_settings_enabled(text: &str) -> String {
+        text.lines()
+            .map(|line| {
+                let rest = line.strip_prefix("# ").unwrap_or("");
+                let is_setting = rest.split_once(" = ").is_some_and(|(name, _)| {
+                    !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                });
+                if is_setting { rest } else { line }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn example_parses_into_the_file_shape_with_every_setting_present() {
+        let raw: file::FileConfig =
+            toml::from_str(EXAMPLE).unwrap_or_else(|err| panic!("config/example.toml: {err}"));
+        assert!(raw.server.header_read_timeout.is_some());
+        assert!(raw.admin.listen.is_some());
+        let idp = &raw.idp;
+        for (name, value) in [
+            ("jwks_uri", &idp.jwks_uri),
+            ("leeway", &idp.leeway),
+            ("require_typ", &idp.require_typ),
+            ("refresh", &idp.refresh),
+            ("refresh_min", &idp.refresh_min),
+            ("refresh_max", &idp.refresh_max),
+            ("unknown_kid_cooldown", &idp.unknown_kid_cooldown),
+            ("max_stale", &idp.max_stale),
+            ("fetch_timeout", &idp.fetch_timeout),
+        ] {
+            assert!(value.is_some(), "idp.{name} is not shown");
+        }
+        assert!(idp.algorithms.is_some());
+        assert!(raw.signing.max_ttl.is_some());
+        assert!(raw.signing.active.is_some());
+        assert_eq!(raw.signing.keys.len(), 2);
+        assert!(raw.signing.keys.iter().all(|key| key.kid.is_some()));
+        assert!(raw.cache.max_bytes.is_some());
+        assert!(raw.upstream.connect_timeout.is_some());
+        assert!(raw.upstream.timeout.is_some());
+        assert!(raw.upstream.pool_idle_timeout.is_some());
+        assert_eq!(raw.routes.len(), 2);
+        let full = &raw.routes[0];
+        assert!(full.strip_prefix);
+        assert!(full.header.is_some() && full.timeout.is_some());
+        assert!(full.claims.audience.is_some() && full.claims.copy.is_some());
+        assert!(!full.claims.rename.is_empty());
+        assert!(!full.claims.set.is_empty());
+        assert!(!full.claims.remove.is_empty());
+        let set = &full.claims.set;
+        assert!(set.values().any(Value::is_string));
+        assert!(set.values().any(Value::is_i64));
+        assert!(set.values().any(Value::is_boolean));
+        assert!(set.values().any(Value::is_array));
+
+        // The settings shown commented out (`# max_entries = ...`) are real fields too.
+        let enabled = with_commented_settings_enabled(EXAMPLE);
+        let raw: file::FileConfig = toml::from_str(&enabled)
+            .unwrap_or_else(|err| panic!("config/example.toml, comments enabled: {err}"));
+        assert!(raw.cache.max_entries.is_some());
+    }
+
+    #[test]
+    fn example_loads_with_its_key_files_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config_path = tmp.path().join("config").join("example.toml");
+        std::fs::create_dir_all(config_path.parent().unwrap()).unwrap();
+        std::fs::write(&config_path, EXAMPLE).unwrap();
+        let signing = tmp.path().join("certs").join("signing");
+        write_key(&signing.join("example.pem"), Alg::ES256);
+        write_key(&signing.join("example-next.pem"), Alg::ES256);
+
+        let config = load_config(&config_path).unwrap_or_else(|err| panic!("{err}"));
+
+        assert_eq!(config.server.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.admin_listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(config.idp.issuer, "https://idp.example.com/");
+        assert!(config.idp.jwks_uri.is_some());
+        assert_eq!(config.idp.algorithms, [Alg::RS256]);
+        assert_eq!(config.idp.leeway, Duration::from_secs(30));
+        assert_eq!(config.idp.require_typ.as_deref(), Some("at+jwt"));
+        assert_eq!(config.idp.refresh, Duration::from_secs(600));
+        assert_eq!(config.idp.max_stale, Duration::from_secs(86_400));
+        assert_eq!(config.signing.issuer, "https://auth.example.com/");
+        assert_eq!(config.signing.max_ttl, Duration::from_secs(300));
+        assert_eq!(config.signing.active.kid(), "example-2025-06");
+        assert_eq!(config.signing.active.alg(), Alg::ES256);
+        let kids: Vec<&str> = config.signing.keys.iter().map(|k| k.kid()).collect();
+        assert_eq!(kids, ["example-2025-06", "example-2025-12"]);
+        assert_eq!(config.cache.max_bytes, Some(64 * 1024 * 1024));
+        assert_eq!(config.cache.max_entries, None);
+        assert_eq!(config.upstream.timeout, Duration::from_secs(30));
+
+        assert_eq!(config.routes.len(), 2);
+        let orders = &config.routes[0];
+        assert_eq!(orders.prefix, "/orders");
+        assert_eq!(orders.upstream.scheme.as_str(), "http");
+        assert_eq!(orders.upstream.authority.as_str(), "orders.internal:8081");
+        assert_eq!(orders.upstream.base_path, "/api/v1");
+        assert_eq!(orders.audience, "https://api.example.com");
+        assert!(orders.strip_prefix);
+        assert_eq!(orders.header, AUTHORIZATION);
+        assert_eq!(orders.timeout, Duration::from_secs(10));
+        let expected = ClaimMapping {
+            audience: json!(["legacy-orders", "legacy-billing"]),
+            copy: Some(vec![
+                "sub".into(),
+                "client_id".into(),
+                "jti".into(),
+                "email".into(),
+            ]),
+            rename: vec![
+                ("https://idp.example.com/roles".into(), "roles".into()),
+                ("scope".into(), "scp".into()),
+            ],
+            set: json!({
+                "tenant": "acme",
+                "legacy_level": 2,
+                "internal": true,
+                "groups": ["orders", "billing"],
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+            remove: vec!["email".into()],
+        };
+        assert_eq!(orders.claims, expected);
+
+        let legacy = &config.routes[1];
+        assert_eq!(legacy.prefix, "/legacy");
+        assert_eq!(legacy.upstream.scheme.as_str(), "https");
+        assert_eq!(legacy.upstream.base_path, "");
+        assert!(!legacy.strip_prefix);
+        assert_eq!(legacy.header, HeaderName::from_static("x-legacy-token"));
+        assert_eq!(legacy.timeout, config.upstream.timeout);
+        assert_eq!(legacy.claims.audience, json!("https://legacy.example.com"));
+        assert_eq!(legacy.claims.copy, None);
+        assert!(legacy.claims.rename.is_empty());
+        assert!(legacy.claims.set.is_empty());
+        assert!(legacy.claims.remove.is_empty());
+
+        assert_eq!(
+            config.route_for("/orders/42").map(|r| r.id),
+            Some(0),
+            "route ids follow file order"
+        );
+        assert_eq!(config.route_for("/legacy").map(|r| r.id), Some(1));
+        assert!(config.route_for("/ordersx").is_none());
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_key(&tmp.path().join("signing.pem"), Alg::ES256);
+        let config_path = tmp.path().join("broken.toml");
+        std::fs::write(
+            &config_path,
+            r#"
+[server]
+listen = "localhost:8080"
+
+[idp]
+issuer = "https://idp.example.com/"
+algorithms = ["RS256", "none"]
+
+[signing]
+issuer = "https://auth.example.com/"
+
+[[signing.keys]]
+path = "signing.pem"
+alg = "ES256"
+
+[[routes]]
+prefix = "orders"
+upstream = "http://orders.internal"
+audience = "https://api.example.com"
+
+[routes.claims.set]
+exp = 4102444800
+"#,
+        )
+        .unwrap();
+
+        let err = load_config(&config_path).unwrap_err();
+        let ConfigError::Invalid { path, problems } = &err else {
+            panic!("expected ConfigError::Invalid, got {err}");
+        };
+        assert_eq!(path, &config_path.display().to_string());
+        let has = |field: &str, text: &str| {
+            problems
+                .iter()
+                .any(|p| p.starts_with(&format!("{field}: ")) && p.contains(text))
+        };
+        assert!(has("server.listen", "localhost:8080"), "{problems:#?}");
+        assert!(has("idp.algorithms", "\"none\""), "{problems:#?}");
+        assert!(has("routes[0].claims.set", "\"exp\""), "{problems:#?}");
+        assert!(
+            has("routes[0].prefix", "must start with '/'"),
+            "{problems:#?}"
+        );
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(err.to_string().contains("4 problem(s)"), "{err}");
+    }
+}

@@ -121,6 +121,10 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
+/// The shortest timeout or refresh interval accepted: zero would fail every request or
+/// spin a fetch loop against the IdP.
+const MIN_TIMEOUT: Duration = Duration::from_millis(50);
+
 /// The largest incoming token accepted, in bytes.
 pub const fn max_token_bytes() -> usize {
     MAX_TOKEN_BYTES
@@ -145,6 +149,21 @@ impl Problems {
                 default
             }
         }
+    }
+
+    /// Like [`Problems::duration`], and at least `min`.
+    fn duration_min(
+        &mut self,
+        field: &str,
+        value: &Option<String>,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let duration = self.duration(field, value, default);
+        if duration < min {
+            self.push(field, format!("must be at least {min:?}"));
+        }
+        duration
     }
 
     fn addr(&mut self, field: &str, value: &str) -> Option<SocketAddr> {
@@ -174,6 +193,9 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
         "admin.listen",
         raw.admin.listen.as_deref().unwrap_or("127.0.0.1:9090"),
     );
+    if listen.is_some_and(|addr| addr.port() != 0) && listen == admin_listen {
+        p.push("admin.listen", "must differ from server.listen");
+    }
     let idp = idp_settings(&raw.idp, &mut p);
     let signing = signing_settings(&raw.signing, base, &mut p);
     let upstream = UpstreamSettings {
@@ -194,6 +216,9 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
         ),
     };
     let routes = routes(&raw.routes, &upstream, &mut p);
+    if raw.cache.max_bytes.is_some() && raw.cache.max_entries.is_some() {
+        p.push("cache", "set max_bytes or max_entries, not both");
+    }
     if raw.cache.max_bytes == Some(0) || raw.cache.max_entries == Some(0) {
         p.push(
             "cache",
@@ -271,7 +296,12 @@ fn idp_settings(raw: &file::IdpSection, p: &mut Problems) -> IdpSettings {
         );
     }
     let refresh = p.duration("idp.refresh", &raw.refresh, Duration::from_secs(600));
-    let refresh_min = p.duration("idp.refresh_min", &raw.refresh_min, Duration::from_secs(60));
+    let refresh_min = p.duration_min(
+        "idp.refresh_min",
+        &raw.refresh_min,
+        Duration::from_secs(60),
+        MIN_TIMEOUT,
+    );
     let refresh_max = p.duration(
         "idp.refresh_max",
         &raw.refresh_max,
@@ -294,7 +324,12 @@ fn idp_settings(raw: &file::IdpSection, p: &mut Problems) -> IdpSettings {
             &raw.unknown_kid_cooldown,
             Duration::from_secs(30),
         ),
-        max_stale: p.duration("idp.max_stale", &raw.max_stale, Duration::from_secs(86_400)),
+        max_stale: p.duration_min(
+            "idp.max_stale",
+            &raw.max_stale,
+            Duration::from_secs(86_400),
+            Duration::from_secs(1),
+        ),
         fetch_timeout: p.duration(
             "idp.fetch_timeout",
             &raw.fetch_timeout,
@@ -470,7 +505,13 @@ fn claim_mapping(
             Value::from(list.clone())
         }
     };
-    for name in raw.set.keys() {
+    for (name, value) in &raw.set {
+        if value.to_string().contains("$__toml_private_datetime") {
+            p.push(
+                format!("{field}.claims.set"),
+                format!("{name:?} is a TOML date/time; JWT claims have no such type (quote it as a string, or use a number)"),
+            );
+        }
         if RESERVED.contains(&name.as_str()) {
             p.push(
                 format!("{field}.claims.set"),
@@ -478,7 +519,14 @@ fn claim_mapping(
             );
         }
     }
+    let mut targets = HashSet::new();
     for (from, to) in &raw.rename {
+        if !targets.insert(to) {
+            p.push(
+                format!("{field}.claims.rename"),
+                format!("two claims are renamed to {to:?}"),
+            );
+        }
         if RESERVED.contains(&from.as_str()) || RESERVED.contains(&to.as_str()) {
             p.push(
                 format!("{field}.claims.rename"),

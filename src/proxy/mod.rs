@@ -51,6 +51,11 @@ pub async fn try_handle(
     peer: SocketAddr,
 ) -> Result<Response<Body>, ProxyError> {
     let config = state.config();
+    if !is_normalized(request.uri().path()) {
+        return Err(ProxyError::BadRequest(
+            "path has dot segments or encoded separators",
+        ));
+    }
     let route = config
         .route_for(request.uri().path())
         .ok_or(ProxyError::NoRoute)?;
@@ -59,6 +64,20 @@ pub async fn try_handle(
         resign(state, &config, route, token).await?
     };
     forward::forward(state, route, request, &resigned.header_value, peer).await
+}
+
+/// False for paths an upstream could resolve outside the matched route prefix: `.` or `..`
+/// segments (also percent-encoded) and encoded `/` or `\\` inside a segment.
+pub fn is_normalized(path: &str) -> bool {
+    path.split('/').all(|segment| {
+        let lower = segment.to_ascii_lowercase();
+        let decoded = lower.replace("%2e", ".");
+        decoded != "."
+            && decoded != ".."
+            && !lower.contains("%2f")
+            && !lower.contains("%5c")
+            && !segment.contains('\\')
+    })
 }
 
 /// Extracts the bearer token: exactly one `Authorization` header, scheme `Bearer` in any
@@ -226,5 +245,22 @@ mod tests {
             Err(ProxyError::BadRequest(_))
         ));
         assert_eq!(token_fingerprint("abc").len(), 12);
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_not_normalized() {
+        assert!(is_normalized("/orders/42"));
+        assert!(is_normalized("/orders/v1.2/x..y"));
+        for bad in [
+            "/orders/../admin",
+            "/orders/./x",
+            "/orders/%2e%2E/admin",
+            "/orders/.%2e",
+            "/orders%2f..",
+            "/a/%5C..",
+            "/a\\b",
+        ] {
+            assert!(!is_normalized(bad), "{bad}");
+        }
     }
 }

@@ -12,13 +12,23 @@ async fn cache_hit_skips_signing_and_concurrent_misses_sign_once() {
     let key = IdpKey::rs256("k1");
     let idp = TestIdp::start(&[&key]).await;
     let upstream = TestUpstream::start().await;
-    let proxy = Arc::new(ProxyBuilder::new(&idp).signing_alg(Alg::RS256).api_route(&upstream).start().await);
+    let proxy = Arc::new(
+        ProxyBuilder::new(&idp)
+            .signing_alg(Alg::RS256)
+            .api_route(&upstream)
+            .start()
+            .await,
+    );
     proxy.ready().await;
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
     assert_eq!(get_bearer(&proxy.url("/api/a"), &token).await.status, 200);
     assert_eq!(proxy.counter(|m| &m.signatures), 1);
     assert_eq!(get_bearer(&proxy.url("/api/b"), &token).await.status, 200);
-    assert_eq!(proxy.counter(|m| &m.signatures), 1, "second request served from the cache");
+    assert_eq!(
+        proxy.counter(|m| &m.signatures),
+        1,
+        "second request served from the cache"
+    );
     assert_eq!(proxy.counter(|m| &m.cache_hits), 1);
     let seen = upstream.seen();
     assert_eq!(seen[0].bearer(), seen[1].bearer());
@@ -33,7 +43,11 @@ async fn cache_hit_skips_signing_and_concurrent_misses_sign_once() {
     for task in tasks {
         assert_eq!(task.await.unwrap(), 200);
     }
-    assert_eq!(proxy.counter(|m| &m.signatures), 2, "20 concurrent requests with one new token sign once");
+    assert_eq!(
+        proxy.counter(|m| &m.signatures),
+        2,
+        "20 concurrent requests with one new token sign once"
+    );
 }
 
 #[tokio::test]
@@ -45,14 +59,31 @@ async fn signing_key_change_invalidates_cached_tokens() {
     proxy.ready().await;
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
     assert_eq!(get_bearer(&proxy.url("/api/a"), &token).await.status, 200);
-    let old_kid = proxy.running.state.config().signing.active.kid().to_string();
+    let old_kid = proxy
+        .running
+        .state
+        .config()
+        .signing
+        .active
+        .kid()
+        .to_string();
     let new_kid = proxy.rotate_signing_key(Alg::EdDSA);
     assert_ne!(old_kid, new_kid);
     assert_eq!(get_bearer(&proxy.url("/api/a"), &token).await.status, 200);
-    assert_eq!(proxy.counter(|m| &m.signatures), 2, "the old cached token was not served");
+    assert_eq!(
+        proxy.counter(|m| &m.signatures),
+        2,
+        "the old cached token was not served"
+    );
     let forwarded = upstream.last().bearer();
     let header = jsonwebtoken::decode_header(&forwarded).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
-    crate::proxy::verify_with_published_jwks(&proxy, &forwarded, jsonwebtoken::Algorithm::EdDSA, &["https://api.test"]).await;
+    crate::proxy::verify_with_published_jwks(
+        &proxy,
+        &forwarded,
+        jsonwebtoken::Algorithm::EdDSA,
+        &["https://api.test"],
+    )
+    .await;
 }

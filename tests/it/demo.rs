@@ -54,13 +54,28 @@ async fn demo_runs_the_whole_story() {
     })
     .await
     .unwrap();
-    assert!(printed.contains("curl -s -d grant_type=client_credentials"), "{printed}");
+    assert!(
+        printed.contains("curl -s -d grant_type=client_credentials"),
+        "{printed}"
+    );
 
     let idp = format!("http://127.0.0.1:{}", port + 1);
-    let token = send(Method::POST, &format!("{idp}/oauth/token"), &[("content-type", "application/x-www-form-urlencoded")], b"grant_type=client_credentials").await;
+    let token = send(
+        Method::POST,
+        &format!("{idp}/oauth/token"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"grant_type=client_credentials",
+    )
+    .await;
     assert_eq!(token.status, 200);
     let token = token.json()["access_token"].as_str().unwrap().to_string();
-    let wrong_grant = send(Method::POST, &format!("{idp}/oauth/token"), &[], b"grant_type=password").await;
+    let wrong_grant = send(
+        Method::POST,
+        &format!("{idp}/oauth/token"),
+        &[],
+        b"grant_type=password",
+    )
+    .await;
     assert_eq!(wrong_grant.status, 400);
 
     let proxy = format!("http://127.0.0.1:{port}");
@@ -75,9 +90,14 @@ async fn demo_runs_the_whole_story() {
     assert!(echo["token_claims"]["roles"].is_array());
     assert!(echo["token_claims"].get("gty").is_none());
     let kid = echo["token_header"]["kid"].as_str().unwrap();
-    assert!(printed.contains(kid), "the printed instructions name the customer kid");
+    assert!(
+        printed.contains(kid),
+        "the printed instructions name the customer kid"
+    );
 
-    let jwks = get(&format!("{proxy}/.well-known/jwks.json"), &[]).await.json();
+    let jwks = get(&format!("{proxy}/.well-known/jwks.json"), &[])
+        .await
+        .json();
     assert_eq!(jwks["keys"][0]["kid"], kid, "customer key first");
     assert_eq!(jwks["keys"][1]["kty"], "RSA", "then the IdP key");
 

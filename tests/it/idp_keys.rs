@@ -35,7 +35,11 @@ async fn unknown_kid_burst_triggers_exactly_one_refetch() {
         statuses.push(task.await.unwrap());
     }
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert_eq!(idp.fetches() - before, 1, "one refetch for 50 concurrent requests");
+    assert_eq!(
+        idp.fetches() - before,
+        1,
+        "one refetch for 50 concurrent requests"
+    );
 
     // A kid the IdP does not have: within the cooldown no further fetch happens at all.
     let stranger = IdpKey::rs256("stranger");
@@ -44,7 +48,11 @@ async fn unknown_kid_burst_triggers_exactly_one_refetch() {
         statuses.push(task.await.unwrap());
     }
     assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
-    assert_eq!(idp.fetches() - before, 1, "refetches are suppressed during the cooldown");
+    assert_eq!(
+        idp.fetches() - before,
+        1,
+        "refetches are suppressed during the cooldown"
+    );
     assert!(proxy.counter(|m| &m.idp_fetch_suppressed) >= 50);
 }
 
@@ -53,7 +61,11 @@ async fn unknown_kid_refetches_again_after_the_cooldown() {
     let key = IdpKey::rs256("k1");
     let idp = TestIdp::start(&[&key]).await;
     let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp).idp("unknown_kid_cooldown = \"300ms\"").api_route(&upstream).start().await;
+    let proxy = ProxyBuilder::new(&idp)
+        .idp("unknown_kid_cooldown = \"300ms\"")
+        .api_route(&upstream)
+        .start()
+        .await;
     proxy.ready().await;
     let stranger = IdpKey::rs256("k2");
     let before = idp.fetches();
@@ -83,12 +95,21 @@ async fn idp_down_after_start_keeps_serving_the_last_good_set() {
     idp.set_mode(Mode::Error500);
     let failed_before = proxy.counter(|m| &m.idp_fetch_failed);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(proxy.counter(|m| &m.idp_fetch_failed) > failed_before, "refreshes were attempted and failed");
+    assert!(
+        proxy.counter(|m| &m.idp_fetch_failed) > failed_before,
+        "refreshes were attempted and failed"
+    );
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
     let reply = get_bearer(&proxy.url("/api/x"), &token).await;
     assert_eq!(reply.status, 200, "stale-if-error: {:?}", reply.body);
     let status = get(&proxy.admin_url("/admin/status"), &[]).await.json();
-    assert!(status["idp"]["last_error"].as_str().unwrap().contains("500"), "{status}");
+    assert!(
+        status["idp"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{status}"
+    );
 
     // An empty or keyless JWKS never replaces the good set either.
     idp.set_mode(Mode::Up);
@@ -97,7 +118,13 @@ async fn idp_down_after_start_keeps_serving_the_last_good_set() {
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
     assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 200);
     let jwks = get(&proxy.url("/.well-known/jwks.json"), &[]).await.json();
-    assert!(jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == "k1"));
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == "k1")
+    );
 }
 
 #[tokio::test]
@@ -142,8 +169,16 @@ async fn jwks_uri_is_discovered_and_cache_control_drives_refresh() {
     idp.set_keys(&[&second]);
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let jwks = get(&proxy.url("/.well-known/jwks.json"), &[]).await.json();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().filter_map(|k| k["kid"].as_str()).collect();
-    assert!(kids.contains(&"second") && !kids.contains(&"first"), "max-age=1 refreshed the set: {kids:?}");
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert!(
+        kids.contains(&"second") && !kids.contains(&"first"),
+        "max-age=1 refreshed the set: {kids:?}"
+    );
 }
 
 #[tokio::test]
@@ -161,9 +196,18 @@ async fn slow_idp_times_out_and_the_last_good_set_keeps_serving() {
     proxy.ready().await;
     idp.set_delay(Duration::from_secs(2));
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(proxy.counter(|m| &m.idp_fetch_failed) >= 1, "the slow fetch timed out");
+    assert!(
+        proxy.counter(|m| &m.idp_fetch_failed) >= 1,
+        "the slow fetch timed out"
+    );
     let status = get(&proxy.admin_url("/admin/status"), &[]).await.json();
-    assert!(status["idp"]["last_error"].as_str().unwrap().contains("did not answer"), "{status}");
+    assert!(
+        status["idp"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{status}"
+    );
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
     assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 200);
 }

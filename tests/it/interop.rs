@@ -26,7 +26,11 @@ async fn pyjwt_verifies_forwarded_tokens_for_every_output_algorithm() {
     let idp = TestIdp::start(&[&key]).await;
     for alg in [Alg::RS256, Alg::PS256, Alg::ES256, Alg::ES384, Alg::EdDSA] {
         let upstream = TestUpstream::start().await;
-        let proxy = ProxyBuilder::new(&idp).signing_alg(alg).api_route(&upstream).start().await;
+        let proxy = ProxyBuilder::new(&idp)
+            .signing_alg(alg)
+            .api_route(&upstream)
+            .start()
+            .await;
         proxy.ready().await;
         let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
         assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 200);
@@ -34,7 +38,14 @@ async fn pyjwt_verifies_forwarded_tokens_for_every_output_algorithm() {
         let jwks_url = proxy.url("/.well-known/jwks.json");
         let output = tokio::task::spawn_blocking(move || {
             Command::new("python3")
-                .args(["-c", VERIFY_PY, &jwks_url, &forwarded, "https://api.test", "https://resigner.test/"])
+                .args([
+                    "-c",
+                    VERIFY_PY,
+                    &jwks_url,
+                    &forwarded,
+                    "https://api.test",
+                    "https://resigner.test/",
+                ])
                 .output()
                 .expect("python3 runs (scripts/test.sh installs it with PyJWT)")
         })

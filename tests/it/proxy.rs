@@ -25,8 +25,14 @@ remove = ["email"]
 
 /// Verifies `token` with jsonwebtoken (an independent implementation) against the JWKS the
 /// proxy publishes over HTTP.
-pub async fn verify_with_published_jwks(proxy: &TestProxy, token: &str, alg: jsonwebtoken::Algorithm, aud: &[&str]) -> Value {
-    let jwks: JwkSet = serde_json::from_slice(&get(&proxy.url("/.well-known/jwks.json"), &[]).await.body).unwrap();
+pub async fn verify_with_published_jwks(
+    proxy: &TestProxy,
+    token: &str,
+    alg: jsonwebtoken::Algorithm,
+    aud: &[&str],
+) -> Value {
+    let jwks: JwkSet =
+        serde_json::from_slice(&get(&proxy.url("/.well-known/jwks.json"), &[]).await.body).unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
     let kid = header.kid.expect("re-signed token has a kid");
     let jwk = jwks.find(&kid).expect("kid is published in the JWKS");
@@ -35,7 +41,9 @@ pub async fn verify_with_published_jwks(proxy: &TestProxy, token: &str, alg: jso
     validation.set_issuer(&["https://resigner.test/"]);
     validation.set_audience(aud);
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation).expect("forwarded token verifies").claims
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("forwarded token verifies")
+        .claims
 }
 
 #[tokio::test]
@@ -53,27 +61,52 @@ async fn valid_token_is_resigned_mapped_and_forwarded() {
 
     let reply = get(
         &proxy.url("/orders/42?expand=lines"),
-        &[("authorization", &format!("Bearer {token}")), ("x-legacy", "kept"), ("x-forwarded-for", "203.0.113.9")],
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-legacy", "kept"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ],
     )
     .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.headers["x-upstream"], "yes");
 
     let seen = upstream.last();
-    assert_eq!(seen.uri, "/legacy/orders/42?expand=lines", "prefix kept, base path prepended, query kept");
+    assert_eq!(
+        seen.uri, "/legacy/orders/42?expand=lines",
+        "prefix kept, base path prepended, query kept"
+    );
     assert_eq!(seen.header("x-legacy").as_deref(), Some("kept"));
-    assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(
+        seen.header("x-forwarded-for").as_deref(),
+        Some("203.0.113.9, 127.0.0.1")
+    );
     assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
-    assert_eq!(seen.header("x-forwarded-host"), Some(proxy.running.public_addr.to_string()));
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some(proxy.running.public_addr.to_string())
+    );
     let forwarded = seen.bearer();
-    assert_ne!(forwarded, token, "the IdP token never reaches the legacy API");
+    assert_ne!(
+        forwarded, token,
+        "the IdP token never reaches the legacy API"
+    );
 
     let header = jsonwebtoken::decode_header(&forwarded).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    assert_eq!(header.kid.as_deref(), Some(proxy.running.state.config().signing.active.kid()));
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(proxy.running.state.config().signing.active.kid())
+    );
 
-    let out = verify_with_published_jwks(&proxy, &forwarded, jsonwebtoken::Algorithm::ES256, &["legacy-orders"]).await;
+    let out = verify_with_published_jwks(
+        &proxy,
+        &forwarded,
+        jsonwebtoken::Algorithm::ES256,
+        &["legacy-orders"],
+    )
+    .await;
     let now = resigner::time::now_unix();
     assert_eq!(out["iss"], "https://resigner.test/");
     assert_eq!(out["aud"], json!(["legacy-orders", "legacy-billing"]));
@@ -91,8 +124,14 @@ async fn valid_token_is_resigned_mapped_and_forwarded() {
     assert!(out.get("client_id").is_none(), "not in copy");
     assert!(out.get("https://idp.test/roles").is_none(), "renamed away");
     let exp = out["exp"].as_i64().unwrap();
-    assert!(exp <= incoming["exp"].as_i64().unwrap(), "exp never later than the original");
-    assert!(exp <= now + 300 && exp >= now + 290, "exp capped by max_ttl: {exp} vs {now}");
+    assert!(
+        exp <= incoming["exp"].as_i64().unwrap(),
+        "exp never later than the original"
+    );
+    assert!(
+        exp <= now + 300 && exp >= now + 290,
+        "exp capped by max_ttl: {exp} vs {now}"
+    );
     assert!((out["iat"].as_i64().unwrap() - now).abs() <= 2);
 }
 
@@ -105,7 +144,12 @@ async fn short_lived_token_keeps_its_own_exp_and_custom_header_route() {
         "prefix = \"/v1\"\nupstream = \"{}\"\naudience = \"https://api.test\"\nheader = \"X-Legacy-Token\"\n",
         upstream.url
     );
-    let proxy = ProxyBuilder::new(&idp).signing_alg(Alg::RS256).max_ttl("1h").route(&route).start().await;
+    let proxy = ProxyBuilder::new(&idp)
+        .signing_alg(Alg::RS256)
+        .max_ttl("1h")
+        .route(&route)
+        .start()
+        .await;
     proxy.ready().await;
     let mut incoming = claims(&idp.issuer, "https://api.test");
     let exp = resigner::time::now_unix() + 90;
@@ -113,19 +157,44 @@ async fn short_lived_token_keeps_its_own_exp_and_custom_header_route() {
     let token = mint(&key, &incoming);
     let reply = get(
         &proxy.url("/v1/x"),
-        &[("authorization", &format!("Bearer {token}")), ("x-legacy-token", "forged-by-client")],
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-legacy-token", "forged-by-client"),
+        ],
     )
     .await;
     assert_eq!(reply.status, 200);
     let seen = upstream.last();
-    assert!(seen.header("authorization").is_none(), "the client's IdP token is not forwarded");
+    assert!(
+        seen.header("authorization").is_none(),
+        "the client's IdP token is not forwarded"
+    );
     let values: Vec<_> = seen.headers.get_all("x-legacy-token").iter().collect();
-    assert_eq!(values.len(), 1, "the client's copy of the output header is replaced");
+    assert_eq!(
+        values.len(),
+        1,
+        "the client's copy of the output header is replaced"
+    );
     let forwarded = values[0].to_str().unwrap().to_string();
-    assert!(!forwarded.starts_with("Bearer "), "custom headers carry the bare token");
-    let out = verify_with_published_jwks(&proxy, &forwarded, jsonwebtoken::Algorithm::RS256, &["https://api.test"]).await;
-    assert_eq!(out["exp"], exp, "a token expiring before max_ttl keeps its exp");
-    assert_eq!(out["aud"], "https://api.test", "claims.audience defaults to the route audience");
+    assert!(
+        !forwarded.starts_with("Bearer "),
+        "custom headers carry the bare token"
+    );
+    let out = verify_with_published_jwks(
+        &proxy,
+        &forwarded,
+        jsonwebtoken::Algorithm::RS256,
+        &["https://api.test"],
+    )
+    .await;
+    assert_eq!(
+        out["exp"], exp,
+        "a token expiring before max_ttl keeps its exp"
+    );
+    assert_eq!(
+        out["aud"], "https://api.test",
+        "claims.audience defaults to the route audience"
+    );
     assert_eq!(out["client_id"], "client-1", "copy defaults to all claims");
     assert_eq!(out["email"], "u@example.com");
 }
@@ -135,22 +204,45 @@ async fn jwks_lists_signing_key_first_then_idp_keys_with_etag() {
     let key = IdpKey::rs256("idp-1");
     let other = IdpKey::es256("idp-2");
     let idp = TestIdp::start(&[&key, &other]).await;
-    let proxy = ProxyBuilder::new(&idp).discover().idp("algorithms = [\"RS256\", \"ES256\"]").start().await;
+    let proxy = ProxyBuilder::new(&idp)
+        .discover()
+        .idp("algorithms = [\"RS256\", \"ES256\"]")
+        .start()
+        .await;
     proxy.ready().await;
     let reply = get(&proxy.url("/.well-known/jwks.json"), &[]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.headers["content-type"], "application/json");
     assert_eq!(reply.headers["cache-control"], "public, max-age=300");
-    let kids: Vec<String> = reply.json()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect();
-    let signing = proxy.running.state.config().signing.active.kid().to_string();
+    let kids: Vec<String> = reply.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    let signing = proxy
+        .running
+        .state
+        .config()
+        .signing
+        .active
+        .kid()
+        .to_string();
     assert_eq!(kids, [signing.as_str(), "idp-1", "idp-2"]);
     for jwk in reply.json()["keys"].as_array().unwrap() {
         for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
-            assert!(jwk.get(private).is_none(), "private member {private} published");
+            assert!(
+                jwk.get(private).is_none(),
+                "private member {private} published"
+            );
         }
     }
     let etag = reply.headers["etag"].to_str().unwrap().to_string();
-    let again = get(&proxy.url("/.well-known/jwks.json"), &[("if-none-match", &etag)]).await;
+    let again = get(
+        &proxy.url("/.well-known/jwks.json"),
+        &[("if-none-match", &etag)],
+    )
+    .await;
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
     let admin = get(&proxy.admin_url("/.well-known/jwks.json"), &[]).await;
@@ -182,10 +274,26 @@ async fn upstream_failures_map_to_502_504_and_5xx_passes_through() {
     assert_eq!(down.json()["error"], "bad_gateway");
 
     upstream.set_status(503);
-    let passthrough = send(Method::POST, &proxy.url("/api/x"), &[("authorization", &format!("Bearer {token}"))], b"payload!").await;
-    assert_eq!(passthrough.status, 503, "upstream 5xx passed through unchanged");
-    assert_eq!(passthrough.body, "upstream says 503 Service Unavailable; body 8 bytes");
-    assert_eq!(upstream.last().body, "payload!", "request body streamed to the upstream");
+    let passthrough = send(
+        Method::POST,
+        &proxy.url("/api/x"),
+        &[("authorization", &format!("Bearer {token}"))],
+        b"payload!",
+    )
+    .await;
+    assert_eq!(
+        passthrough.status, 503,
+        "upstream 5xx passed through unchanged"
+    );
+    assert_eq!(
+        passthrough.body,
+        "upstream says 503 Service Unavailable; body 8 bytes"
+    );
+    assert_eq!(
+        upstream.last().body,
+        "payload!",
+        "request body streamed to the upstream"
+    );
     assert_eq!(upstream.last().method, "POST");
 
     upstream.set_status(200);
@@ -205,6 +313,11 @@ async fn unknown_path_is_404_and_admin_reports_status() {
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
     let reply = get_bearer(&proxy.url("/apix/y"), &token).await;
     assert_eq!(reply.status, 404, "prefixes match on segment boundaries");
+    for path in ["/api/../admin", "/api/%2e%2e/admin", "/api/x%2F..%2Fadmin"] {
+        let reply = get_bearer(&proxy.url(path), &token).await;
+        assert_eq!(reply.status, 400, "{path}");
+        assert!(reply.www().contains("invalid_request"), "{path}");
+    }
     assert_eq!(upstream.count(), 0);
     assert_eq!(get(&proxy.admin_url("/healthz"), &[]).await.status, 200);
     assert_eq!(get(&proxy.admin_url("/readyz"), &[]).await.status, 200);

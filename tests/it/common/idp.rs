@@ -47,13 +47,22 @@ impl IdpKey {
         };
         let pair = RsaKeyPair::generate(size).expect("rsa key");
         let parts = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
-        let mut jwk = json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64(&parts.n), "e": b64(&parts.e)});
+        let mut jwk =
+            json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64(&parts.n), "e": b64(&parts.e)});
         if pin_alg {
             jwk["alg"] = Value::from(alg);
         }
-        let encoding: &'static dyn signature::RsaEncoding =
-            if alg == "PS256" { &signature::RSA_PSS_SHA256 } else { &signature::RSA_PKCS1_SHA256 };
-        IdpKey { kid: kid.into(), alg, pair: Pair::Rsa(pair, encoding), jwk }
+        let encoding: &'static dyn signature::RsaEncoding = if alg == "PS256" {
+            &signature::RSA_PSS_SHA256
+        } else {
+            &signature::RSA_PKCS1_SHA256
+        };
+        IdpKey {
+            kid: kid.into(),
+            alg,
+            pair: Pair::Rsa(pair, encoding),
+            jwk,
+        }
     }
 
     /// The default IdP key: RS256, 2048 bits, `alg` pinned in the JWK.
@@ -62,13 +71,19 @@ impl IdpKey {
     }
 
     pub fn es256(kid: &str) -> Self {
-        let pair = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).expect("ec key");
+        let pair =
+            EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).expect("ec key");
         let point = pair.public_key().as_ref();
         let jwk = json!({
             "kty": "EC", "kid": kid, "use": "sig", "alg": "ES256", "crv": "P-256",
             "x": b64(&point[1..33]), "y": b64(&point[33..65]),
         });
-        IdpKey { kid: kid.into(), alg: "ES256", pair: Pair::Ec(pair), jwk }
+        IdpKey {
+            kid: kid.into(),
+            alg: "ES256",
+            pair: Pair::Ec(pair),
+            jwk,
+        }
     }
 
     /// The raw JWS signature of `input`.
@@ -77,7 +92,8 @@ impl IdpKey {
         match &self.pair {
             Pair::Rsa(pair, encoding) => {
                 let mut sig = vec![0; pair.public_modulus_len()];
-                pair.sign(*encoding, &rng, input, &mut sig).expect("rsa sign");
+                pair.sign(*encoding, &rng, input, &mut sig)
+                    .expect("rsa sign");
                 sig
             }
             Pair::Ec(pair) => pair.sign(&rng, input).expect("ec sign").as_ref().to_vec(),
@@ -159,7 +175,11 @@ impl TestIdp {
         .await;
         let issuer = format!("http://{addr}/");
         *state.issuer.lock().unwrap() = issuer.clone();
-        let idp = TestIdp { issuer, addr, state };
+        let idp = TestIdp {
+            issuer,
+            addr,
+            state,
+        };
         idp.set_keys(keys);
         idp
     }
@@ -216,9 +236,17 @@ async fn answer(state: &State, path: &str) -> Response<Full<Bytes>> {
             match *state.mode.lock().unwrap() {
                 Mode::Up => {
                     let cache = state.cache_control.lock().unwrap().clone();
-                    (StatusCode::OK, state.jwks.lock().unwrap().to_string(), cache)
+                    (
+                        StatusCode::OK,
+                        state.jwks.lock().unwrap().to_string(),
+                        cache,
+                    )
                 }
-                Mode::Error500 => (StatusCode::INTERNAL_SERVER_ERROR, "<html>down</html>".into(), None),
+                Mode::Error500 => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "<html>down</html>".into(),
+                    None,
+                ),
             }
         }
         other => {
@@ -228,9 +256,14 @@ async fn answer(state: &State, path: &str) -> Response<Full<Bytes>> {
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, "application/json".parse().unwrap());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
     if let Some(cache) = cache {
-        response.headers_mut().insert(http::header::CACHE_CONTROL, cache.parse().unwrap());
+        response
+            .headers_mut()
+            .insert(http::header::CACHE_CONTROL, cache.parse().unwrap());
     }
     response
 }

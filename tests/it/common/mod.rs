@@ -9,8 +9,8 @@ pub mod upstream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use resigner::keys::{SigningKey, pem};
 use resigner::alg::Alg;
+use resigner::keys::{SigningKey, pem};
 use resigner::server::Running;
 
 pub use client::{get, get_bearer, send};
@@ -84,7 +84,12 @@ impl ProxyBuilder {
         std::fs::write(&config_path, &text).expect("write config");
         let config = resigner::load_config(&config_path).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let running = resigner::start(config).await.expect("proxy starts");
-        TestProxy { running, dir, config_path, builder_text: text }
+        TestProxy {
+            running,
+            dir,
+            config_path,
+            builder_text: text,
+        }
     }
 
     fn config_text(&self, key_file: &str) -> String {
@@ -136,14 +141,20 @@ impl TestProxy {
     }
 
     pub async fn ready(&self) {
-        assert!(self.running.wait_ready(Duration::from_secs(10)).await, "IdP keys never loaded");
+        assert!(
+            self.running.wait_ready(Duration::from_secs(10)).await,
+            "IdP keys never loaded"
+        );
     }
 
     pub fn metrics(&self) -> &resigner::metrics::Metrics {
         &self.running.state.metrics
     }
 
-    pub fn counter(&self, pick: impl Fn(&resigner::metrics::Metrics) -> &std::sync::atomic::AtomicU64) -> u64 {
+    pub fn counter(
+        &self,
+        pick: impl Fn(&resigner::metrics::Metrics) -> &std::sync::atomic::AtomicU64,
+    ) -> u64 {
         resigner::metrics::Metrics::get(pick(self.metrics()))
     }
 
@@ -152,9 +163,14 @@ impl TestProxy {
     pub fn rotate_signing_key(&self, alg: Alg) -> String {
         let name = format!("signing-{}.pem", self.running.state.config().generation + 1);
         write_key(&self.dir.path().join(&name), alg);
-        let text = self.builder_text.replace("path = \"signing.pem\"", &format!("path = \"{name}\""));
+        let text = self
+            .builder_text
+            .replace("path = \"signing.pem\"", &format!("path = \"{name}\""));
         let text = text.replace(
-            &format!("alg = \"{}\"", self.running.state.config().signing.active.alg()),
+            &format!(
+                "alg = \"{}\"",
+                self.running.state.config().signing.active.alg()
+            ),
             &format!("alg = \"{alg}\""),
         );
         std::fs::write(&self.config_path, text).expect("write config");

@@ -21,13 +21,20 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
     }
 
     /// The token after `Bearer ` in `Authorization`.
     pub fn bearer(&self) -> String {
-        let value = self.header("authorization").expect("upstream got an Authorization header");
-        value.strip_prefix("Bearer ").expect("Bearer scheme").to_string()
+        let value = self
+            .header("authorization")
+            .expect("upstream got an Authorization header");
+        value
+            .strip_prefix("Bearer ")
+            .expect("Bearer scheme")
+            .to_string()
     }
 }
 
@@ -45,13 +52,20 @@ pub struct TestUpstream {
 impl TestUpstream {
     pub async fn start() -> TestUpstream {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let behaviour = Arc::new(Mutex::new(Behaviour { status: StatusCode::OK, delay: Duration::ZERO }));
+        let behaviour = Arc::new(Mutex::new(Behaviour {
+            status: StatusCode::OK,
+            delay: Duration::ZERO,
+        }));
         let (record, act) = (seen.clone(), behaviour.clone());
         let addr = serve(move |request: http::Request<hyper::body::Incoming>| {
             let (record, act) = (record.clone(), act.clone());
             async move {
                 let (parts, body) = request.into_parts();
-                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 record.lock().unwrap().push(Seen {
                     method: parts.method.to_string(),
                     uri: parts.uri.to_string(),
@@ -65,14 +79,23 @@ impl TestUpstream {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                let mut response = Response::new(Full::new(Bytes::from(format!("upstream says {status}; body {} bytes", body.len()))));
+                let mut response = Response::new(Full::new(Bytes::from(format!(
+                    "upstream says {status}; body {} bytes",
+                    body.len()
+                ))));
                 *response.status_mut() = status;
-                response.headers_mut().insert("x-upstream", "yes".parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("x-upstream", "yes".parse().unwrap());
                 response
             }
         })
         .await;
-        TestUpstream { url: format!("http://{addr}"), seen, behaviour }
+        TestUpstream {
+            url: format!("http://{addr}"),
+            seen,
+            behaviour,
+        }
     }
 
     pub fn seen(&self) -> Vec<Seen> {
