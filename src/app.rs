@@ -1,7 +1,9 @@
 //! The shared state of a running proxy: the current config snapshot (swapped whole on
-//! reload), the IdP key client, the re-sign cache, the upstream client, the rendered JWKS
-//! and the counters. Handlers load each snapshot once and use it to the end of the request.
+//! reload), the IdP key client, the custom key set and its store, the re-sign cache, the
+//! upstream client, the rendered JWKS and the counters. Handlers load each snapshot once and
+//! use it to the end of the request.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,7 +12,9 @@ use arc_swap::ArcSwap;
 use crate::config::Config;
 use crate::http_client::{self, UpstreamClient};
 use crate::idp::IdpClient;
-use crate::keys::RenderedJwks;
+use crate::keys::import::{self, ImportError};
+use crate::keys::store::{KeyStore, StoredSet};
+use crate::keys::{CustomKeySet, RenderedJwks};
 use crate::metrics::Metrics;
 use crate::proxy::cache::{self, ResignCache};
 
@@ -18,6 +22,9 @@ pub struct AppState {
     config: ArcSwap<Config>,
     next_generation: AtomicU64,
     pub idp: Arc<IdpClient>,
+    custom: ArcSwap<CustomKeySet>,
+    custom_generation: AtomicU64,
+    pub store: Arc<dyn KeyStore>,
     pub cache: ResignCache,
     pub upstream: UpstreamClient,
     jwks: ArcSwap<RenderedJwks>,
@@ -25,9 +32,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state for `config`; the IdP client's background task is started by the
-    /// server (see [`crate::server::start`]).
-    pub fn new(mut config: Config) -> Arc<Self> {
+    /// Builds the state for `config` with the custom key set already loaded from `store`;
+    /// the background tasks are started by [`crate::server::start`].
+    pub fn new(mut config: Config, store: Arc<dyn KeyStore>, custom: CustomKeySet) -> Arc<Self> {
         config.generation = 1;
         let metrics = Arc::new(Metrics::default());
         let fetch = http_client::fetch_client(config.idp.fetch_timeout);
@@ -37,16 +44,21 @@ impl AppState {
             config.upstream.pool_idle_timeout,
         );
         let cache = cache::build(&config.cache);
-        let jwks = render(&config, None);
-        Arc::new(AppState {
+        let jwks = RenderedJwks::render(&custom.json(), &[], (1, 0, 1));
+        let state = Arc::new(AppState {
             config: ArcSwap::from_pointee(config),
             next_generation: AtomicU64::new(2),
             idp,
+            custom: ArcSwap::from_pointee(custom),
+            custom_generation: AtomicU64::new(1),
+            store,
             cache,
             upstream,
             jwks: ArcSwap::from_pointee(jwks),
             metrics,
-        })
+        });
+        state.log_signing_status();
+        state
     }
 
     /// The current config snapshot.
@@ -54,46 +66,130 @@ impl AppState {
         self.config.load_full()
     }
 
-    /// Installs a new, already validated config. Listener addresses, IdP settings and cache
-    /// bounds keep their start-up values; routes, claims and signing keys take effect for the
-    /// next request, and the new generation makes every cached token unreachable.
+    /// Installs a new, already validated config. Listener addresses, IdP settings, the key
+    /// store and cache bounds keep their start-up values; routes, claims and signing keys
+    /// take effect for the next request, and the new generation makes every cached token
+    /// unreachable.
     pub fn install_config(&self, mut config: Config) -> u64 {
         config.generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let generation = config.generation;
         self.config.store(Arc::new(config));
+        self.log_signing_status();
         generation
     }
 
-    /// The published JWKS: signing keys first, then the IdP's keys. Re-rendered only when
-    /// the config or the IdP key set changed since the last rendering.
+    /// The published custom key set.
+    pub fn custom_keys(&self) -> Arc<CustomKeySet> {
+        self.custom.load_full()
+    }
+
+    /// Installs a new custom key set (after a PUT/DELETE or a store change).
+    pub fn install_custom(&self, set: CustomKeySet) {
+        self.custom.store(Arc::new(set));
+        self.custom_generation.fetch_add(1, Ordering::Relaxed);
+        self.log_signing_status();
+    }
+
+    /// The IdP's current kids, which custom keys may not reuse.
+    pub fn idp_kids(&self) -> HashSet<String> {
+        self.idp
+            .current()
+            .map(|keys| keys.kids().into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the active signing key may sign: its public JWK must be published.
+    pub fn signing_status(&self, config: &Config) -> Result<(), String> {
+        let signing = &config.signing;
+        self.custom.load().check_published(
+            &signing.active,
+            signing.min_published_age.as_secs(),
+            crate::time::now_unix(),
+        )
+    }
+
+    fn log_signing_status(&self) {
+        let config = self.config.load();
+        match self.signing_status(&config) {
+            Ok(()) => tracing::info!(
+                kid = config.signing.active.kid(),
+                "active signing key is published"
+            ),
+            Err(reason) => tracing::warn!(
+                kid = config.signing.active.kid(),
+                jwk = %serde_json::Value::Object(config.signing.active.public_jwk().to_json()),
+                "re-signing is paused: {reason}"
+            ),
+        }
+    }
+
+    /// Follows the key store: every new stored set (written by this process or edited on
+    /// disk by another) is validated like a PUT and installed; an invalid one is logged and
+    /// the current set stays.
+    pub async fn follow_store(self: Arc<Self>) {
+        let mut changes = self.store.subscribe();
+        while changes.changed().await.is_ok() {
+            let stored = changes.borrow_and_update().clone();
+            if stored.version == self.custom.load().version
+                && self.custom.load().json() == stored.keys
+            {
+                continue;
+            }
+            match custom_set(&stored, &self.idp_kids()) {
+                Ok(set) => {
+                    tracing::info!(version = set.version, kids = ?set.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(), "custom key set installed");
+                    self.install_custom(set);
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "stored custom key set is invalid; keeping the current set")
+                }
+            }
+        }
+    }
+
+    /// The published JWKS: custom keys first, then the IdP's keys. Re-rendered only when one
+    /// of its parts changed since the last rendering.
     pub fn jwks(&self) -> Arc<RenderedJwks> {
         let current = self.jwks.load_full();
-        let config = self.config.load();
         let idp = self.idp.current();
         let source = (
-            config.generation,
+            self.custom_generation.load(Ordering::Relaxed),
             idp.as_ref().map_or(0, |keys| keys.generation),
+            self.config.load().generation,
         );
         if current.source == source {
             return current;
         }
-        let rendered = Arc::new(render(&config, idp.as_deref()));
+        let idp_keys = idp.map(|keys| keys.public.clone()).unwrap_or_default();
+        let rendered = Arc::new(RenderedJwks::render(
+            &self.custom.load().json(),
+            &idp_keys,
+            source,
+        ));
         self.jwks.store(rendered.clone());
         rendered
     }
 }
 
-fn render(config: &Config, idp: Option<&crate::idp::IdpKeys>) -> RenderedJwks {
-    let custom: Vec<_> = config
-        .signing
+/// Validates a stored set and builds the published snapshot.
+pub fn custom_set(
+    stored: &StoredSet,
+    idp_kids: &HashSet<String>,
+) -> Result<CustomKeySet, ImportError> {
+    let keys: Vec<serde_json::Value> = stored
         .keys
         .iter()
-        .map(|key| key.public_jwk().to_json())
+        .cloned()
+        .map(serde_json::Value::Object)
         .collect();
-    let idp_keys = idp.map(|keys| keys.public.clone()).unwrap_or_default();
-    RenderedJwks::render(
-        &custom,
-        &idp_keys,
-        (config.generation, idp.map_or(0, |keys| keys.generation)),
-    )
+    let imported = if keys.is_empty() {
+        Vec::new()
+    } else {
+        import::validate_keys(&keys, idp_kids)?
+    };
+    Ok(CustomKeySet::new(
+        stored.version,
+        imported,
+        stored.published_at.clone(),
+    ))
 }

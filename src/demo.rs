@@ -274,6 +274,7 @@ pub fn demo_config(
     issuer: &str,
     upstream: SocketAddr,
     key_path: &Path,
+    admin_token_sha256: &str,
 ) -> String {
     format!(
         r#"
@@ -282,6 +283,11 @@ listen = "127.0.0.1:{proxy}"
 
 [admin]
 listen = "127.0.0.1:{admin}"
+
+[[admin.tokens]]
+name = "demo"
+sha256 = "{admin_token_sha256}"
+scopes = ["read:custom_signing_keys", "create:custom_signing_keys", "update:custom_signing_keys", "delete:custom_signing_keys"]
 
 [idp]
 issuer = "{issuer}"
@@ -323,8 +329,17 @@ pub async fn run(port: u16) -> Result<(), DemoError> {
     let _ = std::fs::remove_file(&key_path);
     let der = SigningKey::generate_pkcs8(Alg::ES256).map_err(|e| DemoError::Key(e.to_string()))?;
     write_private(&key_path, &pem::encode(&der, "PRIVATE KEY"))?;
-    let text = demo_config(port, port.wrapping_add(3), &idp.issuer, upstream, &key_path);
+    let admin_token = random_token()?;
+    let text = demo_config(
+        port,
+        port.wrapping_add(3),
+        &idp.issuer,
+        upstream,
+        &key_path,
+        &sha256_hex(&admin_token),
+    );
     let config = crate::config::parse_config(&text, &dir)?;
+    publish(&config).await?;
     let running = crate::server::start(config).await?;
     running.wait_ready(std::time::Duration::from_secs(10)).await;
     let proxy = running.public_addr;
@@ -354,6 +369,9 @@ resigner demo is running.
 4. See a rejection (RFC 6750):
    curl -si -H "Authorization: Bearer not.a.token" http://{proxy}/api/orders
 
+5. The Auth0-compatible management API (admin listener) lists the imported customer keys:
+   curl -s -H "Authorization: Bearer {admin_token}" http://{admin}/api/v2/keys/custom-signing
+
 Press Ctrl-C to stop."#,
         admin = running.admin_addr,
     );
@@ -361,6 +379,46 @@ Press Ctrl-C to stop."#,
     running.shutdown(std::time::Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Imports the demo's signing key into the custom key store before the proxy starts, as
+/// `resigner keys import` would through the management API.
+async fn publish(config: &crate::config::Config) -> Result<(), DemoError> {
+    use crate::keys::store::{FileStore, KeyStore};
+    let store = FileStore::open(&config.keys.store).map_err(|e| DemoError::Key(e.to_string()))?;
+    let current = store
+        .load()
+        .await
+        .map_err(|e| DemoError::Key(e.to_string()))?;
+    let active = &config.signing.active;
+    let published_at =
+        std::collections::BTreeMap::from([(active.kid().to_string(), crate::time::now_unix())]);
+    store
+        .compare_and_set(
+            current.version,
+            vec![active.public_jwk().to_json()],
+            published_at,
+        )
+        .await
+        .map_err(|e| DemoError::Key(e.to_string()))?;
+    Ok(())
+}
+
+fn random_token() -> Result<String, DemoError> {
+    let mut bytes = [0u8; 24];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| DemoError::Key("no randomness".into()))?;
+    Ok(b64::encode(bytes))
+}
+
+/// Hex SHA-256 of `text` (the form `[[admin.tokens]] sha256` takes).
+pub fn sha256_hex(text: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Creates a private key file readable by the owner only; an existing file is an error.

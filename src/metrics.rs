@@ -15,6 +15,7 @@ pub struct Metrics {
     pub idp_fetch_failed: AtomicU64,
     pub idp_fetch_suppressed: AtomicU64,
     pub upstream_errors: AtomicU64,
+    pub admin_changes: AtomicU64,
 }
 
 impl Metrics {
@@ -38,6 +39,7 @@ impl Metrics {
             "idp_fetch_failed": Self::get(&self.idp_fetch_failed),
             "idp_fetch_suppressed": Self::get(&self.idp_fetch_suppressed),
             "upstream_errors": Self::get(&self.upstream_errors),
+            "admin_changes": Self::get(&self.admin_changes),
         })
     }
 }

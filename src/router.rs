@@ -1,7 +1,7 @@
 //! Flat request routing for the two listeners.
 //!
 //! Public listener:
-//! - `GET|HEAD /.well-known/jwks.json` — the aggregated JWKS (signing keys, then IdP keys)
+//! - `GET|HEAD /.well-known/jwks.json` — the aggregated JWKS (custom keys, then IdP keys)
 //! - anything else — matched against `[[routes]]` by prefix and proxied (404 without a route)
 //!
 //! Admin listener: see [`crate::admin`].
@@ -61,10 +61,11 @@ pub fn jwks<B>(state: &AppState, request: &Request<B>) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    let max_age = state.config().jwks_max_age.as_secs();
+    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+
     if let Ok(etag) = HeaderValue::from_str(&rendered.etag) {
         headers.insert(header::ETAG, etag);
     }

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::AppState;
 use crate::config::Config;
+use crate::keys::store::{FileStore, KeyStore};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,10 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Store(#[from] crate::keys::store::StoreError),
+    #[error("key store {path} holds an invalid key set: {message}")]
+    InvalidStore { path: String, message: String },
 }
 
 #[derive(Clone, Copy)]
@@ -41,7 +46,8 @@ pub struct Running {
     pub state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    idp_task: JoinHandle<()>,
+    /// IdP refresh, key store polling and following: aborted at shutdown.
+    background: Vec<JoinHandle<()>>,
 }
 
 /// Binds both listeners, starts the IdP key client and serves until [`Running::shutdown`].
@@ -62,8 +68,21 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         source,
     })?;
     let header_timeout = config.server.header_read_timeout;
-    let state = AppState::new(config);
+    let store = FileStore::open(&config.keys.store)?;
+    let stored = store.load().await?;
+    let custom = crate::app::custom_set(&stored, &Default::default()).map_err(|err| {
+        ServerError::InvalidStore {
+            path: config.keys.store.display().to_string(),
+            message: err.message,
+        }
+    })?;
+    let poll = config.keys.poll_interval;
+    let state = AppState::new(config, store.clone(), custom);
     let idp_task = tokio::spawn(state.idp.clone().run());
+    let store_tasks = [
+        tokio::spawn(store.watch_file(poll)),
+        tokio::spawn(state.clone().follow_store()),
+    ];
     let (shutdown, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(accept_loop(
@@ -82,13 +101,15 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         )),
     ];
     tracing::info!(%public_addr, %admin_addr, "resigner listening");
+    let mut background = vec![idp_task];
+    background.extend(store_tasks);
     Ok(Running {
         public_addr,
         admin_addr,
         state,
         shutdown,
         tasks,
-        idp_task,
+        background,
     })
 }
 
@@ -111,7 +132,9 @@ impl Running {
         for task in self.tasks {
             let _ = tokio::time::timeout(drain + Duration::from_millis(100), task).await;
         }
-        self.idp_task.abort();
+        for task in self.background {
+            task.abort();
+        }
     }
 }
 

@@ -1,11 +1,18 @@
 //! The admin listener (loopback by default).
 //!
 //! Endpoints:
+//! - `GET|PUT|DELETE /api/v2/keys/custom-signing` — the Auth0-compatible management API for
+//!   the customer's public signing keys (see [`keys`])
 //! - `GET /healthz` — 200 while the process runs
-//! - `GET /readyz` — 200 when the IdP keys are loaded, 503 with the reason otherwise
-//! - `GET /admin/status` — JSON: config generation, active signing kid, IdP key age and kids,
-//!   counters
+//! - `GET /readyz` — 200 when the IdP keys are loaded and the active signing key is
+//!   published; 503 with the reasons otherwise
+//! - `GET /admin/status` — JSON: config generation, signing key and whether it is published,
+//!   custom key set version, IdP key age and kids, counters
 //! - `GET /.well-known/jwks.json` — the same JWKS as the public listener
+
+pub mod auth;
+pub mod error;
+pub mod keys;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -15,39 +22,58 @@ use crate::app::AppState;
 use crate::body::{self, Body};
 use crate::router;
 
+pub const CUSTOM_SIGNING_PATH: &str = "/api/v2/keys/custom-signing";
+
 /// Routes one request on the admin listener.
 pub async fn handle(state: &AppState, request: Request<Incoming>) -> Response<Body> {
     match request.uri().path() {
+        CUSTOM_SIGNING_PATH => keys::handle(state, request)
+            .await
+            .unwrap_or_else(|err| err.response()),
         "/healthz" => body::json(StatusCode::OK, &json!({"status": "ok"})),
         "/readyz" => readiness(state),
         "/admin/status" => body::json(StatusCode::OK, &status(state)),
         router::JWKS_PATH => router::jwks(state, &request),
+        path if path.starts_with("/api/") => error::AdminError::NoEndpoint.response(),
         _ => body::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
     }
 }
 
 fn readiness(state: &AppState) -> Response<Body> {
-    match state.idp.current() {
-        Some(_) => body::json(StatusCode::OK, &json!({"status": "ready"})),
-        None => {
-            let reason = state
+    let mut reasons = Vec::new();
+    if state.idp.current().is_none() {
+        reasons.push(
+            state
                 .idp
                 .last_error()
-                .unwrap_or_else(|| "IdP keys not loaded yet".into());
-            body::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"status": "not ready", "reason": reason}),
-            )
-        }
+                .unwrap_or_else(|| "IdP keys not loaded yet".into()),
+        );
+    }
+    if let Err(reason) = state.signing_status(&state.config()) {
+        reasons.push(reason);
+    }
+    if reasons.is_empty() {
+        body::json(StatusCode::OK, &json!({"status": "ready"}))
+    } else {
+        body::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not ready", "reason": reasons.join("; ")}),
+        )
     }
 }
 
 fn status(state: &AppState) -> serde_json::Value {
     let config = state.config();
     let idp = state.idp.current();
+    let custom = state.custom_keys();
     json!({
         "config_generation": config.generation,
-        "signing": {"active_kid": config.signing.active.kid(), "alg": config.signing.active.alg().name()},
+        "signing": {
+            "active_kid": config.signing.active.kid(),
+            "alg": config.signing.active.alg().name(),
+            "published": state.signing_status(&config).err().map_or(json!(true), |reason| json!(reason)),
+        },
+        "custom_keys": {"version": custom.version, "kids": custom.keys.iter().map(|k| &k.kid).collect::<Vec<_>>()},
         "idp": {
             "issuer": state.idp.settings().issuer,
             "loaded": idp.is_some(),

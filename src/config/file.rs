@@ -20,6 +20,10 @@ pub struct FileConfig {
     pub cache: CacheSection,
     #[serde(default)]
     pub upstream: UpstreamSection,
+    #[serde(default)]
+    pub keys: KeysSection,
+    #[serde(default)]
+    pub jwks: JwksSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -33,6 +37,33 @@ pub struct ServerSection {
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
     pub listen: Option<String>,
+    /// `aud` that IdP access tokens must carry to use the management API.
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub tokens: Vec<StaticTokenSection>,
+}
+
+/// A static management API token, stored as the hex SHA-256 of the token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticTokenSection {
+    pub name: String,
+    pub sha256: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    /// The custom key store file.
+    pub store: Option<String>,
+    pub poll_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwksSection {
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +87,7 @@ pub struct IdpSection {
 pub struct SigningSection {
     pub issuer: String,
     pub max_ttl: Option<String>,
+    pub min_published_age: Option<String>,
     pub active: Option<String>,
     #[serde(default)]
     pub keys: Vec<SigningKeySection>,

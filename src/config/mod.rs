@@ -7,8 +7,8 @@ pub mod validate;
 use std::path::Path;
 
 pub use validate::{
-    CacheSettings, Config, IdpSettings, Route, ServerSettings, SigningSettings, UpstreamSettings,
-    UpstreamTarget,
+    AdminSettings, CacheSettings, Config, IdpSettings, KeysSettings, Route, ServerSettings,
+    SigningSettings, StaticToken, UpstreamSettings, UpstreamTarget,
 };
 
 /// Why a configuration file could not become a running configuration.

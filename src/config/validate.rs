@@ -24,11 +24,37 @@ pub struct Config {
     pub generation: u64,
     pub server: ServerSettings,
     pub admin_listen: SocketAddr,
+    pub admin: AdminSettings,
+    pub keys: KeysSettings,
+    /// `Cache-Control: max-age` of the published JWKS.
+    pub jwks_max_age: Duration,
     pub idp: Arc<IdpSettings>,
     pub signing: SigningSettings,
     pub routes: Vec<Route>,
     pub cache: CacheSettings,
     pub upstream: UpstreamSettings,
+}
+
+/// Who may use the management API.
+#[derive(Debug, Clone, Default)]
+pub struct AdminSettings {
+    /// `aud` required of IdP access tokens; `None`: only static tokens are accepted.
+    pub audience: Option<String>,
+    pub tokens: Vec<StaticToken>,
+}
+
+/// A static management token: only its SHA-256 is kept.
+#[derive(Debug, Clone)]
+pub struct StaticToken {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeysSettings {
+    pub store: std::path::PathBuf,
+    pub poll_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +87,8 @@ pub struct IdpSettings {
 pub struct SigningSettings {
     pub issuer: String,
     pub max_ttl: Duration,
+    /// A key must have been published at least this long before it signs.
+    pub min_published_age: Duration,
     pub keys: Vec<Arc<SigningKey>>,
     pub active: Arc<SigningKey>,
 }
@@ -225,6 +253,17 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             "a limit of 0 disables nothing and caches nothing; omit it or give a positive size",
         );
     }
+    let admin = admin_settings(&raw.admin, &mut p);
+    let keys = KeysSettings {
+        store: base.join(raw.keys.store.as_deref().unwrap_or("custom-keys.json")),
+        poll_interval: p.duration_min(
+            "keys.poll_interval",
+            &raw.keys.poll_interval,
+            Duration::from_secs(1),
+            MIN_TIMEOUT,
+        ),
+    };
+    let jwks_max_age = p.duration("jwks.max_age", &raw.jwks.max_age, Duration::from_secs(300));
     let cache = CacheSettings {
         max_bytes: raw.cache.max_bytes,
         max_entries: raw.cache.max_entries,
@@ -237,6 +276,9 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
                 header_read_timeout: server_timeout,
             },
             admin_listen,
+            admin,
+            keys,
+            jwks_max_age,
             idp: Arc::new(idp),
             signing,
             routes,
@@ -244,6 +286,64 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             upstream,
         }),
         _ => Err(p.0),
+    }
+}
+
+/// Scopes the management API knows (Auth0's names).
+pub const ADMIN_SCOPES: [&str; 4] = [
+    "read:custom_signing_keys",
+    "create:custom_signing_keys",
+    "update:custom_signing_keys",
+    "delete:custom_signing_keys",
+];
+
+fn admin_settings(raw: &file::AdminSection, p: &mut Problems) -> AdminSettings {
+    if raw.audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        p.push("admin.audience", "must not be empty");
+    }
+    let mut tokens = Vec::new();
+    for (index, token) in raw.tokens.iter().enumerate() {
+        let field = format!("admin.tokens[{index}]");
+        if token.name.trim().is_empty() {
+            p.push(format!("{field}.name"), "must not be empty");
+        }
+        let hex = token.sha256.trim().to_ascii_lowercase();
+        let bytes: Option<Vec<u8>> = (hex.len() == 64)
+            .then(|| {
+                (0..32)
+                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                    .collect()
+            })
+            .flatten();
+        let Some(bytes) = bytes else {
+            p.push(
+                format!("{field}.sha256"),
+                "must be 64 hex digits (resigner token hash prints them)",
+            );
+            continue;
+        };
+        for scope in &token.scopes {
+            if !ADMIN_SCOPES.contains(&scope.as_str()) {
+                p.push(
+                    format!("{field}.scopes"),
+                    format!(
+                        "unknown scope {scope:?} (known: {})",
+                        ADMIN_SCOPES.join(", ")
+                    ),
+                );
+            }
+        }
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(&bytes);
+        tokens.push(StaticToken {
+            name: token.name.clone(),
+            sha256,
+            scopes: token.scopes.clone(),
+        });
+    }
+    AdminSettings {
+        audience: raw.audience.clone(),
+        tokens,
     }
 }
 
@@ -398,9 +498,15 @@ fn signing_settings(
             None
         }
     };
+    let min_published_age = p.duration(
+        "signing.min_published_age",
+        &raw.min_published_age,
+        Duration::ZERO,
+    );
     active.map(|active| SigningSettings {
         issuer: raw.issuer.clone(),
         max_ttl,
+        min_published_age,
         keys,
         active,
     })

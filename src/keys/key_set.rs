@@ -6,7 +6,76 @@ use aws_lc_rs::digest;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use super::import::ImportedKey;
+use super::signing::SigningKey;
 use crate::b64;
+
+/// The customer's imported public keys, as published: one immutable snapshot per version.
+#[derive(Debug, Clone, Default)]
+pub struct CustomKeySet {
+    /// Store version this snapshot came from (0: nothing stored yet).
+    pub version: u64,
+    pub keys: Vec<ImportedKey>,
+    /// Unix time each kid was first published, for `min_published_age`.
+    pub published_at: std::collections::BTreeMap<String, i64>,
+    /// Strong ETag (quoted) over the keys as returned by the management API.
+    pub etag: String,
+}
+
+impl CustomKeySet {
+    pub fn new(
+        version: u64,
+        keys: Vec<ImportedKey>,
+        published_at: std::collections::BTreeMap<String, i64>,
+    ) -> Self {
+        let json: Vec<&Map<String, Value>> = keys.iter().map(|k| &k.json).collect();
+        let bytes = serde_json::to_vec(&json).unwrap_or_default();
+        let etag = format!(
+            "\"{}\"",
+            b64::encode(&digest::digest(&digest::SHA256, &bytes).as_ref()[..16])
+        );
+        CustomKeySet {
+            version,
+            keys,
+            published_at,
+            etag,
+        }
+    }
+
+    /// The JWK objects as stored, in import order.
+    pub fn json(&self) -> Vec<Map<String, Value>> {
+        self.keys.iter().map(|k| k.json.clone()).collect()
+    }
+
+    /// Checks that `key` is published: same kid, same key material, and (with
+    /// `min_published_age`) published at least that long before `now`.
+    pub fn check_published(
+        &self,
+        key: &SigningKey,
+        min_published_age: u64,
+        now: i64,
+    ) -> Result<(), String> {
+        let kid = key.kid();
+        let Some(published) = self.keys.iter().find(|k| k.kid == kid) else {
+            return Err(format!(
+                "signing key {kid:?} is not in the published custom key set; import its public JWK (resigner keys import)"
+            ));
+        };
+        if published.material != key.public_jwk().material {
+            return Err(format!(
+                "the published key with kid {kid:?} has different key material than the signing key"
+            ));
+        }
+        let since = self.published_at.get(kid).copied().unwrap_or(0);
+        if now - since < min_published_age as i64 {
+            return Err(format!(
+                "signing key {kid:?} was published {}s ago; min_published_age is {min_published_age}s",
+                now - since
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A rendered JWKS document and the inputs it was rendered from.
 #[derive(Debug, Clone)]
@@ -14,8 +83,8 @@ pub struct RenderedJwks {
     pub body: Bytes,
     /// Strong ETag (quoted) over the body.
     pub etag: String,
-    /// (config generation, IdP key generation) this rendering reflects.
-    pub source: (u64, u64),
+    /// (custom set generation, IdP key generation, config generation) this rendering reflects.
+    pub source: (u64, u64, u64),
 }
 
 impl RenderedJwks {
@@ -24,7 +93,7 @@ impl RenderedJwks {
     pub fn render(
         custom: &[Map<String, Value>],
         idp: &[Map<String, Value>],
-        source: (u64, u64),
+        source: (u64, u64, u64),
     ) -> Self {
         let keys: Vec<Value> = custom
             .iter()
@@ -69,7 +138,7 @@ mod tests {
                 idp.as_object().unwrap().clone(),
                 oct.as_object().unwrap().clone(),
             ],
-            (1, 1),
+            (1, 1, 1),
         );
         let doc: Value = serde_json::from_slice(&rendered.body).unwrap();
         let kids: Vec<&str> = doc["keys"]
@@ -80,7 +149,7 @@ mod tests {
             .collect();
         assert_eq!(kids, ["c", "i"]);
         assert!(!String::from_utf8_lossy(&rendered.body).contains("secret"));
-        let again = RenderedJwks::render(&[custom.as_object().unwrap().clone()], &[], (1, 2));
+        let again = RenderedJwks::render(&[custom.as_object().unwrap().clone()], &[], (1, 2, 1));
         assert_ne!(again.etag, rendered.etag);
     }
 }

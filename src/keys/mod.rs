@@ -1,11 +1,14 @@
 //! Key material: public JWKs (parsing, thumbprints, rendering), private signing keys parsed
 //! once, PEM files, and the published key set.
 
+pub mod import;
 pub mod jwk;
 pub mod key_set;
 pub mod pem;
 pub mod signing;
+pub mod store;
+pub mod x509;
 
 pub use jwk::{KeyMaterial, PublicJwk, VerifyKey};
-pub use key_set::RenderedJwks;
+pub use key_set::{CustomKeySet, RenderedJwks};
 pub use signing::{SigningKey, SigningKeyError};

@@ -130,6 +130,10 @@ pub async fn resign(
     token: &str,
 ) -> Result<Arc<Resigned>, ProxyError> {
     let idp_keys = state.idp.current().ok_or(ProxyError::IdpUnavailable)?;
+    if let Err(reason) = state.signing_status(config) {
+        tracing::debug!(%reason, "signing key not published");
+        return Err(ProxyError::SigningUnavailable);
+    }
     let key = CacheKey::new(token, route.id, config.generation, idp_keys.generation);
     let entry = state
         .cache
@@ -145,13 +149,14 @@ pub async fn resign(
     Ok(entry.into_value())
 }
 
-async fn resign_uncached(
+/// Verifies an IdP access token for `audience`: structure and header, key lookup (with a
+/// refetch on an unknown kid), signature and claims. Shared by the proxy and the admin API.
+pub async fn verify_token(
     state: &AppState,
-    config: &Config,
-    route: &Route,
     token: &str,
+    audience: &str,
     idp_keys: Arc<IdpKeys>,
-) -> Result<Arc<Resigned>, ProxyError> {
+) -> Result<verify::Verified, ProxyError> {
     let settings = state.idp.settings();
     let parsed = verify::parse(token, settings)?;
     let kid = parsed.kid.as_deref();
@@ -167,8 +172,25 @@ async fn resign_uncached(
     let Lookup::Found(key) = keys.find(kid) else {
         return Err(VerifyError::UnknownKid.into());
     };
+    Ok(verify::verify(
+        &parsed,
+        key,
+        settings,
+        audience,
+        crate::time::now_unix(),
+    )?)
+}
+
+async fn resign_uncached(
+    state: &AppState,
+    config: &Config,
+    route: &Route,
+    token: &str,
+    idp_keys: Arc<IdpKeys>,
+) -> Result<Arc<Resigned>, ProxyError> {
+    let settings = state.idp.settings();
+    let verified = verify_token(state, token, &route.audience, idp_keys).await?;
     let now = crate::time::now_unix();
-    let verified = verify::verify(&parsed, key, settings, &route.audience, now)?;
     let signing = &config.signing;
     let claims = claims::map_claims(
         &verified.claims,

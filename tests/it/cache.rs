@@ -67,7 +67,7 @@ async fn signing_key_change_invalidates_cached_tokens() {
         .active
         .kid()
         .to_string();
-    let new_kid = proxy.rotate_signing_key(Alg::EdDSA);
+    let new_kid = proxy.rotate_signing_key(Alg::EdDSA).await;
     assert_ne!(old_kid, new_kid);
     assert_eq!(get_bearer(&proxy.url("/api/a"), &token).await.status, 200);
     assert_eq!(

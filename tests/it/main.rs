@@ -8,5 +8,6 @@ mod cache;
 mod demo;
 mod idp_keys;
 mod interop;
+mod keys;
 mod proxy;
 mod rejections;

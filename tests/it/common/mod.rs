@@ -13,7 +13,7 @@ use resigner::alg::Alg;
 use resigner::keys::{SigningKey, pem};
 use resigner::server::Running;
 
-pub use client::{get, get_bearer, send};
+pub use client::{Reply, get, get_bearer, send};
 pub use idp::{IdpKey, TestIdp, claims, mint, raw_token};
 pub use upstream::TestUpstream;
 
@@ -25,6 +25,21 @@ pub struct ProxyBuilder {
     signing_alg: Alg,
     routes: Vec<String>,
     max_ttl: String,
+    publish: bool,
+    admin_lines: Vec<String>,
+    min_published_age: Option<String>,
+}
+
+/// The static management token every test proxy accepts (all four scopes).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Hex SHA-256, as `[[admin.tokens]] sha256` wants it.
+pub fn sha256_hex(text: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl ProxyBuilder {
@@ -36,7 +51,28 @@ impl ProxyBuilder {
             signing_alg: Alg::ES256,
             routes: vec![],
             max_ttl: "5m".into(),
+            publish: true,
+            admin_lines: vec![],
+            min_published_age: None,
         }
+    }
+
+    /// Adds `min_published_age` to `[signing]`.
+    pub fn min_published_age(mut self, age: &str) -> Self {
+        self.min_published_age = Some(age.to_string());
+        self
+    }
+
+    /// Start without importing the signing key's public JWK (the signing guard then holds).
+    pub fn unpublished(mut self) -> Self {
+        self.publish = false;
+        self
+    }
+
+    /// Adds a line to `[admin]`, e.g. `audience = "https://resigner.test/admin"`.
+    pub fn admin(mut self, line: &str) -> Self {
+        self.admin_lines.push(line.to_string());
+        self
     }
 
     /// Leave `jwks_uri` out so the proxy discovers it from the OpenID configuration.
@@ -84,17 +120,39 @@ impl ProxyBuilder {
         std::fs::write(&config_path, &text).expect("write config");
         let config = resigner::load_config(&config_path).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let running = resigner::start(config).await.expect("proxy starts");
-        TestProxy {
+        let proxy = TestProxy {
             running,
             dir,
             config_path,
             builder_text: text,
+        };
+        if self.publish {
+            let jwk = proxy
+                .running
+                .state
+                .config()
+                .signing
+                .active
+                .public_jwk()
+                .to_json();
+            let reply = proxy.put_keys(&serde_json::json!({ "keys": [jwk] })).await;
+            assert_eq!(
+                reply.status, 200,
+                "publishing the signing key: {:?}",
+                reply.body
+            );
         }
+        proxy
     }
 
     fn config_text(&self, key_file: &str) -> String {
         let mut text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[idp]\nissuer = \"{}\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n[keys]\nstore = \"keys.json\"\npoll_interval = \"100ms\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n{}\n[[admin.tokens]]\nname = \"tests\"\nsha256 = \"{}\"\n\
+             scopes = [\"read:custom_signing_keys\", \"create:custom_signing_keys\", \"update:custom_signing_keys\", \"delete:custom_signing_keys\"]\n\
+             [idp]\nissuer = \"{}\"\n",
+            self.admin_lines.join("\n"),
+            sha256_hex(ADMIN_TOKEN),
             self.issuer
         );
         if let Some(uri) = &self.jwks_uri {
@@ -105,9 +163,17 @@ impl ProxyBuilder {
             text.push('\n');
         }
         text.push_str(&format!(
-            "[signing]\nissuer = \"https://resigner.test/\"\nmax_ttl = \"{}\"\n[[signing.keys]]\npath = \"{key_file}\"\nalg = \"{}\"\n",
-            self.max_ttl, self.signing_alg
+            "[signing]\nissuer = \"https://resigner.test/\"\nmax_ttl = \"{}\"\n",
+            self.max_ttl
         ));
+        if let Some(age) = &self.min_published_age {
+            text.push_str(&format!("min_published_age = \"{age}\"\n"));
+        }
+        text.push_str(&format!(
+            "[[signing.keys]]\npath = \"{key_file}\"\nalg = \"{}\"\n",
+            self.signing_alg
+        ));
+
         for route in &self.routes {
             text.push_str("[[routes]]\n");
             text.push_str(route);
@@ -158,9 +224,23 @@ impl TestProxy {
         resigner::metrics::Metrics::get(pick(self.metrics()))
     }
 
-    /// Replaces the signing key file with a new key and installs the reloaded config, as a
-    /// config reload does. Returns the new active kid.
-    pub fn rotate_signing_key(&self, alg: Alg) -> String {
+    /// `PUT /api/v2/keys/custom-signing` with the test admin token.
+    pub async fn put_keys(&self, body: &serde_json::Value) -> client::Reply {
+        client::send(
+            http::Method::PUT,
+            &self.admin_url("/api/v2/keys/custom-signing"),
+            &[
+                ("authorization", &format!("Bearer {ADMIN_TOKEN}")),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    /// Replaces the signing key file with a new key, publishes its public JWK next to the old
+    /// one, and installs the reloaded config, as a config reload does. Returns the new kid.
+    pub async fn rotate_signing_key(&self, alg: Alg) -> String {
         let name = format!("signing-{}.pem", self.running.state.config().generation + 1);
         write_key(&self.dir.path().join(&name), alg);
         let text = self
@@ -176,6 +256,23 @@ impl TestProxy {
         std::fs::write(&self.config_path, text).expect("write config");
         let config = resigner::load_config(&self.config_path).expect("reloaded config is valid");
         let kid = config.signing.active.kid().to_string();
+        let old = self
+            .running
+            .state
+            .config()
+            .signing
+            .active
+            .public_jwk()
+            .to_json();
+        let new = config.signing.active.public_jwk().to_json();
+        let reply = self
+            .put_keys(&serde_json::json!({ "keys": [old, new] }))
+            .await;
+        assert_eq!(
+            reply.status, 200,
+            "publishing the new key: {:?}",
+            reply.body
+        );
         self.running.state.install_config(config);
         kid
     }

@@ -1,0 +1,159 @@
+//! The one table from management API errors to responses, in Auth0's error body shape:
+//! `{"statusCode": 400, "error": "Bad Request", "message": "...", "errorCode": "..."}`.
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+
+use crate::body::{self, Body};
+use crate::keys::import::ImportError;
+
+/// Everything that can stop a management API request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("Invalid token.")]
+    Unauthorized,
+    #[error("Insufficient scope; expected all of: {}.", .0.join(", "))]
+    Forbidden(Vec<&'static str>),
+    #[error("{0}")]
+    InvalidBody(#[from] ImportError),
+    #[error("Payload validation error: Content-Type must be application/json.")]
+    ContentType,
+    #[error("Payload validation error: the body is larger than {0} bytes.")]
+    TooLarge(usize),
+    #[error("No custom signing keys found for this tenant. Upload custom signing keys first.")]
+    NoKeys,
+    #[error("Not Found")]
+    NoEndpoint,
+    #[error("Method not allowed; use GET, PUT or DELETE.")]
+    Method,
+    #[error("The key set has changed since it was read: If-Match does not match the current ETag.")]
+    Precondition,
+    #[error("The key set was changed concurrently; read it again and retry.")]
+    Conflict,
+    #[error("The identity provider keys are unavailable; cannot verify the token.")]
+    IdpUnavailable,
+    #[error("The key store could not be written: {0}")]
+    Store(String),
+}
+
+impl AdminError {
+    /// Status and Auth0-style `errorCode`.
+    fn classify(&self) -> (StatusCode, &'static str) {
+        match self {
+            AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            AdminError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            AdminError::InvalidBody(err) => (StatusCode::BAD_REQUEST, err.code),
+            AdminError::ContentType => (StatusCode::BAD_REQUEST, "invalid_body"),
+            AdminError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AdminError::NoKeys => (StatusCode::NOT_FOUND, "inexistent_custom_signing_keys"),
+            AdminError::NoEndpoint => (StatusCode::NOT_FOUND, "not_found"),
+            AdminError::Method => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            AdminError::Precondition => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            AdminError::Conflict => (StatusCode::CONFLICT, "conflict"),
+            AdminError::IdpUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
+            AdminError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+        }
+    }
+
+    pub fn response(&self) -> Response<Body> {
+        let (status, code) = self.classify();
+        let mut response = body::json(
+            status,
+            &json!({
+                "statusCode": status.as_u16(),
+                "error": status.canonical_reason().unwrap_or(""),
+                "message": self.to_string(),
+                "errorCode": code,
+            }),
+        );
+        let headers = response.headers_mut();
+        match self {
+            AdminError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"resigner-admin\", error=\"invalid_token\"",
+                    ),
+                );
+            }
+            AdminError::Forbidden(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"resigner-admin\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
+            AdminError::Method => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET, PUT, DELETE"));
+            }
+            AdminError::IdpUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(error: AdminError, status: u16, code: &str) {
+        let response = error.response();
+        assert_eq!(response.status().as_u16(), status, "{error:?}");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let (_, expected_code) = error.classify();
+        assert_eq!(expected_code, code);
+    }
+
+    #[test]
+    fn every_error_maps_to_its_row() {
+        check(AdminError::Unauthorized, 401, "invalid_token");
+        check(
+            AdminError::Forbidden(vec!["read:custom_signing_keys"]),
+            403,
+            "insufficient_scope",
+        );
+        check(
+            AdminError::InvalidBody(ImportError {
+                message: "m".into(),
+                code: "invalid_body",
+            }),
+            400,
+            "invalid_body",
+        );
+        check(AdminError::ContentType, 400, "invalid_body");
+        check(AdminError::TooLarge(65536), 413, "payload_too_large");
+        check(AdminError::NoKeys, 404, "inexistent_custom_signing_keys");
+        check(AdminError::NoEndpoint, 404, "not_found");
+        check(AdminError::Method, 405, "method_not_allowed");
+        check(AdminError::Precondition, 412, "precondition_failed");
+        check(AdminError::Conflict, 409, "conflict");
+        check(AdminError::IdpUnavailable, 503, "temporarily_unavailable");
+        check(AdminError::Store("disk full".into()), 500, "store_error");
+        assert_eq!(
+            AdminError::Forbidden(vec![
+                "create:custom_signing_keys",
+                "update:custom_signing_keys"
+            ])
+            .to_string(),
+            "Insufficient scope; expected all of: create:custom_signing_keys, update:custom_signing_keys."
+        );
+        assert!(
+            AdminError::Unauthorized
+                .response()
+                .headers()
+                .contains_key(header::WWW_AUTHENTICATE)
+        );
+        assert!(
+            AdminError::Method
+                .response()
+                .headers()
+                .contains_key(header::ALLOW)
+        );
+    }
+}

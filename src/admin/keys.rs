@@ -1,0 +1,181 @@
+//! `/api/v2/keys/custom-signing`, wire-compatible with Auth0's Management API v2:
+//! - `GET` (scope `read:custom_signing_keys`): 200 `{"keys": [...]}`, 404 when none exist
+//! - `PUT` (scopes `create:` and `update:custom_signing_keys`): body `{"keys": [JWK, ...]}`
+//!   replaces the whole set; 200 `{"keys": [...]}` as stored
+//! - `DELETE` (scope `delete:custom_signing_keys`): 204; the set becomes empty
+//!
+//! Extensions beyond Auth0: `ETag` on GET and PUT responses, and `If-Match` on PUT and DELETE
+//! (412 on mismatch) so two administrators cannot silently overwrite each other.
+
+use std::collections::BTreeMap;
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{Map, Value, json};
+
+use super::auth::{self, Caller};
+use super::error::AdminError;
+use crate::app::AppState;
+use crate::body::{self, Body};
+use crate::keys::CustomKeySet;
+use crate::keys::import::{self, MAX_BODY_BYTES};
+use crate::keys::store::StoreError;
+use crate::metrics::Metrics;
+
+const READ: &str = "read:custom_signing_keys";
+const CREATE: &str = "create:custom_signing_keys";
+const UPDATE: &str = "update:custom_signing_keys";
+const DELETE: &str = "delete:custom_signing_keys";
+
+/// Handles one request on the custom signing keys endpoint.
+pub async fn handle(
+    state: &AppState,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, AdminError> {
+    match *request.method() {
+        Method::GET => get(state, request.headers()).await,
+        Method::PUT => put(state, request).await,
+        Method::DELETE => delete(state, request.headers()).await,
+        _ => Err(AdminError::Method),
+    }
+}
+
+async fn get(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, AdminError> {
+    auth::authenticate(state, headers).await?.require(&[READ])?;
+    let set = state.custom_keys();
+    if set.keys.is_empty() {
+        return Err(AdminError::NoKeys);
+    }
+    Ok(with_etag(
+        body::json(StatusCode::OK, &json!({"keys": set.json()})),
+        &set.etag,
+    ))
+}
+
+async fn put(state: &AppState, request: Request<Incoming>) -> Result<Response<Body>, AdminError> {
+    let caller = auth::authenticate(state, request.headers()).await?;
+    caller.require(&[CREATE, UPDATE])?;
+    let current = state.custom_keys();
+    check_if_match(request.headers(), &current)?;
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(AdminError::ContentType);
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(AdminError::TooLarge(MAX_BODY_BYTES));
+    }
+    let bytes = Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| AdminError::TooLarge(MAX_BODY_BYTES))?
+        .to_bytes();
+    let imported = import::parse_body(&bytes, &state.idp_kids())?;
+    let now = crate::time::now_unix();
+    let published_at: BTreeMap<String, i64> = imported
+        .iter()
+        .map(|key| {
+            let kept = current
+                .keys
+                .iter()
+                .any(|old| old.kid == key.kid && old.material == key.material);
+            let since = if kept {
+                current.published_at.get(&key.kid).copied().unwrap_or(now)
+            } else {
+                now
+            };
+            (key.kid.clone(), since)
+        })
+        .collect();
+    let jsons: Vec<Map<String, Value>> = imported.iter().map(|key| key.json.clone()).collect();
+    let stored = write(state, &current, jsons, published_at.clone()).await?;
+    let set = CustomKeySet::new(stored.version, imported, published_at);
+    audit(&caller, "PUT", &current, &set);
+    let response = with_etag(
+        body::json(StatusCode::OK, &json!({"keys": set.json()})),
+        &set.etag,
+    );
+    state.install_custom(set);
+    Ok(response)
+}
+
+async fn delete(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, AdminError> {
+    let caller = auth::authenticate(state, headers).await?;
+    caller.require(&[DELETE])?;
+    let current = state.custom_keys();
+    check_if_match(headers, &current)?;
+    let stored = write(state, &current, Vec::new(), BTreeMap::new()).await?;
+    let set = CustomKeySet::new(stored.version, Vec::new(), BTreeMap::new());
+    audit(&caller, "DELETE", &current, &set);
+    state.install_custom(set);
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}
+
+async fn write(
+    state: &AppState,
+    current: &CustomKeySet,
+    keys: Vec<Map<String, Value>>,
+    published_at: BTreeMap<String, i64>,
+) -> Result<crate::keys::store::StoredSet, AdminError> {
+    let result = state
+        .store
+        .compare_and_set(current.version, keys, published_at)
+        .await;
+    Metrics::inc(&state.metrics.admin_changes);
+    result.map_err(|err| match err {
+        StoreError::Conflict { .. } => AdminError::Conflict,
+        other => {
+            tracing::error!(error = %other, "key store write failed; the stored set is unchanged");
+            AdminError::Store(other.to_string())
+        }
+    })
+}
+
+/// `If-Match` (an extension to Auth0's API): `*` or one of the listed ETags must match.
+fn check_if_match(headers: &HeaderMap, current: &CustomKeySet) -> Result<(), AdminError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let value = value.to_str().map_err(|_| AdminError::Precondition)?;
+    let matches = value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == current.etag);
+    if matches {
+        Ok(())
+    } else {
+        Err(AdminError::Precondition)
+    }
+}
+
+fn with_etag(mut response: Response<Body>, etag: &str) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+fn audit(caller: &Caller, action: &str, before: &CustomKeySet, after: &CustomKeySet) {
+    let kids = |set: &CustomKeySet| set.keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
+    tracing::info!(
+        target: "resigner::audit",
+        who = %caller.name,
+        action,
+        before = ?kids(before),
+        after = ?kids(after),
+        version = after.version,
+        "custom signing keys changed"
+    );
+}
