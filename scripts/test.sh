@@ -1,12 +1,38 @@
 #!/usr/bin/env bash
 # The test command (README and .ci/run call it): installs what the tests need, then runs
-# every test. PyJWT is the independent verifier used by tests/it/interop.rs; it must be
-# present, so a missing tool fails the run instead of skipping a test.
+# every test. PyJWT is the independent verifier used by tests/it/interop.rs; Auth0's official
+# SDKs (npm `auth0` 7.x in tests/sdk, PyPI `auth0-python` 6.x) drive the management API in
+# tests/it/sdk.rs. They must be present, so a missing tool fails the run instead of skipping a
+# test. Each install runs only when needed, so a second run goes straight to cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3'
+fi
+
+if ! python3 -c 'import auth0.management, importlib.metadata as m, sys; sys.exit(not m.version("auth0-python").startswith("6."))' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'auth0-python>=6,<7'
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  # Debian's own nodejs may be older than auth0 7.x wants (Node >= 20.19): checked below.
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "scripts/test.sh: npm auth0 7.x needs Node >= 20.19, this machine has $(node --version); tests/it/sdk.rs will fail" >&2
+fi
+# node_modules/.package-lock.json is npm's record of the last install: newer than the manifest
+# and the lock file means node_modules is up to date.
+sdk=tests/sdk
+if [ ! -f "$sdk/node_modules/.package-lock.json" ] ||
+  [ "$sdk/package.json" -nt "$sdk/node_modules/.package-lock.json" ] ||
+  [ "$sdk/package-lock.json" -nt "$sdk/node_modules/.package-lock.json" ]; then
+  if [ -f "$sdk/package-lock.json" ]; then
+    npm ci --prefix "$sdk" --silent --no-audit --no-fund
+  else
+    npm install --prefix "$sdk" --silent --no-audit --no-fund
+  fi
 fi
 
 cargo test --all-targets --locked "$@"

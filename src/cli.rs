@@ -1,8 +1,11 @@
-//! The command line (clap derive): `serve`, `demo`, `check`, `keys generate`.
+//! The command line (clap derive): `serve`, `demo`, `check`, `keys generate|jwks|import|list|
+//! delete`, `token hash`. The key and token commands live in [`crate::keys_cli`].
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use crate::alg::Alg;
 
 #[derive(Debug, Parser)]
 #[command(name = "resigner", version, about = "Token re-signing reverse proxy")]
@@ -34,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Management API token helpers.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,4 +56,81 @@ pub enum KeysCommand {
         #[arg(long)]
         kid: Option<String>,
     },
+    /// Print the public JWKS {"keys": [...]} of key files, ready for `keys import` or a PUT.
+    /// Never prints private key material.
+    Jwks {
+        #[command(flatten)]
+        keys: KeyFiles,
+    },
+    /// Replace the stored custom signing keys with the public JWKs of FILE... (PUT
+    /// /api/v2/keys/custom-signing). The whole set is replaced: list every key to keep.
+    Import {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only replace the set if its ETag (as printed by `keys list` or `keys import`)
+        /// still matches; the quotes of the ETag may be left out.
+        #[arg(long, value_name = "ETAG")]
+        if_match: Option<String>,
+        #[command(flatten)]
+        keys: KeyFiles,
+    },
+    /// Print the stored custom signing keys as JSON (GET /api/v2/keys/custom-signing).
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Delete every stored custom signing key (DELETE /api/v2/keys/custom-signing). The
+    /// proxy cannot re-sign until its signing key is imported again.
+    Delete {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only delete if the set's ETag still matches; the quotes may be left out.
+        #[arg(long, value_name = "ETAG")]
+        if_match: Option<String>,
+    },
+}
+
+/// Key files turned into a public JWKS.
+#[derive(Debug, Args)]
+pub struct KeyFiles {
+    /// Public JWK files (`*.jwk.json`; a JWKS {"keys": [...]} works too) or PKCS#8 PEM
+    /// private keys ("-----BEGIN PRIVATE KEY-----"), whose algorithm is inferred (RSA: RS256).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The algorithm to publish, e.g. PS256 for an RSA key that signs PS256; it must fit
+    /// every key given.
+    #[arg(long, value_parser = parse_alg)]
+    pub alg: Option<Alg>,
+    /// The kid to publish (one key only; default: the JWK's kid, else the RFC 7638
+    /// thumbprint, as `keys generate` and `[[signing.keys]]` use).
+    #[arg(long)]
+    pub kid: Option<String>,
+}
+
+/// Where the management API is and how to authenticate to it.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Base URL of the admin listener, e.g. http://127.0.0.1:9090.
+    #[arg(long, value_name = "URL")]
+    pub admin: String,
+    /// Management API bearer token (default: $RESIGNER_ADMIN_TOKEN; prefer the variable,
+    /// since command-line arguments are visible to other local users).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Read a token on stdin (a trailing newline is ignored) and print the hex SHA-256 that
+    /// `[[admin.tokens]] sha256` wants.
+    Hash,
+}
+
+fn parse_alg(name: &str) -> Result<Alg, String> {
+    Alg::parse(name).ok_or_else(|| {
+        format!(
+            "unknown algorithm {name:?}; one of {}",
+            Alg::ALL.map(|a| a.name()).join(", ")
+        )
+    })
 }

@@ -17,7 +17,8 @@ pub type UpstreamClient = Client<Connector, Incoming>;
 /// Client for IdP discovery and JWKS fetches.
 pub type FetchClient = Client<Connector, Empty<Bytes>>;
 
-fn connector(connect_timeout: Duration) -> Connector {
+/// HTTP and HTTPS (rustls, webpki roots) with a connect timeout.
+pub fn connector(connect_timeout: Duration) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));

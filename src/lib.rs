@@ -17,6 +17,7 @@ pub mod http_client;
 pub mod idp;
 pub mod json;
 pub mod keys;
+pub mod keys_cli;
 pub mod metrics;
 pub mod proxy;
 pub mod router;

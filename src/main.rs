@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use resigner::alg::Alg;
-use resigner::cli::{Cli, Command, KeysCommand};
+use resigner::cli::{AdminArgs, Cli, Command, KeyFiles, KeysCommand, TokenCommand};
 use resigner::keys::{SigningKey, pem};
+use resigner::keys_cli::{self, AdminClient};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -85,7 +86,81 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys {
+            command: KeysCommand::Jwks { keys },
+        } => {
+            let jwks = public_jwks(&keys)?;
+            println!("{}", serde_json::to_string_pretty(&jwks)?);
+            Ok(())
+        }
+        Command::Keys {
+            command:
+                KeysCommand::Import {
+                    admin,
+                    if_match,
+                    keys,
+                },
+        } => {
+            let jwks = public_jwks(&keys)?;
+            let client = admin_client(admin)?;
+            let stored = runtime()?.block_on(client.import(&jwks, if_match.as_deref()))?;
+            println!(
+                "stored {} custom signing key(s) at {}:",
+                stored.keys.len(),
+                client.url()
+            );
+            for kid in stored.kids() {
+                println!("  kid {kid}");
+            }
+            println!("ETag: {}", stored.etag.as_deref().unwrap_or("(none)"));
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::List { admin },
+        } => {
+            let client = admin_client(admin)?;
+            let stored = runtime()?.block_on(client.list())?;
+            println!("{}", serde_json::to_string_pretty(&stored.to_json())?);
+            if stored.keys.is_empty() {
+                eprintln!("no custom signing keys are stored at {}", client.url());
+            } else {
+                let etag = stored.etag.as_deref().unwrap_or("(none)");
+                eprintln!("{} key(s); ETag: {etag}", stored.keys.len());
+            }
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Delete { admin, if_match },
+        } => {
+            let client = admin_client(admin)?;
+            runtime()?.block_on(client.delete(if_match.as_deref()))?;
+            println!(
+                "deleted every custom signing key at {}; the proxy cannot re-sign until its \
+                 signing key is imported again",
+                client.url()
+            );
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Hash,
+        } => {
+            println!("{}", keys_cli::hash_token(std::io::stdin().lock())?);
+            Ok(())
+        }
     }
+}
+
+fn public_jwks(keys: &KeyFiles) -> anyhow::Result<serde_json::Value> {
+    Ok(keys_cli::public_jwks(
+        &keys.files,
+        keys.alg,
+        keys.kid.as_deref(),
+    )?)
+}
+
+fn admin_client(args: AdminArgs) -> anyhow::Result<AdminClient> {
+    let token = keys_cli::admin_token(args.token)?;
+    Ok(AdminClient::new(&args.admin, &token)?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -89,6 +89,7 @@ impl FileStore {
     /// is an error naming the file (never a silent empty set).
     pub fn open(path: &Path) -> Result<Arc<Self>, StoreError> {
         let (set, stamp) = read_file(path)?;
+        remove_stale_temp_files(path);
         let (tx, _) = watch::channel(Arc::new(set));
         Ok(Arc::new(FileStore {
             path: path.to_path_buf(),
@@ -203,6 +204,28 @@ fn write_atomic(path: &Path, set: &StoredSet) -> Result<Stamp, StoreError> {
         .and_then(|d| d.sync_all())
         .map_err(fail)?;
     Ok(stamp_of(path))
+}
+
+/// Temp files of writes interrupted by a crash (`.{name}.tmp-{pid}`): never read, only removed.
+fn remove_stale_temp_files(path: &Path) {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = format!(
+        ".{}.tmp-",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn stamp_of(path: &Path) -> Stamp {

@@ -463,7 +463,6 @@ async fn every_bad_import_is_a_400_naming_the_problem_and_changes_nothing() {
 
     type RawCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
     let raw_cases: Vec<RawCase> = vec![
-
         (
             "not JSON",
             vec![("content-type", "application/json")],

@@ -5,9 +5,12 @@
 mod common;
 
 mod cache;
+mod cli;
 mod demo;
 mod idp_keys;
 mod interop;
 mod keys;
 mod proxy;
 mod rejections;
+mod sdk;
+mod store;

@@ -39,6 +39,18 @@ impl Reply {
 
 /// Sends a request with `headers` (repeated names are sent repeatedly) and an optional body.
 pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    try_send(method, url, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
+/// Like [`send`], but a connection failure is an `Err` instead of a panic.
+pub async fn try_send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Reply, String> {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut request = Request::builder().method(method).uri(url);
@@ -48,17 +60,14 @@ pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &[u
     let request = request
         .body(Full::new(Bytes::copy_from_slice(body)))
         .expect("request");
-    let response = client
-        .request(request)
-        .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("body").to_bytes();
-    Reply {
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Reply {
         status: parts.status,
         headers: parts.headers,
         body,
-    }
+    })
 }
 
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {

@@ -112,12 +112,31 @@ impl ProxyBuilder {
         self.route(&body)
     }
 
+    /// Writes `signing.pem` and `resigner.toml` into `dir` with the given listen addresses
+    /// (for running the proxy as a child process); returns the config path.
+    pub fn write_config(&self, dir: &std::path::Path, listen: &str, admin_listen: &str) -> PathBuf {
+        write_key(&dir.join("signing.pem"), self.signing_alg);
+        let text = self
+            .config_text("signing.pem")
+            .replacen(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"{listen}\""),
+                1,
+            )
+            .replacen(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"{admin_listen}\""),
+                1,
+            );
+        let config_path = dir.join("resigner.toml");
+        std::fs::write(&config_path, &text).expect("write config");
+        config_path
+    }
+
     pub async fn start(self) -> TestProxy {
         let dir = tempfile::tempdir().expect("temp dir");
-        write_key(&dir.path().join("signing.pem"), self.signing_alg);
-        let text = self.config_text("signing.pem");
-        let config_path = dir.path().join("resigner.toml");
-        std::fs::write(&config_path, &text).expect("write config");
+        let config_path = self.write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+        let text = std::fs::read_to_string(&config_path).unwrap();
         let config = resigner::load_config(&config_path).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let running = resigner::start(config).await.expect("proxy starts");
         let proxy = TestProxy {
@@ -198,6 +217,26 @@ pub struct TestProxy {
 }
 
 impl TestProxy {
+    /// Stops the proxy (draining in-flight requests) and starts it again from the same
+    /// config file, key file and key store, as a process restart would.
+    pub async fn restart(self) -> TestProxy {
+        let TestProxy {
+            running,
+            dir,
+            config_path,
+            builder_text,
+        } = self;
+        running.shutdown(Duration::from_secs(5)).await;
+        let config = resigner::load_config(&config_path).expect("config still valid");
+        let running = resigner::start(config).await.expect("proxy restarts");
+        TestProxy {
+            running,
+            dir,
+            config_path,
+            builder_text,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.running.public_addr)
     }
