@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
-use crate::http_client::{self, UpstreamClient};
+use crate::config::reload::ReloadStatus;
+use crate::http_client::{self, Upstreams};
 use crate::idp::IdpClient;
 use crate::keys::import::{self, ImportError};
 use crate::keys::store::{KeyStore, StoredSet};
@@ -26,9 +27,11 @@ pub struct AppState {
     custom_generation: AtomicU64,
     pub store: Arc<dyn KeyStore>,
     pub cache: ResignCache,
-    pub upstream: UpstreamClient,
+    /// Pooled upstream clients, one per distinct route TLS setting.
+    pub upstream: Upstreams,
     jwks: ArcSwap<RenderedJwks>,
     pub metrics: Arc<Metrics>,
+    reload: std::sync::Mutex<ReloadStatus>,
 }
 
 impl AppState {
@@ -37,9 +40,9 @@ impl AppState {
     pub fn new(mut config: Config, store: Arc<dyn KeyStore>, custom: CustomKeySet) -> Arc<Self> {
         config.generation = 1;
         let metrics = Arc::new(Metrics::default());
-        let fetch = http_client::fetch_client(config.idp.fetch_timeout);
+        let fetch = http_client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
         let idp = Arc::new(IdpClient::new(config.idp.clone(), fetch, metrics.clone()));
-        let upstream = http_client::upstream_client(
+        let upstream = Upstreams::new(
             config.upstream.connect_timeout,
             config.upstream.pool_idle_timeout,
         );
@@ -56,6 +59,11 @@ impl AppState {
             upstream,
             jwks: ArcSwap::from_pointee(jwks),
             metrics,
+            reload: std::sync::Mutex::new(ReloadStatus {
+                generation: 1,
+                ok: true,
+                ..Default::default()
+            }),
         });
         state.log_signing_status();
         state
@@ -66,16 +74,28 @@ impl AppState {
         self.config.load_full()
     }
 
-    /// Installs a new, already validated config. Listener addresses, IdP settings, the key
-    /// store and cache bounds keep their start-up values; routes, claims and signing keys
-    /// take effect for the next request, and the new generation makes every cached token
-    /// unreachable.
+    /// Installs a new, already validated config: routes, claims, signing keys, admin tokens
+    /// and IdP settings take effect for the next request, and the new generation makes every
+    /// cached token unreachable. Listener addresses, the key store and cache bounds keep their
+    /// start-up values (the reloader says so in the log).
     pub fn install_config(&self, mut config: Config) -> u64 {
         config.generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let generation = config.generation;
+        self.idp.update_settings(config.idp.clone());
         self.config.store(Arc::new(config));
         self.log_signing_status();
         generation
+    }
+
+    /// The outcome of the last config reload.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reload.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn set_reload_status(&self, status: ReloadStatus) {
+        if let Ok(mut current) = self.reload.lock() {
+            *current = status;
+        }
     }
 
     /// The published custom key set.

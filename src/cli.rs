@@ -10,6 +10,9 @@ use crate::alg::Alg;
 #[derive(Debug, Parser)]
 #[command(name = "resigner", version, about = "Token re-signing reverse proxy")]
 pub struct Cli {
+    /// Log format on stderr: `pretty` lines or one JSON object per line (filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::LogFormat::Pretty)]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,7 +40,17 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Management API token helpers.
+    /// TLS certificate helpers.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Token helpers: inspect, dry-run re-signing, hash a management token.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -124,6 +137,36 @@ pub enum TokenCommand {
     /// Read a token on stdin (a trailing newline is ignored) and print the hex SHA-256 that
     /// `[[admin.tokens]] sha256` wants.
     Hash,
+    /// Decode a token's header and claims WITHOUT verifying it; times shown in human form.
+    Inspect {
+        /// The token, or `-` to read it from stdin.
+        token: String,
+    },
+    /// Dry run: what the proxy would forward for TOKEN on a route (verified against the IdP's
+    /// keys, claims mapped, signed with the configured active key).
+    Resign {
+        #[arg(long, short, default_value = "config/resigner.toml")]
+        config: PathBuf,
+        /// The route's `prefix`, exactly as in the config.
+        #[arg(long)]
+        route: String,
+        /// Skip verification (map and sign the claims as given; the output says so).
+        #[arg(long)]
+        no_verify: bool,
+        /// The token, or `-` to read it from stdin.
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a development CA (dev-ca.pem) and a certificate for localhost, 127.0.0.1 and ::1
+    /// (localhost.pem, localhost-key.pem, mode 0600) into OUT, for trying HTTPS locally.
+    /// Never overwrites; the CA's private key is not kept. Not for production.
+    Dev {
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+    },
 }
 
 fn parse_alg(name: &str) -> Result<Alg, String> {

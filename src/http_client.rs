@@ -1,6 +1,11 @@
-//! Outbound HTTP: one pooled hyper client per body type (IdP fetches send no body, proxied
-//! requests stream the client's body), HTTP and HTTPS (rustls, webpki roots).
+//! Outbound HTTP: pooled hyper clients over HTTP and HTTPS (rustls, aws-lc-rs, TLS 1.2+).
+//! IdP fetches send no body; proxied requests stream the client's body (under the body read
+//! timeout). Servers are verified against the webpki roots plus, per route or for the IdP, an
+//! optional private CA; a route may present a client certificate. [`Upstreams`] keeps one
+//! pooled client per distinct TLS setting, so routes sharing settings share connections.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,37 +16,105 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::timeout_body::TimeoutBody;
+use crate::tls::{self, ClientTls};
+
 pub type Connector = HttpsConnector<HttpConnector>;
+/// The body sent upstream: the client's, each wait for a frame bounded.
+pub type UpstreamBody = TimeoutBody<Incoming>;
 /// Client for proxied requests (the incoming body is streamed through).
-pub type UpstreamClient = Client<Connector, Incoming>;
+pub type UpstreamClient = Client<Connector, UpstreamBody>;
 /// Client for IdP discovery and JWKS fetches.
 pub type FetchClient = Client<Connector, Empty<Bytes>>;
 
+/// `err` and its sources, joined by ": ". hyper-util's client errors show only "client error
+/// (Connect)"; the TLS reason (say, an unknown issuer) is further down the chain.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        let part = err.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = err.source();
+    }
+    text
+}
+
 /// HTTP and HTTPS (rustls, webpki roots) with a connect timeout.
 pub fn connector(connect_timeout: Duration) -> Connector {
+    connector_with(connect_timeout, None)
+}
+
+/// HTTP and HTTPS verified with `tls` (default: webpki roots, no client certificate).
+pub fn connector_with(connect_timeout: Duration, tls: Option<&ClientTls>) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
+    let config = match tls {
+        Some(tls) => (*tls.config).clone(),
+        None => tls::default_client_config(),
+    };
     HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_tls_config(config)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http)
 }
 
-/// The pooled client for upstreams.
-pub fn upstream_client(connect_timeout: Duration, pool_idle_timeout: Duration) -> UpstreamClient {
+/// The pooled clients for upstreams: one for routes without TLS settings, one per distinct
+/// `ca_file`/client certificate (keyed by the files' digest, created on first use).
+pub struct Upstreams {
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+    default: UpstreamClient,
+    by_tls: Mutex<HashMap<[u8; 32], UpstreamClient>>,
+}
+
+impl Upstreams {
+    pub fn new(connect_timeout: Duration, pool_idle_timeout: Duration) -> Self {
+        Upstreams {
+            connect_timeout,
+            pool_idle_timeout,
+            default: upstream_client(connect_timeout, pool_idle_timeout, None),
+            by_tls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for a route's TLS settings (a cheap handle onto a shared pool).
+    pub fn client(&self, tls: Option<&ClientTls>) -> UpstreamClient {
+        let Some(tls) = tls else {
+            return self.default.clone();
+        };
+        let mut clients = self.by_tls.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(tls.id)
+            .or_insert_with(|| {
+                upstream_client(self.connect_timeout, self.pool_idle_timeout, Some(tls))
+            })
+            .clone()
+    }
+}
+
+/// One pooled client for upstreams.
+pub fn upstream_client(
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> UpstreamClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(pool_idle_timeout)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(connector(connect_timeout))
+        .build(connector_with(connect_timeout, tls))
 }
 
-/// The client for IdP fetches.
-pub fn fetch_client(connect_timeout: Duration) -> FetchClient {
+/// The client for IdP fetches, verified with `tls` (`[idp] ca_file`) when given.
+pub fn fetch_client(connect_timeout: Duration, tls: Option<&ClientTls>) -> FetchClient {
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
-        .build(connector(connect_timeout))
+        .build(connector_with(connect_timeout, tls))
 }

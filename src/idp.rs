@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use aws_lc_rs::digest;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode, Uri, header};
@@ -79,7 +79,9 @@ impl IdpKeys {
 
 /// The client; shared by every request through an `Arc`.
 pub struct IdpClient {
-    settings: Arc<IdpSettings>,
+    settings: ArcSwap<IdpSettings>,
+    /// Wakes the refresh loop early (settings changed).
+    refresh_now: tokio::sync::Notify,
     http: FetchClient,
     current: ArcSwapOption<IdpKeys>,
     generation: AtomicU64,
@@ -87,7 +89,8 @@ pub struct IdpClient {
     on_demand: tokio::sync::Mutex<Option<Instant>>,
     /// Unknown kids and when to forget them.
     negative: Mutex<HashMap<String, Instant>>,
-    discovered: tokio::sync::Mutex<Option<Uri>>,
+    /// The discovered JWKS URI and the issuer it was discovered for.
+    discovered: Mutex<Option<(String, Uri)>>,
     last_error: Mutex<Option<String>>,
     metrics: Arc<Metrics>,
 }
@@ -97,20 +100,34 @@ const NEGATIVE_CACHE_MAX: usize = 1024;
 impl IdpClient {
     pub fn new(settings: Arc<IdpSettings>, http: FetchClient, metrics: Arc<Metrics>) -> Self {
         IdpClient {
-            settings,
+            settings: ArcSwap::new(settings),
+            refresh_now: tokio::sync::Notify::new(),
             http,
             current: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
             on_demand: tokio::sync::Mutex::new(None),
             negative: Mutex::new(HashMap::new()),
-            discovered: tokio::sync::Mutex::new(None),
+            discovered: Mutex::new(None),
             last_error: Mutex::new(None),
             metrics,
         }
     }
 
-    pub fn settings(&self) -> &IdpSettings {
-        &self.settings
+    pub fn settings(&self) -> Arc<IdpSettings> {
+        self.settings.load_full()
+    }
+
+    /// Applies reloaded settings (allow-list, leeway, typ, refresh bounds and cooldowns take
+    /// effect at once); a changed issuer or JWKS URI triggers an immediate refetch.
+    pub fn update_settings(&self, settings: Arc<IdpSettings>) {
+        let old = self.settings.swap(settings.clone());
+        if old.issuer != settings.issuer
+            || old.jwks_uri != settings.jwks_uri
+            || old.algorithms != settings.algorithms
+        {
+            tracing::info!(issuer = %settings.issuer, "IdP settings changed; refetching the key set");
+            self.refresh_now.notify_one();
+        }
     }
 
     /// The current key set, or `None` when none was ever loaded or the last good one is older
@@ -118,7 +135,15 @@ impl IdpClient {
     pub fn current(&self) -> Option<Arc<IdpKeys>> {
         self.current
             .load_full()
-            .filter(|keys| keys.fetched_at.elapsed() <= self.settings.max_stale)
+            .filter(|keys| keys.fetched_at.elapsed() <= self.settings.load().max_stale)
+    }
+
+    /// Time since the last loaded key set (usable or too stale) was confirmed by a fetch.
+    pub fn age(&self) -> Option<Duration> {
+        self.current
+            .load()
+            .as_ref()
+            .map(|keys| keys.fetched_at.elapsed())
     }
 
     /// The last fetch error, if the last fetch failed.
@@ -133,9 +158,10 @@ impl IdpClient {
             let wait = match self.fetch_now().await {
                 Ok(max_age) => {
                     backoff = Duration::from_millis(250);
+                    let settings = self.settings.load();
                     max_age
-                        .unwrap_or(self.settings.refresh)
-                        .clamp(self.settings.refresh_min, self.settings.refresh_max)
+                        .unwrap_or(settings.refresh)
+                        .clamp(settings.refresh_min, settings.refresh_max)
                 }
                 Err(_) => {
                     let wait = backoff;
@@ -143,7 +169,10 @@ impl IdpClient {
                     wait
                 }
             };
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.refresh_now.notified() => {}
+            }
         }
     }
 
@@ -161,7 +190,7 @@ impl IdpClient {
         {
             return Some(keys);
         }
-        if last.is_some_and(|at| at.elapsed() < self.settings.unknown_kid_cooldown) {
+        if last.is_some_and(|at| at.elapsed() < self.settings.load().unknown_kid_cooldown) {
             Metrics::inc(&self.metrics.idp_fetch_suppressed);
             self.remember_unknown(kid);
             return self.current();
@@ -206,19 +235,20 @@ impl IdpClient {
         }
         negative.insert(
             kid.chars().take(256).collect(),
-            now + self.settings.unknown_kid_cooldown,
+            now + self.settings.load().unknown_kid_cooldown,
         );
     }
 
     /// Fetches the JWKS now and installs it when valid. Returns the response's max-age.
     pub async fn fetch_now(&self) -> Result<Option<Duration>, IdpError> {
         let result =
-            tokio::time::timeout(self.settings.fetch_timeout, self.fetch_and_install()).await;
+            tokio::time::timeout(self.settings.load().fetch_timeout, self.fetch_and_install())
+                .await;
         let result = match result {
             Ok(result) => result,
             Err(_) => Err(IdpError::Timeout(
                 "the IdP".into(),
-                self.settings.fetch_timeout,
+                self.settings.load().fetch_timeout,
             )),
         };
         match &result {
@@ -248,16 +278,19 @@ impl IdpClient {
     }
 
     async fn jwks_uri(&self) -> Result<Uri, IdpError> {
-        if let Some(uri) = &self.settings.jwks_uri {
+        let settings = self.settings.load_full();
+        if let Some(uri) = &settings.jwks_uri {
             return Ok(uri.clone());
         }
-        let mut discovered = self.discovered.lock().await;
-        if let Some(uri) = &*discovered {
-            return Ok(uri.clone());
+        let known = self.discovered.lock().ok().and_then(|d| d.clone());
+        if let Some((issuer, uri)) = known
+            && issuer == settings.issuer
+        {
+            return Ok(uri);
         }
         let url = format!(
             "{}/.well-known/openid-configuration",
-            self.settings.issuer.trim_end_matches('/')
+            settings.issuer.trim_end_matches('/')
         );
         let uri: Uri = url
             .parse()
@@ -265,7 +298,7 @@ impl IdpClient {
         let (_, body) = self.get(&uri).await?;
         let doc =
             json::parse_object(&body).map_err(|e| IdpError::Invalid(url.clone(), e.to_string()))?;
-        if doc.get("issuer").and_then(Value::as_str) != Some(self.settings.issuer.as_str()) {
+        if doc.get("issuer").and_then(Value::as_str) != Some(settings.issuer.as_str()) {
             return Err(IdpError::Invalid(
                 url,
                 "its \"issuer\" differs from idp.issuer".into(),
@@ -277,7 +310,9 @@ impl IdpClient {
             .and_then(|s| s.parse::<Uri>().ok())
             .filter(|u| matches!(u.scheme_str(), Some("http") | Some("https")))
             .ok_or_else(|| IdpError::Invalid(url, "no usable \"jwks_uri\"".into()))?;
-        *discovered = Some(jwks.clone());
+        if let Ok(mut discovered) = self.discovered.lock() {
+            *discovered = Some((settings.issuer.clone(), jwks.clone()));
+        }
         Ok(jwks)
     }
 
@@ -291,16 +326,15 @@ impl IdpClient {
             )
             .body(Empty::new())
             .map_err(|e| IdpError::Request(shown.clone(), e.to_string()))?;
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| IdpError::Request(shown.clone(), e.to_string()))?;
+        let response =
+            self.http.request(request).await.map_err(|e| {
+                IdpError::Request(shown.clone(), crate::http_client::error_chain(&e))
+            })?;
         if response.status() != StatusCode::OK {
             return Err(IdpError::Status(shown, response.status()));
         }
         let (parts, body) = response.into_parts();
-        let limit = self.settings.max_response_bytes;
+        let limit = self.settings.load().max_response_bytes;
         let body = Limited::new(body, limit)
             .collect()
             .await
@@ -316,20 +350,20 @@ impl IdpClient {
             .get("keys")
             .and_then(Value::as_array)
             .ok_or_else(|| IdpError::Invalid(shown.clone(), "JWKS has no \"keys\" array".into()))?;
-        if list.len() > self.settings.max_keys {
+        if list.len() > self.settings.load().max_keys {
             return Err(IdpError::Invalid(
                 shown,
                 format!(
                     "JWKS has {} keys; at most {} are accepted",
                     list.len(),
-                    self.settings.max_keys
+                    self.settings.load().max_keys
                 ),
             ));
         }
         let mut keys = Vec::new();
         for (index, jwk) in list.iter().enumerate() {
             let Some(jwk) = jwk.as_object() else { continue };
-            match VerifyKey::from_jwk(jwk, &self.settings.algorithms) {
+            match VerifyKey::from_jwk(jwk, &self.settings.load().algorithms) {
                 Ok(Some(key)) => keys.push(key),
                 Ok(None) => {}
                 Err(err) => tracing::warn!(index, error = %err, "skipping an unusable IdP key"),

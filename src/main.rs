@@ -13,13 +13,7 @@ use resigner::keys_cli::{self, AdminClient};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "resigner=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    resigner::logging::init(cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -31,15 +25,48 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config } => {
-            let config = resigner::load_config(&config)?;
+        Command::Serve { config: path } => {
+            let config = resigner::load_config(&path)?;
             runtime()?.block_on(async {
                 let running = resigner::start(config).await?;
+                let reloader = resigner::config::reload::Reloader::new(&path, running.state.clone());
+                for resolver in running.cert_resolvers() {
+                    reloader.add_cert_resolver(resolver.clone());
+                }
+                let _reload_tasks = reloader.spawn();
                 shutdown_signal().await;
                 tracing::info!("shutting down");
-                running.shutdown(std::time::Duration::from_secs(30)).await;
+                let drain = running.state.config().server.drain_timeout;
+                tokio::select! {
+                    _ = running.shutdown(drain) => {}
+                    _ = shutdown_signal() => tracing::warn!("second signal: exiting without draining"),
+                }
                 anyhow::Ok(())
             })
+        }
+        Command::Certs {
+            command: resigner::cli::CertsCommand::Dev { out },
+        } => {
+            let files = resigner::certs::write_dev_certs(&out)?;
+            let absolute = |path: &std::path::Path| {
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+            };
+            println!(
+                "wrote {} (development CA), {} and {} (localhost certificate and key, 0600)\n\n\
+                 Serve HTTPS: in [server] (or [admin]; relative paths would be resolved from \
+                 the config file's directory)\n  \
+                 tls_cert = \"{}\"\n  tls_key = \"{}\"\n\
+                 Then trust the CA in clients, for example:\n  \
+                 curl --cacert {} https://localhost:8080/.well-known/jwks.json\n\
+                 Development only: do not add this CA to a system trust store you keep.",
+                files.ca.display(),
+                files.cert.display(),
+                files.key.display(),
+                absolute(&files.cert).display(),
+                absolute(&files.key).display(),
+                files.ca.display(),
+            );
+            Ok(())
         }
         Command::Demo { port } => runtime()?
             .block_on(resigner::demo::run(port))
@@ -147,7 +174,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", keys_cli::hash_token(std::io::stdin().lock())?);
             Ok(())
         }
+        Command::Token {
+            command: TokenCommand::Inspect { token },
+        } => {
+            let token = token_argument(token)?;
+            print!(
+                "{}",
+                resigner::token_cli::inspect(&token, resigner::time::now_unix())?
+            );
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Resign {
+                    config,
+                    route,
+                    no_verify,
+                    token,
+                },
+        } => {
+            let config = std::sync::Arc::new(resigner::load_config(&config)?);
+            let token = token_argument(token)?;
+            let out = runtime()?.block_on(resigner::token_cli::resign(
+                config, &route, &token, !no_verify,
+            ))?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "resigner",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
+}
+
+/// A token argument, or stdin when it is `-`.
+fn token_argument(token: String) -> anyhow::Result<String> {
+    if token != "-" {
+        return Ok(token);
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+        .context("reading the token from stdin")?;
+    Ok(text.trim().to_string())
 }
 
 fn public_jwks(keys: &KeyFiles) -> anyhow::Result<serde_json::Value> {

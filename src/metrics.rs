@@ -1,45 +1,275 @@
-//! Counters the proxy keeps about itself. Plain atomics for now: cheap on the hot path and
-//! readable by tests and the admin status endpoint.
+//! What the proxy counts about itself, exposed in the Prometheus text format on the admin
+//! listener's `/metrics` (prometheus-client). Hot-path handles are resolved once: counters
+//! with a fixed label set (cache hit/miss, IdP fetch results, upstream error kinds, reload
+//! results) are members of their registered families, taken at start-up; the per-route and
+//! per-signing-key series are looked up by shared `Arc<str>` labels, so recording allocates
+//! only the first time a route or key is seen. Values that describe state rather than events
+//! (IdP key set age, cache size) are set from [`Scrape`] at scrape time.
+//!
+//! The unlabelled totals (`requests`, `rejected`, `signatures`, ...) feed `/admin/status` and
+//! the tests; Prometheus gets the labelled families.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod labels;
+mod register;
 
-/// Process-wide counters.
-#[derive(Debug, Default)]
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http::StatusCode;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::alg::Alg;
+use labels::{AlgLabel, KeyLabels, Reason, RequestLabels};
+
+pub use prometheus_client::metrics::counter::Counter;
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+/// `route` label of requests that matched no route.
+pub const NO_ROUTE: &str = "none";
+/// `route` label of the public listener's JWKS endpoint.
+pub const JWKS_ROUTE: &str = "jwks";
+
+/// How a request to an upstream failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// No connection could be made (refused, unreachable, connect timeout, TLS handshake).
+    Connect,
+    /// No response within the route's timeout.
+    Timeout,
+    /// Anything else, e.g. the connection closed before a response.
+    Other,
+}
+
+/// A change through the management API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    Put,
+    Delete,
+}
+
+/// State read at scrape time by the `/metrics` handler.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scrape {
+    /// Time since the current IdP key set was last confirmed; `None` before the first fetch.
+    pub idp_age: Option<Duration>,
+    /// Whether a usable (not too stale) IdP key set is loaded.
+    pub idp_loaded: bool,
+    pub cache_entries: u64,
+    pub cache_weighted_bytes: u64,
+}
+
+/// The signing series of one key, resolved once.
+#[derive(Debug)]
+struct SignerSeries {
+    kid: Box<str>,
+    alg: Alg,
+    count: Counter,
+    seconds: Histogram,
+}
+
+type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
+
+/// Process-wide metrics.
+#[derive(Debug)]
 pub struct Metrics {
-    pub requests: AtomicU64,
-    pub rejected: AtomicU64,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub signatures: AtomicU64,
-    pub idp_fetch_ok: AtomicU64,
-    pub idp_fetch_failed: AtomicU64,
-    pub idp_fetch_suppressed: AtomicU64,
-    pub upstream_errors: AtomicU64,
-    pub admin_changes: AtomicU64,
+    registry: Registry,
+    /// Requests on the public listener (proxied routes and the JWKS).
+    pub requests: Counter,
+    /// Proxied requests answered with an error by resigner itself.
+    pub rejected: Counter,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    /// Tokens signed, every key together.
+    pub signatures: Counter,
+    pub idp_fetch_ok: Counter,
+    pub idp_fetch_failed: Counter,
+    pub idp_fetch_suppressed: Counter,
+    /// Upstream failures of every kind together.
+    pub upstream_errors: Counter,
+    /// Successful management API changes, every action together.
+    pub admin_changes: Counter,
+    pub reloads_ok: Counter,
+    pub reloads_failed: Counter,
+    by_route: Family<RequestLabels, Counter>,
+    route_names: RwLock<HashMap<Box<str>, Arc<str>>>,
+    failures: Family<Reason, Counter>,
+    by_key: Family<KeyLabels, Counter>,
+    signing_seconds: HistogramFamily<AlgLabel>,
+    signers: RwLock<Vec<SignerSeries>>,
+    upstream_seconds: Histogram,
+    upstream_connect: Counter,
+    upstream_timeout: Counter,
+    upstream_other: Counter,
+    admin_put: Counter,
+    admin_delete: Counter,
+    idp_age: Gauge<f64, AtomicU64>,
+    idp_loaded: Gauge,
+    cache_entries: Gauge,
+    cache_weighted_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn inc(counter: &Counter) {
+        counter.inc();
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    pub fn get(counter: &Counter) -> u64 {
+        counter.get()
     }
 
-    /// A JSON snapshot of every counter.
+    /// One answered request on the public listener; `route` is the matched route's prefix,
+    /// [`NO_ROUTE`] or [`JWKS_ROUTE`].
+    pub fn record_request(&self, route: &str, status: StatusCode) {
+        self.requests.inc();
+        let labels = RequestLabels {
+            route: self.route_name(route),
+            status: status.as_u16(),
+        };
+        self.by_route.get_or_create(&labels).inc();
+    }
+
+    /// The shared label for a route prefix; routes come from the config, so this stays small.
+    fn route_name(&self, route: &str) -> Arc<str> {
+        if let Some(name) = self
+            .route_names
+            .read()
+            .ok()
+            .and_then(|n| n.get(route).cloned())
+        {
+            return name;
+        }
+        let name: Arc<str> = Arc::from(route);
+        if let Ok(mut names) = self.route_names.write() {
+            names.entry(route.into()).or_insert_with(|| name.clone());
+        }
+        name
+    }
+
+    /// A proxied request refused before forwarding; `reason` is a short stable label
+    /// ([`crate::proxy::ProxyError::reason`]), never token content.
+    pub fn record_failure(&self, reason: &'static str) {
+        self.rejected.inc();
+        self.failures.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// One token signed with key `kid` (`alg`) in `elapsed`.
+    pub fn record_signature(&self, kid: &str, alg: Alg, elapsed: Duration) {
+        self.signatures.inc();
+        let seconds = elapsed.as_secs_f64();
+        let found = |signers: &[SignerSeries]| {
+            signers
+                .iter()
+                .find(|s| s.alg == alg && &*s.kid == kid)
+                .map(|series| {
+                    series.count.inc();
+                    series.seconds.observe(seconds);
+                })
+                .is_some()
+        };
+        if self.signers.read().is_ok_and(|signers| found(&signers)) {
+            return;
+        }
+        let Ok(mut signers) = self.signers.write() else {
+            return;
+        };
+        if !found(&signers) {
+            let series = SignerSeries {
+                kid: kid.into(),
+                alg,
+                count: self.by_key.get_or_create_owned(&KeyLabels {
+                    kid: Arc::from(kid),
+                    alg: alg.name(),
+                }),
+                seconds: self
+                    .signing_seconds
+                    .get_or_create_owned(&AlgLabel { alg: alg.name() }),
+            };
+            series.count.inc();
+            series.seconds.observe(seconds);
+            signers.push(series);
+        }
+    }
+
+    /// A response from an upstream arrived after `elapsed`.
+    pub fn record_upstream(&self, elapsed: Duration) {
+        self.upstream_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// An upstream request got no response.
+    pub fn record_upstream_error(&self, kind: UpstreamError) {
+        self.upstream_errors.inc();
+        match kind {
+            UpstreamError::Connect => self.upstream_connect.inc(),
+            UpstreamError::Timeout => self.upstream_timeout.inc(),
+            UpstreamError::Other => self.upstream_other.inc(),
+        };
+    }
+
+    /// A successful management API change.
+    pub fn record_admin_change(&self, action: AdminAction) {
+        self.admin_changes.inc();
+        match action {
+            AdminAction::Put => self.admin_put.inc(),
+            AdminAction::Delete => self.admin_delete.inc(),
+        };
+    }
+
+    /// One configuration reload attempt, installed (`ok`) or refused.
+    pub fn record_reload(&self, ok: bool) {
+        if ok {
+            self.reloads_ok.inc();
+        } else {
+            self.reloads_failed.inc();
+        }
+    }
+
+    /// Every metric in the Prometheus text format (0.0.4), with the state gauges set from
+    /// `scrape` first.
+    pub fn render(&self, scrape: &Scrape) -> String {
+        self.idp_age
+            .set(scrape.idp_age.map_or(f64::NAN, |age| age.as_secs_f64()));
+        self.idp_loaded.set(i64::from(scrape.idp_loaded));
+        self.cache_entries
+            .set(i64::try_from(scrape.cache_entries).unwrap_or(i64::MAX));
+        self.cache_weighted_bytes
+            .set(i64::try_from(scrape.cache_weighted_bytes).unwrap_or(i64::MAX));
+        let mut text = String::with_capacity(8 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// A JSON snapshot of the totals, for `/admin/status`.
     pub fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
-            "requests": Self::get(&self.requests),
-            "rejected": Self::get(&self.rejected),
-            "cache_hits": Self::get(&self.cache_hits),
-            "cache_misses": Self::get(&self.cache_misses),
-            "signatures": Self::get(&self.signatures),
-            "idp_fetch_ok": Self::get(&self.idp_fetch_ok),
-            "idp_fetch_failed": Self::get(&self.idp_fetch_failed),
-            "idp_fetch_suppressed": Self::get(&self.idp_fetch_suppressed),
-            "upstream_errors": Self::get(&self.upstream_errors),
-            "admin_changes": Self::get(&self.admin_changes),
+            "requests": self.requests.get(),
+            "rejected": self.rejected.get(),
+            "cache_hits": self.cache_hits.get(),
+            "cache_misses": self.cache_misses.get(),
+            "signatures": self.signatures.get(),
+            "idp_fetch_ok": self.idp_fetch_ok.get(),
+            "idp_fetch_failed": self.idp_fetch_failed.get(),
+            "idp_fetch_suppressed": self.idp_fetch_suppressed.get(),
+            "upstream_errors": self.upstream_errors.get(),
+            "admin_changes": self.admin_changes.get(),
+            "reloads_ok": self.reloads_ok.get(),
+            "reloads_failed": self.reloads_failed.get(),
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,16 +16,24 @@ use crate::body::{self, Body};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
-/// Routes one request on the public listener.
+/// Routes one request on the public listener, in its request id's span (see
+/// [`crate::request_id`]): the id is forwarded upstream and echoed on every response.
 pub async fn public(
     state: &AppState,
     request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    if request.uri().path() == JWKS_PATH {
-        return jwks(state, &request);
-    }
-    crate::proxy::handle(state, request, peer).await
+    crate::request_id::scope(request, |request| async move {
+        if request.uri().path() == JWKS_PATH {
+            let response = jwks(state, &request);
+            state
+                .metrics
+                .record_request(crate::metrics::JWKS_ROUTE, response.status());
+            return response;
+        }
+        crate::proxy::handle(state, request, peer).await
+    })
+    .await
 }
 
 /// The JWKS document from pre-rendered bytes, with ETag / `If-None-Match` support.

@@ -21,7 +21,7 @@ use crate::body::{self, Body};
 use crate::keys::CustomKeySet;
 use crate::keys::import::{self, MAX_BODY_BYTES};
 use crate::keys::store::StoreError;
-use crate::metrics::Metrics;
+use crate::metrics::AdminAction;
 
 const READ: &str = "read:custom_signing_keys";
 const CREATE: &str = "create:custom_signing_keys";
@@ -101,6 +101,7 @@ async fn put(state: &AppState, request: Request<Incoming>) -> Result<Response<Bo
     let stored = write(state, &current, jsons, published_at.clone()).await?;
     let set = CustomKeySet::new(stored.version, imported, published_at);
     audit(&caller, "PUT", &current, &set);
+    state.metrics.record_admin_change(AdminAction::Put);
     let response = with_etag(
         body::json(StatusCode::OK, &json!({"keys": set.json()})),
         &set.etag,
@@ -117,6 +118,7 @@ async fn delete(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>,
     let stored = write(state, &current, Vec::new(), BTreeMap::new()).await?;
     let set = CustomKeySet::new(stored.version, Vec::new(), BTreeMap::new());
     audit(&caller, "DELETE", &current, &set);
+    state.metrics.record_admin_change(AdminAction::Delete);
     state.install_custom(set);
     let mut response = Response::new(body::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
@@ -133,7 +135,6 @@ async fn write(
         .store
         .compare_and_set(current.version, keys, published_at)
         .await;
-    Metrics::inc(&state.metrics.admin_changes);
     result.map_err(|err| match err {
         StoreError::Conflict { .. } => AdminError::Conflict,
         other => {

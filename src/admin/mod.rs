@@ -9,23 +9,31 @@
 //! - `GET /admin/status` — JSON: config generation, signing key and whether it is published,
 //!   custom key set version, IdP key age and kids, counters
 //! - `GET /.well-known/jwks.json` — the same JWKS as the public listener
+//! - `GET /metrics` — Prometheus text format (see [`crate::metrics`] and the README)
+//!
+//! Every response carries the request's `X-Request-Id` (see [`crate::request_id`]).
 
 pub mod auth;
 pub mod error;
 pub mod keys;
 
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::body::{self, Body};
-use crate::router;
+use crate::metrics::{self, Scrape};
+use crate::{request_id, router};
 
 pub const CUSTOM_SIGNING_PATH: &str = "/api/v2/keys/custom-signing";
 
-/// Routes one request on the admin listener.
+/// Handles one request on the admin listener, in its request id's span.
 pub async fn handle(state: &AppState, request: Request<Incoming>) -> Response<Body> {
+    request_id::scope(request, |request| route(state, request)).await
+}
+
+async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
     match request.uri().path() {
         CUSTOM_SIGNING_PATH => keys::handle(state, request)
             .await
@@ -34,9 +42,30 @@ pub async fn handle(state: &AppState, request: Request<Incoming>) -> Response<Bo
         "/readyz" => readiness(state),
         "/admin/status" => body::json(StatusCode::OK, &status(state)),
         router::JWKS_PATH => router::jwks(state, &request),
+        "/metrics" => metrics(state).await,
         path if path.starts_with("/api/") => error::AdminError::NoEndpoint.response(),
         _ => body::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
     }
+}
+
+/// `/metrics`: the registry in the Prometheus text format, with the state gauges read now.
+async fn metrics(state: &AppState) -> Response<Body> {
+    // Apply pending inserts and evictions so the cache size is current.
+    state.cache.run_pending_tasks().await;
+    let scrape = Scrape {
+        idp_age: state.idp.age(),
+        idp_loaded: state.idp.current().is_some(),
+        cache_entries: state.cache.entry_count(),
+        cache_weighted_bytes: state.cache.weighted_size(),
+    };
+    let mut response = Response::new(body::full(state.metrics.render(&scrape)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn readiness(state: &AppState) -> Response<Body> {
@@ -68,6 +97,7 @@ fn status(state: &AppState) -> serde_json::Value {
     let custom = state.custom_keys();
     json!({
         "config_generation": config.generation,
+        "reload": state.reload_status(),
         "signing": {
             "active_kid": config.signing.active.kid(),
             "alg": config.signing.active.alg().name(),

@@ -31,6 +31,14 @@ pub struct FileConfig {
 pub struct ServerSection {
     pub listen: String,
     pub header_read_timeout: Option<String>,
+    /// PEM certificate chain and key: the listener serves HTTPS when both are set.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub body_read_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub drain_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +49,8 @@ pub struct AdminSection {
     pub audience: Option<String>,
     #[serde(default)]
     pub tokens: Vec<StaticTokenSection>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 /// A static management API token, stored as the hex SHA-256 of the token.
@@ -80,6 +90,8 @@ pub struct IdpSection {
     pub unknown_kid_cooldown: Option<String>,
     pub max_stale: Option<String>,
     pub fetch_timeout: Option<String>,
+    /// Extra trust anchors (PEM) for a private IdP's HTTPS certificate.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +123,10 @@ pub struct RouteSection {
     pub strip_prefix: bool,
     pub header: Option<String>,
     pub timeout: Option<String>,
+    /// Outbound TLS: extra trust anchors, and a client certificate for mTLS.
+    pub ca_file: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
     #[serde(default)]
     pub claims: ClaimsSection,
 }

@@ -2,6 +2,9 @@
 //! `load_config`, the one way from a path to a runtime [`Config`].
 
 pub mod file;
+pub mod lines;
+pub mod reload;
+pub mod transport;
 pub mod validate;
 
 use std::path::Path;
@@ -41,10 +44,32 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
         },
         ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
             path: shown.clone(),
-            problems,
+            problems: problems
+                .into_iter()
+                .map(|problem| with_line(&text, problem))
+                .collect(),
         },
         other => other,
     })
+}
+
+/// Prefixes a "field: message" problem with the line the field is written on.
+fn with_line(text: &str, problem: String) -> String {
+    let field = problem.split(": ").next().unwrap_or_default();
+    match lines::locate(text, field) {
+        Some(line) => format!("line {line}: {problem}"),
+        None => problem,
+    }
+}
+
+impl ConfigError {
+    /// Every problem, one line each (a parse error is one entry).
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems.clone(),
+            other => vec![other.to_string()],
+        }
+    }
 }
 
 /// Parses and validates config text; `base` anchors relative file paths.
@@ -106,6 +131,9 @@ mod example_tests {
         let raw: file::FileConfig =
             toml::from_str(EXAMPLE).unwrap_or_else(|err| panic!("config/example.toml: {err}"));
         assert!(raw.server.header_read_timeout.is_some());
+        assert!(raw.server.max_header_bytes.is_some() && raw.server.max_headers.is_some());
+        assert!(raw.server.body_read_timeout.is_some() && raw.server.drain_timeout.is_some());
+        assert!(raw.server.max_connections.is_some());
         assert!(raw.admin.listen.is_some());
         let idp = &raw.idp;
         for (name, value) in [
@@ -149,6 +177,19 @@ mod example_tests {
         let raw: file::FileConfig = toml::from_str(&enabled)
             .unwrap_or_else(|err| panic!("config/example.toml, comments enabled: {err}"));
         assert!(raw.cache.max_entries.is_some());
+        let legacy = &raw.routes[1];
+        for (name, value) in [
+            ("server.tls_cert", &raw.server.tls_cert),
+            ("server.tls_key", &raw.server.tls_key),
+            ("admin.tls_cert", &raw.admin.tls_cert),
+            ("admin.tls_key", &raw.admin.tls_key),
+            ("idp.ca_file", &raw.idp.ca_file),
+            ("routes[1].ca_file", &legacy.ca_file),
+            ("routes[1].client_cert", &legacy.client_cert),
+            ("routes[1].client_key", &legacy.client_key),
+        ] {
+            assert!(value.is_some(), "{name} is not shown");
+        }
     }
 
     #[test]
@@ -165,6 +206,12 @@ mod example_tests {
 
         assert_eq!(config.server.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.server.max_header_bytes, 65536);
+        assert_eq!(config.server.max_headers, 100);
+        assert_eq!(config.server.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(config.server.max_connections, 4096);
+        assert_eq!(config.server.drain_timeout, Duration::from_secs(30));
+        assert!(config.server.tls.is_none() && config.admin_tls.is_none());
         assert_eq!(config.admin_listen, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(config.idp.issuer, "https://idp.example.com/");
         assert!(config.idp.jwks_uri.is_some());
@@ -278,16 +325,16 @@ exp = 4102444800
             panic!("expected ConfigError::Invalid, got {err}");
         };
         assert_eq!(path, &config_path.display().to_string());
-        let has = |field: &str, text: &str| {
+        let has = |line: usize, field: &str, text: &str| {
             problems
                 .iter()
-                .any(|p| p.starts_with(&format!("{field}: ")) && p.contains(text))
+                .any(|p| p.starts_with(&format!("line {line}: {field}: ")) && p.contains(text))
         };
-        assert!(has("server.listen", "localhost:8080"), "{problems:#?}");
-        assert!(has("idp.algorithms", "\"none\""), "{problems:#?}");
-        assert!(has("routes[0].claims.set", "\"exp\""), "{problems:#?}");
+        assert!(has(3, "server.listen", "localhost:8080"), "{problems:#?}");
+        assert!(has(7, "idp.algorithms", "\"none\""), "{problems:#?}");
+        assert!(has(21, "routes[0].claims.set", "\"exp\""), "{problems:#?}");
         assert!(
-            has("routes[0].prefix", "must start with '/'"),
+            has(17, "routes[0].prefix", "must start with '/'"),
             "{problems:#?}"
         );
         assert_eq!(problems.len(), 4, "{problems:#?}");

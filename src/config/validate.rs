@@ -12,10 +12,12 @@ use http::uri::{Authority, Scheme, Uri};
 use serde_json::Value;
 
 use super::file::{self, FileConfig, OneOrMany};
+use super::transport;
 use crate::alg::Alg;
 use crate::keys::SigningKey;
 use crate::proxy::claims::{ClaimMapping, RESERVED};
 use crate::time::parse_duration;
+use crate::tls::{ClientTls, TlsFiles};
 
 /// The validated runtime configuration. Immutable; a reload builds a new one.
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub struct Config {
     pub generation: u64,
     pub server: ServerSettings,
     pub admin_listen: SocketAddr,
+    /// `[admin] tls_cert`/`tls_key`: the admin listener serves HTTPS when set.
+    pub admin_tls: Option<TlsFiles>,
     pub admin: AdminSettings,
     pub keys: KeysSettings,
     /// `Cache-Control: max-age` of the published JWKS.
@@ -60,7 +64,20 @@ pub struct KeysSettings {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// Also bounds the TLS handshake.
     pub header_read_timeout: Duration,
+    /// The listener serves HTTPS when set.
+    pub tls: Option<TlsFiles>,
+    /// Largest HTTP/1 request head (hyper's read buffer) and HTTP/2 header list, in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in an HTTP/1 request.
+    pub max_headers: usize,
+    /// Longest wait for the next chunk of a request body being forwarded.
+    pub body_read_timeout: Duration,
+    /// Open connections per listener; further connections wait to be accepted.
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +98,8 @@ pub struct IdpSettings {
     pub fetch_timeout: Duration,
     pub max_response_bytes: usize,
     pub max_keys: usize,
+    /// `[idp] ca_file`: extra trust anchors for the IdP's HTTPS certificate.
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 #[derive(Debug)]
@@ -90,6 +109,8 @@ pub struct SigningSettings {
     /// A key must have been published at least this long before it signs.
     pub min_published_age: Duration,
     pub keys: Vec<Arc<SigningKey>>,
+    /// The key files, watched for hot reload.
+    pub key_paths: Vec<std::path::PathBuf>,
     pub active: Arc<SigningKey>,
 }
 
@@ -126,6 +147,8 @@ pub struct Route {
     pub header: HeaderName,
     pub timeout: Duration,
     pub claims: ClaimMapping,
+    /// `ca_file`/`client_cert`/`client_key`; `None`: webpki roots, no client certificate.
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 impl Config {
@@ -160,15 +183,20 @@ pub const fn max_token_bytes() -> usize {
 
 /// Collects problems as "field: message" lines.
 #[derive(Default)]
-struct Problems(Vec<String>);
+pub(super) struct Problems(Vec<String>);
 
 impl Problems {
-    fn push(&mut self, field: impl AsRef<str>, message: impl AsRef<str>) {
+    pub(super) fn push(&mut self, field: impl AsRef<str>, message: impl AsRef<str>) {
         self.0
             .push(format!("{}: {}", field.as_ref(), message.as_ref()));
     }
 
-    fn duration(&mut self, field: &str, value: &Option<String>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        field: &str,
+        value: &Option<String>,
+        default: Duration,
+    ) -> Duration {
         match value.as_deref().map(parse_duration) {
             None => default,
             Some(Ok(duration)) => duration,
@@ -180,7 +208,7 @@ impl Problems {
     }
 
     /// Like [`Problems::duration`], and at least `min`.
-    fn duration_min(
+    pub(super) fn duration_min(
         &mut self,
         field: &str,
         value: &Option<String>,
@@ -224,7 +252,18 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
     if listen.is_some_and(|addr| addr.port() != 0) && listen == admin_listen {
         p.push("admin.listen", "must differ from server.listen");
     }
-    let idp = idp_settings(&raw.idp, &mut p);
+    let mut idp = idp_settings(&raw.idp, &mut p);
+    if let Some(ca_file) = raw.idp.ca_file.as_deref() {
+        idp.tls = transport::client_tls("idp", Some(ca_file), None, base, &mut p);
+    }
+    let server = transport::server_settings(listen, server_timeout, &raw.server, base, &mut p);
+    let admin_tls = transport::listener_tls(
+        "admin",
+        &raw.admin.tls_cert,
+        &raw.admin.tls_key,
+        base,
+        &mut p,
+    );
     let signing = signing_settings(&raw.signing, base, &mut p);
     let upstream = UpstreamSettings {
         connect_timeout: p.duration(
@@ -243,7 +282,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             Duration::from_secs(90),
         ),
     };
-    let routes = routes(&raw.routes, &upstream, &mut p);
+    let routes = routes(&raw.routes, &upstream, base, &mut p);
     if raw.cache.max_bytes.is_some() && raw.cache.max_entries.is_some() {
         p.push("cache", "set max_bytes or max_entries, not both");
     }
@@ -268,14 +307,12 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
         max_bytes: raw.cache.max_bytes,
         max_entries: raw.cache.max_entries,
     };
-    match (listen, admin_listen, signing, p.0.is_empty()) {
-        (Some(listen), Some(admin_listen), Some(signing), true) => Ok(Config {
+    match (server, admin_listen, signing, p.0.is_empty()) {
+        (Some(server), Some(admin_listen), Some(signing), true) => Ok(Config {
             generation: 0,
-            server: ServerSettings {
-                listen,
-                header_read_timeout: server_timeout,
-            },
+            server,
             admin_listen,
+            admin_tls,
             admin,
             keys,
             jwks_max_age,
@@ -437,6 +474,7 @@ fn idp_settings(raw: &file::IdpSection, p: &mut Problems) -> IdpSettings {
         ),
         max_response_bytes: 1024 * 1024,
         max_keys: 100,
+        tls: None,
     }
 }
 
@@ -459,6 +497,7 @@ fn signing_settings(
         );
     }
     let mut keys: Vec<Arc<SigningKey>> = Vec::new();
+    let mut key_paths = Vec::new();
     for (index, entry) in raw.keys.iter().enumerate() {
         let field = format!("signing.keys[{index}]");
         let Some(alg) = Alg::parse(&entry.alg) else {
@@ -469,6 +508,7 @@ fn signing_settings(
             continue;
         };
         let path = base.join(&entry.path);
+        key_paths.push(path.clone());
         match SigningKey::load(&path, alg, entry.kid.clone()) {
             Ok(key) if keys.iter().any(|k| k.kid() == key.kid()) => p.push(
                 format!("{field}.kid"),
@@ -508,11 +548,17 @@ fn signing_settings(
         max_ttl,
         min_published_age,
         keys,
+        key_paths,
         active,
     })
 }
 
-fn routes(raw: &[file::RouteSection], upstream: &UpstreamSettings, p: &mut Problems) -> Vec<Route> {
+fn routes(
+    raw: &[file::RouteSection],
+    upstream: &UpstreamSettings,
+    base: &Path,
+    p: &mut Problems,
+) -> Vec<Route> {
     let mut seen = HashSet::new();
     let mut routes = Vec::new();
     for (index, route) in raw.iter().enumerate() {
@@ -558,6 +604,8 @@ fn routes(raw: &[file::RouteSection], upstream: &UpstreamSettings, p: &mut Probl
             upstream.timeout,
         );
         let claims = claim_mapping(p, &field, &route.claims, &route.audience);
+        let https = target.as_ref().is_none_or(|t| t.scheme == Scheme::HTTPS);
+        let tls = transport::route_tls(&field, route, https, base, p);
         if let (Some(upstream), Some(header)) = (target, header) {
             routes.push(Route {
                 id: index as u32,
@@ -568,6 +616,7 @@ fn routes(raw: &[file::RouteSection], upstream: &UpstreamSettings, p: &mut Probl
                 header,
                 timeout,
                 claims,
+                tls,
             });
         }
     }

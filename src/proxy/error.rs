@@ -28,6 +28,35 @@ pub enum ProxyError {
     UpstreamUnreachable,
     #[error("upstream did not answer in time")]
     UpstreamTimeout,
+    #[error("the request body did not arrive in time")]
+    RequestBodyTimeout,
+}
+
+impl ProxyError {
+    /// A short stable label for metrics and logs; token errors use their [`VerifyError`]'s.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute => "no_route",
+            ProxyError::MissingToken => "missing_token",
+            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::InvalidToken(err) => err.reason(),
+            ProxyError::IdpUnavailable => "idp_unavailable",
+            ProxyError::SigningUnavailable => "signing_unavailable",
+            ProxyError::SigningFailed => "signing_failed",
+            ProxyError::UpstreamUnreachable => "upstream_unreachable",
+            ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::RequestBodyTimeout => "request_body_timeout",
+        }
+    }
+
+    /// Whether the request was forwarded and the upstream failed (counted as an upstream
+    /// error, not a verification failure).
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::UpstreamUnreachable | ProxyError::UpstreamTimeout
+        )
+    }
 }
 
 /// Seconds a client should wait before retrying a 503.
@@ -55,6 +84,9 @@ fn classify(error: &ProxyError) -> (StatusCode, Option<&'static str>, bool) {
         ProxyError::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, Some("bad_gateway"), false),
         ProxyError::UpstreamTimeout => {
             (StatusCode::GATEWAY_TIMEOUT, Some("gateway_timeout"), false)
+        }
+        ProxyError::RequestBodyTimeout => {
+            (StatusCode::REQUEST_TIMEOUT, Some("request_timeout"), false)
         }
     }
 }
@@ -162,6 +194,40 @@ mod tests {
         check(ProxyError::SigningFailed, 500, None, false);
         check(ProxyError::UpstreamUnreachable, 502, None, false);
         check(ProxyError::UpstreamTimeout, 504, None, false);
+        check(ProxyError::RequestBodyTimeout, 408, None, false);
+    }
+
+    #[test]
+    fn reasons_are_short_stable_labels() {
+        let errors = [
+            ProxyError::NoRoute,
+            ProxyError::MissingToken,
+            ProxyError::BadRequest("x"),
+            ProxyError::InvalidToken(VerifyError::Expired),
+            ProxyError::InvalidToken(VerifyError::Duplicate("payload", "secret".into())),
+            ProxyError::IdpUnavailable,
+            ProxyError::SigningUnavailable,
+            ProxyError::SigningFailed,
+            ProxyError::UpstreamUnreachable,
+            ProxyError::UpstreamTimeout,
+            ProxyError::RequestBodyTimeout,
+        ];
+        let reasons: Vec<&str> = errors.iter().map(ProxyError::reason).collect();
+        assert_eq!(reasons[3], "expired");
+        assert_eq!(reasons[4], "duplicate_member");
+        for reason in &reasons {
+            assert!(
+                !reason.is_empty() && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{reason}"
+            );
+        }
+        let unique: std::collections::HashSet<_> = reasons.iter().collect();
+        assert_eq!(unique.len(), reasons.len());
+        assert_eq!(
+            errors.iter().filter(|e| e.is_upstream()).count(),
+            2,
+            "only the two upstream failures"
+        );
     }
 
     #[test]

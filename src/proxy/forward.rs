@@ -15,7 +15,9 @@ use super::error::ProxyError;
 use crate::app::AppState;
 use crate::body::Body;
 use crate::config::Route;
-use crate::metrics::Metrics;
+use crate::metrics::UpstreamError;
+use crate::server::ConnInfo;
+use crate::timeout_body::{BodyReadTimeout, TimeoutBody};
 
 /// RFC 9110 §7.6.1 connection-specific headers, plus the legacy `Proxy-Connection`.
 const HOP_BY_HOP: [&str; 9] = [
@@ -60,6 +62,11 @@ pub async fn forward(
     peer: SocketAddr,
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = request.into_parts();
+    let conn = parts
+        .extensions
+        .get::<ConnInfo>()
+        .copied()
+        .unwrap_or_default();
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -77,23 +84,38 @@ pub async fn forward(
     append_forwarded_for(headers, peer);
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
+        HeaderValue::from_static(conn.scheme()),
     );
     if let Some(host) = host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
-    let sent = state.upstream.request(Request::from_parts(parts, body));
+    let body = TimeoutBody::new(body, conn.body_read_timeout);
+    let client = state.upstream.client(route.tls.as_deref());
+    let sent = client.request(Request::from_parts(parts, body));
+    let started = std::time::Instant::now();
     let response = match tokio::time::timeout(route.timeout, sent).await {
         Err(_) => {
-            Metrics::inc(&state.metrics.upstream_errors);
+            state.metrics.record_upstream_error(UpstreamError::Timeout);
             return Err(ProxyError::UpstreamTimeout);
         }
+        Ok(Err(err)) if BodyReadTimeout::is_cause_of(&err) => {
+            tracing::info!(route = %route.prefix, error = %err, "request body read timed out");
+            return Err(ProxyError::RequestBodyTimeout);
+        }
         Ok(Err(err)) => {
-            Metrics::inc(&state.metrics.upstream_errors);
-            tracing::warn!(route = %route.prefix, error = %err, "upstream request failed");
+            let kind = if err.is_connect() {
+                UpstreamError::Connect
+            } else {
+                UpstreamError::Other
+            };
+            state.metrics.record_upstream_error(kind);
+            tracing::warn!(route = %route.prefix, error = %crate::http_client::error_chain(&err), "upstream request failed");
             return Err(ProxyError::UpstreamUnreachable);
         }
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => {
+            state.metrics.record_upstream(started.elapsed());
+            response
+        }
     };
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);

@@ -21,7 +21,7 @@ use crate::body::Body;
 use crate::config::validate::max_token_bytes;
 use crate::config::{Config, Route};
 use crate::idp::{IdpKeys, Lookup};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use cache::{CacheKey, Resigned};
 pub use error::ProxyError;
 use verify::VerifyError;
@@ -32,36 +32,41 @@ pub async fn handle(
     request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    Metrics::inc(&state.metrics.requests);
-    let path = request.uri().path().to_string();
-    match try_handle(state, request, peer).await {
+    let config = state.config();
+    let route = config.route_for(request.uri().path());
+    let route_label = route.map_or(metrics::NO_ROUTE, |route| route.prefix.as_str());
+    let response = match try_handle(state, &config, route, request, peer).await {
         Ok(response) => response,
         Err(err) => {
-            Metrics::inc(&state.metrics.rejected);
-            tracing::info!(%path, error = %err, "request rejected");
+            if !err.is_upstream() {
+                state.metrics.record_failure(err.reason());
+            }
+            // The request's span (see `crate::request_id`) names its id, method and path.
+            tracing::info!(reason = err.reason(), error = %err, "request rejected");
             error::response(&err)
         }
-    }
+    };
+    state.metrics.record_request(route_label, response.status());
+    response
 }
 
-/// The fallible body of [`handle`].
+/// The fallible body of [`handle`]: `route` is the one `config` has for the request's path.
 pub async fn try_handle(
     state: &AppState,
+    config: &Config,
+    route: Option<&Route>,
     request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Body>, ProxyError> {
-    let config = state.config();
     if !is_normalized(request.uri().path()) {
         return Err(ProxyError::BadRequest(
             "path has dot segments or encoded separators",
         ));
     }
-    let route = config
-        .route_for(request.uri().path())
-        .ok_or(ProxyError::NoRoute)?;
+    let route = route.ok_or(ProxyError::NoRoute)?;
     let resigned = {
         let token = bearer_token(request.headers())?;
-        resign(state, &config, route, token).await?
+        resign(state, config, route, token).await?
     };
     forward::forward(state, route, request, &resigned.header_value, peer).await
 }
@@ -158,7 +163,7 @@ pub async fn verify_token(
     idp_keys: Arc<IdpKeys>,
 ) -> Result<verify::Verified, ProxyError> {
     let settings = state.idp.settings();
-    let parsed = verify::parse(token, settings)?;
+    let parsed = verify::parse(token, &settings)?;
     let kid = parsed.kid.as_deref();
     let keys = match idp_keys.find(kid) {
         Lookup::Found(_) => idp_keys,
@@ -175,7 +180,7 @@ pub async fn verify_token(
     Ok(verify::verify(
         &parsed,
         key,
-        settings,
+        &settings,
         audience,
         crate::time::now_unix(),
     )?)
@@ -206,6 +211,7 @@ async fn resign_uncached(
         .unwrap_or(now);
     let payload = serde_json::to_vec(&claims).map_err(|_| ProxyError::SigningFailed)?;
     let signer = signing.active.clone();
+    let started = std::time::Instant::now();
     let signed = if signer.is_slow() {
         tokio::task::spawn_blocking(move || signer.sign_compact(&payload))
             .await
@@ -214,7 +220,11 @@ async fn resign_uncached(
         signer.sign_compact(&payload)
     }
     .map_err(|_| ProxyError::SigningFailed)?;
-    Metrics::inc(&state.metrics.signatures);
+    state.metrics.record_signature(
+        signing.active.kid(),
+        signing.active.alg(),
+        started.elapsed(),
+    );
     tracing::debug!(token = %token_fingerprint(token), route = %route.prefix, kid = signing.active.kid(), "token re-signed");
     let value = if route.header == header::AUTHORIZATION {
         format!("Bearer {signed}")

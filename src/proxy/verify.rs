@@ -65,6 +65,37 @@ pub enum VerifyError {
     Audience,
 }
 
+impl VerifyError {
+    /// A short stable label for metrics (`resigner_verification_failures_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::TooLarge => "too_large",
+            VerifyError::Structure => "structure",
+            VerifyError::Base64(_) => "base64",
+            VerifyError::Json(_) => "json",
+            VerifyError::Duplicate(..) => "duplicate_member",
+            VerifyError::AlgNotAllowed => "alg_not_allowed",
+            VerifyError::Crit => "crit",
+            VerifyError::B64 => "b64",
+            VerifyError::Nested => "nested",
+            VerifyError::EmbeddedKey(_) => "embedded_key",
+            VerifyError::HeaderType(_) => "header_type",
+            VerifyError::Typ => "typ",
+            VerifyError::UnknownKid => "unknown_kid",
+            VerifyError::NoKid => "no_kid",
+            VerifyError::KeyAlgMismatch => "key_alg_mismatch",
+            VerifyError::Signature => "signature",
+            VerifyError::MissingClaim(_) => "missing_claim",
+            VerifyError::ClaimType(_) => "claim_type",
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::IssuedInFuture => "issued_in_future",
+            VerifyError::Issuer => "issuer",
+            VerifyError::Audience => "audience",
+        }
+    }
+}
+
 /// A structurally valid token whose header passed every check; signature not yet verified.
 #[derive(Debug)]
 pub struct Parsed<'a> {

@@ -12,14 +12,14 @@ use crate::common::*;
 
 const TOKEN_ENV: &str = "RESIGNER_ADMIN_TOKEN";
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
-    fn ok(&self) -> &Self {
+    pub fn ok(&self) -> &Self {
         assert_eq!(
             self.code,
             Some(0),
@@ -36,7 +36,7 @@ impl Run {
 }
 
 /// Runs `resigner ARGS` with `stdin` and extra environment, off the async workers.
-async fn resigner(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+pub async fn resigner(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let stdin = stdin.to_string();
     let env: Vec<(String, String)> = env

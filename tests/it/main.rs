@@ -6,11 +6,18 @@ mod common;
 
 mod cache;
 mod cli;
+mod cli_ops;
 mod demo;
 mod idp_keys;
 mod interop;
 mod keys;
+mod limits;
+mod observability;
 mod proxy;
 mod rejections;
+mod reload;
 mod sdk;
+mod shutdown;
 mod store;
+mod tls;
+mod tls_outbound;

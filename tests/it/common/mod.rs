@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod idp;
+pub mod tls;
 pub mod upstream;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub struct ProxyBuilder {
     publish: bool,
     admin_lines: Vec<String>,
     min_published_age: Option<String>,
+    server_lines: Vec<String>,
 }
 
 /// The static management token every test proxy accepts (all four scopes).
@@ -54,7 +56,20 @@ impl ProxyBuilder {
             publish: true,
             admin_lines: vec![],
             min_published_age: None,
+            server_lines: vec![],
         }
+    }
+
+    /// Adds a line to `[server]`, e.g. `max_headers = 20`.
+    pub fn server(mut self, line: &str) -> Self {
+        self.server_lines.push(line.to_string());
+        self
+    }
+
+    /// Fetches the IdP keys from `uri` instead of the test IdP's own URL.
+    pub fn jwks_uri(mut self, uri: &str) -> Self {
+        self.jwks_uri = Some(uri.to_string());
+        self
     }
 
     /// Adds `min_published_age` to `[signing]`.
@@ -118,16 +133,11 @@ impl ProxyBuilder {
         write_key(&dir.join("signing.pem"), self.signing_alg);
         let text = self
             .config_text("signing.pem")
-            .replacen(
-                "listen = \"127.0.0.1:0\"",
-                &format!("listen = \"{listen}\""),
-                1,
-            )
-            .replacen(
-                "listen = \"127.0.0.1:0\"",
-                &format!("listen = \"{admin_listen}\""),
-                1,
-            );
+            .replacen("listen = \"127.0.0.1:0\"", "listen = \"@PUBLIC@\"", 1)
+            .replacen("listen = \"127.0.0.1:0\"", "listen = \"@ADMIN@\"", 1)
+            .replace("@PUBLIC@", listen)
+            .replace("@ADMIN@", admin_listen);
+
         let config_path = dir.join("resigner.toml");
         std::fs::write(&config_path, &text).expect("write config");
         config_path
@@ -166,10 +176,11 @@ impl ProxyBuilder {
 
     fn config_text(&self, key_file: &str) -> String {
         let mut text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[keys]\nstore = \"keys.json\"\npoll_interval = \"100ms\"\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[keys]\nstore = \"keys.json\"\npoll_interval = \"100ms\"\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n{}\n[[admin.tokens]]\nname = \"tests\"\nsha256 = \"{}\"\n\
              scopes = [\"read:custom_signing_keys\", \"create:custom_signing_keys\", \"update:custom_signing_keys\", \"delete:custom_signing_keys\"]\n\
              [idp]\nissuer = \"{}\"\n",
+            self.server_lines.join("\n"),
             self.admin_lines.join("\n"),
             sha256_hex(ADMIN_TOKEN),
             self.issuer
@@ -258,7 +269,7 @@ impl TestProxy {
 
     pub fn counter(
         &self,
-        pick: impl Fn(&resigner::metrics::Metrics) -> &std::sync::atomic::AtomicU64,
+        pick: impl Fn(&resigner::metrics::Metrics) -> &resigner::metrics::Counter,
     ) -> u64 {
         resigner::metrics::Metrics::get(pick(self.metrics()))
     }

@@ -1,0 +1,295 @@
+//! Hot reload of the config file, the signing key files it names and the listeners' TLS
+//! certificates: on a file change
+//! (notify, debounced) or SIGHUP the complete new config is built and validated first, then
+//! swapped in (arc-swap); on any error the running config stays and every problem is logged
+//! with its file and line. Requests in flight keep the snapshot they started with, so a
+//! reload never fails one. Listener addresses, the key store and cache bounds cannot change
+//! live: the log says so and the old values stay.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use serde::Serialize;
+
+use super::{Config, load_config};
+use crate::app::AppState;
+
+/// The outcome of the last reload, for `/admin/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadStatus {
+    /// Config generation now serving.
+    pub generation: u64,
+    /// Unix time of the last attempt (0: none yet).
+    pub at: i64,
+    pub trigger: String,
+    pub ok: bool,
+    pub errors: Vec<String>,
+    /// Settings that changed in the file but only apply after a restart.
+    pub needs_restart: Vec<String>,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// A reload step run after the config swap (TLS certificates, for instance); an error keeps
+/// that part's old state and is reported like a config problem.
+pub type ReloadHook = Box<dyn Fn(&Config) -> Result<(), String> + Send + Sync>;
+
+/// Reloads one config file into one running proxy.
+pub struct Reloader {
+    path: PathBuf,
+    state: Arc<AppState>,
+    /// Serializes reloads (file watcher and SIGHUP may fire together).
+    lock: Mutex<()>,
+    hooks: Mutex<Vec<ReloadHook>>,
+    /// Files watched besides the config and signing keys (TLS certificates and keys).
+    extra_files: Mutex<Vec<PathBuf>>,
+}
+
+impl Reloader {
+    pub fn new(path: &Path, state: Arc<AppState>) -> Arc<Self> {
+        Arc::new(Reloader {
+            path: path.to_path_buf(),
+            state,
+            lock: Mutex::new(()),
+            hooks: Mutex::new(Vec::new()),
+            extra_files: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Adds a step run after every successful config swap.
+    pub fn add_hook(&self, hook: ReloadHook) {
+        if let Ok(mut hooks) = self.hooks.lock() {
+            hooks.push(hook);
+        }
+    }
+
+    /// Reloads a listener's certificate with every reload and watches its files; a bad new
+    /// certificate keeps the old one and fails the reload with the reason.
+    pub fn add_cert_resolver(&self, resolver: Arc<crate::tls::CertResolver>) {
+        if let Ok(mut files) = self.extra_files.lock() {
+            files.extend(
+                resolver
+                    .watched_files()
+                    .iter()
+                    .map(|path| path.to_path_buf()),
+            );
+        }
+        self.add_hook(Box::new(move |_| {
+            resolver
+                .reload()
+                .map_err(|err| format!("TLS certificate: {err}"))
+        }));
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.state.reload_status()
+    }
+
+    /// Starts watching the files and (on Unix) SIGHUP; the handles end with the process or
+    /// when aborted.
+    pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![tokio::spawn(self.clone().watch(Duration::from_millis(200)))];
+        #[cfg(unix)]
+        tasks.push(tokio::spawn(self.clone().on_sighup()));
+        tasks
+    }
+
+    /// Builds and validates the new config, then swaps it in; on failure keeps the running
+    /// one. Returns the new generation or every problem found.
+    pub fn reload(&self, trigger: &str) -> Result<u64, Vec<String>> {
+        let _serial = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut status = self.state.reload_status();
+        status.at = crate::time::now_unix();
+        status.trigger = trigger.to_string();
+        let result = load_config(&self.path)
+            .map_err(|err| err.problems())
+            .and_then(|new| self.install(new));
+        match &result {
+            Ok((generation, needs_restart)) => {
+                status.generation = *generation;
+                status.ok = true;
+                status.errors.clear();
+                status.needs_restart = needs_restart.clone();
+                status.succeeded += 1;
+                tracing::info!(generation, trigger, file = %self.path.display(), "config reloaded");
+            }
+            Err(problems) => {
+                status.ok = false;
+                status.errors = problems.clone();
+                status.failed += 1;
+                for problem in problems {
+                    tracing::error!(file = %self.path.display(), trigger, "reload refused; the affected part keeps its running state: {problem}");
+                }
+            }
+        }
+        self.state.metrics.record_reload(result.is_ok());
+        self.state.set_reload_status(status);
+        result.map(|(generation, _)| generation)
+    }
+
+    fn install(&self, mut new: Config) -> Result<(u64, Vec<String>), Vec<String>> {
+        let current = self.state.config();
+        let mut needs_restart = Vec::new();
+        if new.server.listen != current.server.listen {
+            needs_restart.push(format!(
+                "server.listen ({} stays until a restart)",
+                current.server.listen
+            ));
+            new.server.listen = current.server.listen;
+        }
+        if new.admin_listen != current.admin_listen {
+            needs_restart.push(format!(
+                "admin.listen ({} stays until a restart)",
+                current.admin_listen
+            ));
+            new.admin_listen = current.admin_listen;
+        }
+        if new.keys.store != current.keys.store {
+            needs_restart.push(format!(
+                "keys.store ({} stays until a restart)",
+                current.keys.store.display()
+            ));
+            new.keys = current.keys.clone();
+        }
+        if (new.cache.max_bytes, new.cache.max_entries)
+            != (current.cache.max_bytes, current.cache.max_entries)
+        {
+            needs_restart.push("cache limits".into());
+        }
+        for setting in &needs_restart {
+            tracing::warn!("{setting}: this setting cannot change while running");
+        }
+        let generation = self.state.install_config(new);
+        let config = self.state.config();
+        let mut failures = Vec::new();
+        if let Ok(hooks) = self.hooks.lock() {
+            for hook in hooks.iter() {
+                if let Err(problem) = hook(&config) {
+                    failures.push(problem);
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok((generation, needs_restart))
+        } else {
+            Err(failures)
+        }
+    }
+
+    /// The files whose change triggers a reload: the config file and the signing keys.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let config = self.state.config();
+        let mut files = vec![self.path.clone()];
+        files.extend(config.signing.key_paths.iter().cloned());
+        if let Ok(extra) = self.extra_files.lock() {
+            files.extend(extra.iter().cloned());
+        }
+        files
+    }
+
+    /// Watches the config and key files (their directories, so editors' atomic renames and
+    /// Kubernetes' symlink swaps are seen) and reloads after changes settle for `debounce`.
+    /// The watch is registered before this returns; the returned future runs the loop.
+    pub fn watch(
+        self: Arc<Self>,
+        debounce: Duration,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                let _ = tx.send(event.paths);
+            }
+        });
+        let mut watcher = match watcher {
+            Ok(watcher) => Some(watcher),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot watch the config files; reload with SIGHUP");
+                None
+            }
+        };
+        let mut dirs = match watcher.as_mut() {
+            Some(watcher) => self.watch_dirs(watcher, Vec::new()),
+            None => Vec::new(),
+        };
+        async move {
+            let Some(mut watcher) = watcher else { return };
+            while let Some(paths) = rx.recv().await {
+                if !self.touches_watched(&paths) {
+                    continue;
+                }
+                // Let a burst of writes (editor save, `cp`, a rename) settle before reading.
+                loop {
+                    match tokio::time::timeout(debounce, rx.recv()).await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                let _ = self.reload("file change");
+                dirs = self.watch_dirs(&mut watcher, dirs);
+            }
+        }
+    }
+
+    fn touches_watched(&self, paths: &[PathBuf]) -> bool {
+        let names: Vec<_> = self
+            .watched_files()
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_owned()))
+            .collect();
+        // Kubernetes ConfigMaps swap a `..data` symlink: any change in the directory counts.
+        paths.iter().any(|path| {
+            path.file_name().is_some_and(|name| {
+                names.iter().any(|n| n == name) || name.to_string_lossy().starts_with("..")
+            })
+        })
+    }
+
+    fn watch_dirs(
+        &self,
+        watcher: &mut notify::RecommendedWatcher,
+        current: Vec<PathBuf>,
+    ) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .watched_files()
+            .iter()
+            .map(|file| {
+                file.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf()
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        for dir in &dirs {
+            if !current.contains(dir)
+                && let Err(err) = watcher.watch(dir, RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(dir = %dir.display(), error = %err, "cannot watch directory");
+            }
+        }
+        for old in current.iter().filter(|d| !dirs.contains(d)) {
+            let _ = watcher.unwatch(old);
+        }
+        dirs
+    }
+
+    /// Reloads on every SIGHUP until the process ends.
+    #[cfg(unix)]
+    pub async fn on_sighup(self: Arc<Self>) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let _ = self.reload("SIGHUP");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Unit tests of the registry: names, labels and values as Prometheus sees them.
+
+use super::*;
+
+fn lines(metrics: &Metrics) -> Vec<String> {
+    metrics
+        .render(&Scrape::default())
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn has(lines: &[String], line: &str) -> bool {
+    lines.iter().any(|l| l == line)
+}
+
+#[test]
+fn families_render_with_their_labels() {
+    let metrics = Metrics::new();
+    metrics.record_request("/api", StatusCode::OK);
+    metrics.record_request("/api", StatusCode::OK);
+    metrics.record_request(NO_ROUTE, StatusCode::NOT_FOUND);
+    metrics.record_failure("expired");
+    metrics.record_signature("key-1", Alg::ES256, Duration::from_micros(60));
+    metrics.record_signature("key-1", Alg::ES256, Duration::from_micros(60));
+    metrics.record_signature("key-2", Alg::RS256, Duration::from_millis(3));
+    metrics.record_upstream_error(UpstreamError::Timeout);
+    metrics.record_admin_change(AdminAction::Delete);
+    metrics.record_reload(false);
+    Metrics::inc(&metrics.cache_hits);
+    let lines = lines(&metrics);
+    for expected in [
+        "resigner_requests_total{route=\"/api\",status=\"200\"} 2",
+        "resigner_requests_total{route=\"none\",status=\"404\"} 1",
+        "resigner_verification_failures_total{reason=\"expired\"} 1",
+        "resigner_signatures_total{kid=\"key-1\",alg=\"ES256\"} 2",
+        "resigner_signatures_total{kid=\"key-2\",alg=\"RS256\"} 1",
+        "resigner_signature_duration_seconds_count{alg=\"ES256\"} 2",
+        "resigner_upstream_errors_total{kind=\"timeout\"} 1",
+        "resigner_upstream_errors_total{kind=\"connect\"} 0",
+        "resigner_admin_changes_total{action=\"delete\"} 1",
+        "resigner_config_reloads_total{result=\"failed\"} 1",
+        "resigner_config_reloads_total{result=\"ok\"} 0",
+        "resigner_resign_cache_lookups_total{result=\"hit\"} 1",
+        "resigner_idp_jwks_fetches_total{result=\"suppressed\"} 0",
+        "resigner_idp_jwks_loaded 0",
+        "resigner_idp_jwks_age_seconds NaN",
+        "# TYPE resigner_upstream_duration_seconds histogram",
+    ] {
+        assert!(
+            has(&lines, expected),
+            "{expected} missing from:\n{}",
+            lines.join("\n")
+        );
+    }
+    assert_eq!(Metrics::get(&metrics.signatures), 3);
+    assert_eq!(Metrics::get(&metrics.requests), 3);
+}
+
+#[test]
+fn scrape_state_sets_the_gauges() {
+    let metrics = Metrics::new();
+    let text = metrics.render(&Scrape {
+        idp_age: Some(Duration::from_millis(1500)),
+        idp_loaded: true,
+        cache_entries: 3,
+        cache_weighted_bytes: 700,
+    });
+    for expected in [
+        "resigner_idp_jwks_age_seconds 1.5",
+        "resigner_idp_jwks_loaded 1",
+        "resigner_resign_cache_entries 3",
+        "resigner_resign_cache_weighted_bytes 700",
+    ] {
+        assert!(text.lines().any(|l| l == expected), "{expected}:\n{text}");
+    }
+}

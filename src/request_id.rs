@@ -1,0 +1,135 @@
+//! Request ids: an incoming `X-Request-Id` is kept when it is sane (one header, 1 to 128
+//! printable ASCII characters), otherwise a random one is made (16 bytes, base64url). The id
+//! is set on the request, so the upstream receives it, echoed on the response, errors
+//! included, and carried by a tracing span around the handler, so every log line of the
+//! request names it. The span holds the method and path, never the query or a header value.
+
+use std::future::Future;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use tracing::Instrument;
+
+use crate::body::Body;
+
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest incoming id kept.
+pub const MAX_LEN: usize = 128;
+
+/// Whether an incoming id may be kept: 1..=128 printable ASCII characters.
+pub fn is_sane(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(|b| (b' '..=b'~').contains(b))
+}
+
+/// A new random id: 16 bytes from the system CSPRNG as 22 base64url characters.
+pub fn generate() -> HeaderValue {
+    let mut random = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut random).is_err() {
+        // Never expected; an id from the clock still correlates the request's log lines.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        random = nanos.to_le_bytes();
+    }
+    let mut text = [0u8; 22];
+    let written = URL_SAFE_NO_PAD
+        .encode_slice(random, &mut text)
+        .unwrap_or_default();
+    HeaderValue::from_bytes(&text[..written]).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// Keeps the request's sane id or replaces it (every copy) with a new one; returns it.
+pub fn assign(headers: &mut HeaderMap) -> HeaderValue {
+    let mut values = headers.get_all(&HEADER).iter();
+    let kept = match (values.next(), values.next()) {
+        (Some(value), None) if is_sane(value) => Some(value.clone()),
+        _ => None,
+    };
+    let id = kept.unwrap_or_else(generate);
+    headers.insert(HEADER, id.clone());
+    id
+}
+
+/// Runs `handler` with the request's id assigned, inside a `request` span naming it, and
+/// sets the id on the response.
+pub async fn scope<B, F, Fut>(mut request: Request<B>, handler: F) -> Response<Body>
+where
+    F: FnOnce(Request<B>) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    let id = assign(request.headers_mut());
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        method = %request.method(),
+        path = request.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = handler(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "response"
+        )
+    });
+    response.headers_mut().insert(HEADER, id);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sane_ids_are_kept_and_others_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, HeaderValue::from_static("abc-123 x"));
+        assert_eq!(assign(&mut headers), "abc-123 x");
+
+        for bad in ["", "a\tb", &"x".repeat(MAX_LEN + 1)] {
+            let mut headers = HeaderMap::new();
+            headers.insert(HEADER, HeaderValue::from_str(bad).unwrap());
+            let id = assign(&mut headers);
+            assert_ne!(id, bad);
+            assert_eq!(id.len(), 22, "{bad:?}");
+            assert_eq!(headers.get_all(HEADER).iter().count(), 1);
+            assert_eq!(headers[HEADER], id);
+        }
+
+        let mut headers = HeaderMap::new();
+        headers.append(HEADER, HeaderValue::from_static("one"));
+        headers.append(HEADER, HeaderValue::from_static("two"));
+        let id = assign(&mut headers);
+        assert!(id != "one" && id != "two");
+        assert_eq!(headers.get_all(HEADER).iter().count(), 1);
+
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        assert_ne!(assign(&mut headers).as_bytes(), b"caf\xc3\xa9");
+    }
+
+    #[test]
+    fn generated_ids_are_base64url_and_differ() {
+        let (a, b) = (generate(), generate());
+        assert_ne!(a, b);
+        assert!(
+            a.as_bytes()
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        );
+        assert!(is_sane(&a));
+    }
+
+    #[test]
+    fn the_longest_sane_id_is_kept() {
+        let long = "y".repeat(MAX_LEN);
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, HeaderValue::from_str(&long).unwrap());
+        assert_eq!(assign(&mut headers), long.as_str());
+    }
+}

@@ -1,0 +1,205 @@
+//! Graceful shutdown with a slow upstream: once shutdown starts, new connections are refused
+//! while the request in flight completes; the drain timeout bounds the wait; and `resigner
+//! serve` run as a child process drains on SIGTERM and exits 0.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::Method;
+use tokio::net::TcpStream;
+
+use crate::common::client::try_send;
+use crate::common::*;
+
+/// Starts a request to `/api/slow` that the upstream answers after its delay.
+fn in_flight(url: String, token: &str) -> tokio::task::JoinHandle<Result<Reply, String>> {
+    let auth = format!("Bearer {token}");
+    tokio::spawn(async move { try_send(Method::GET, &url, &[("authorization", &auth)], b"").await })
+}
+
+async fn refused(addr: std::net::SocketAddr) -> bool {
+    matches!(
+        TcpStream::connect(addr).await,
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+#[tokio::test]
+async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are_refused() {
+    let key = IdpKey::rs256("idp-1");
+    let idp = TestIdp::start(&[&key]).await;
+    let upstream = TestUpstream::start().await;
+    let proxy = ProxyBuilder::new(&idp).api_route(&upstream).start().await;
+    proxy.ready().await;
+    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    upstream.set_delay(Duration::from_millis(1500));
+    let request = in_flight(proxy.url("/api/slow"), &token);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(upstream.count(), 1, "the request is at the upstream");
+
+    let addr = proxy.running.public_addr;
+    let started = Instant::now();
+    let shutdown = tokio::spawn(proxy.running.shutdown(Duration::from_secs(10)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        refused(addr).await,
+        "new connections are refused while draining"
+    );
+
+    let reply = request
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(reply.status, 200);
+    shutdown.await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(5),
+        "shutdown waited for the request, not for the drain timeout: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_drain_timeout_bounds_the_wait() {
+    let key = IdpKey::rs256("idp-1");
+    let idp = TestIdp::start(&[&key]).await;
+    let upstream = TestUpstream::start().await;
+    let proxy = ProxyBuilder::new(&idp).api_route(&upstream).start().await;
+    proxy.ready().await;
+    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    upstream.set_delay(Duration::from_secs(10));
+    let request = in_flight(proxy.url("/api/slow"), &token);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    proxy.running.shutdown(Duration::from_millis(400)).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let outcome = tokio::time::timeout(Duration::from_secs(2), request)
+        .await
+        .expect("the request ends with the drain timeout")
+        .unwrap();
+    assert!(outcome.is_err(), "closed, not answered: {outcome:?}");
+}
+
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// A child process killed (and reaped) when dropped, so a failed test leaves none behind.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Runs `resigner serve` and waits until it is ready (IdP keys loaded, key published).
+async fn serve_ready(config: &std::path::Path, admin: &str) -> Serve {
+    let child = Serve(
+        Command::new(env!("CARGO_BIN_EXE_resigner"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("resigner serve starts"),
+    );
+    let jwk = resigner::load_config(config)
+        .unwrap()
+        .signing
+        .active
+        .public_jwk()
+        .to_json();
+    let body = serde_json::json!({ "keys": [jwk] }).to_string();
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let admin = format!("http://{admin}");
+    let mut published = false;
+    for _ in 0..400 {
+        if !published {
+            let put = try_send(
+                Method::PUT,
+                &format!("{admin}/api/v2/keys/custom-signing"),
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                body.as_bytes(),
+            )
+            .await;
+            published = put.is_ok_and(|reply| reply.status == 200);
+        } else if try_send(Method::GET, &format!("{admin}/readyz"), &[], b"")
+            .await
+            .is_ok_and(|reply| reply.status == 200)
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("resigner serve did not become ready");
+}
+
+#[tokio::test]
+async fn resigner_serve_drains_on_sigterm_and_exits_0() {
+    let key = IdpKey::rs256("idp-1");
+    let idp = TestIdp::start(&[&key]).await;
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let config = ProxyBuilder::new(&idp)
+        .api_route(&upstream)
+        .server("drain_timeout = \"20s\"")
+        .write_config(dir.path(), &listen, &admin);
+    let mut child = serve_ready(&config, &admin).await;
+    let pid = child.0.id().to_string();
+    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    upstream.set_delay(Duration::from_millis(1500));
+    let request = in_flight(format!("http://{listen}/api/slow"), &token);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(upstream.count(), 1, "the request is at the upstream");
+
+    let started = Instant::now();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(kill.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        refused(listen.parse().unwrap()).await,
+        "new connections are refused after SIGTERM"
+    );
+    let reply = request
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(reply.status, 200);
+
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap()
+    .expect("resigner exits after draining");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
