@@ -118,7 +118,10 @@ pub struct SigningKeySection {
 pub struct RouteSection {
     pub prefix: String,
     pub upstream: String,
-    pub audience: String,
+    /// `resign` (default), `verify` or `passthrough`.
+    pub mode: Option<String>,
+    /// Required unless `mode = "passthrough"`.
+    pub audience: Option<String>,
     #[serde(default)]
     pub strip_prefix: bool,
     pub header: Option<String>,

@@ -10,8 +10,8 @@ pub mod validate;
 use std::path::Path;
 
 pub use validate::{
-    AdminSettings, CacheSettings, Config, IdpSettings, KeysSettings, Route, ServerSettings,
-    SigningSettings, StaticToken, UpstreamSettings, UpstreamTarget,
+    AdminSettings, CacheSettings, Config, IdpSettings, KeysSettings, Route, RouteMode,
+    ServerSettings, SigningSettings, StaticToken, UpstreamSettings, UpstreamTarget,
 };
 
 /// Why a configuration file could not become a running configuration.

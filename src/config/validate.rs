@@ -140,6 +140,7 @@ pub struct UpstreamTarget {
 pub struct Route {
     /// Index in the config, part of the re-sign cache key.
     pub id: u32,
+    pub mode: RouteMode,
     pub prefix: String,
     pub upstream: UpstreamTarget,
     pub audience: String,
@@ -149,6 +150,18 @@ pub struct Route {
     pub claims: ClaimMapping,
     /// `ca_file`/`client_cert`/`client_key`; `None`: webpki roots, no client certificate.
     pub tls: Option<Arc<ClientTls>>,
+}
+
+/// What a route does with the incoming token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMode {
+    /// Verify, map the claims, re-sign with the active key, forward the new token.
+    Resign,
+    /// Verify and forward the IdP token unchanged (no claim mapping, no signing).
+    Verify,
+    /// No token work at all: the request is forwarded as it came (hop-by-hop headers aside).
+    /// For public endpoints of a legacy API; never the default.
+    Passthrough,
 }
 
 impl Config {
@@ -590,8 +603,37 @@ fn routes(
                     .unwrap_or_default(),
             })
         });
-        if route.audience.trim().is_empty() {
-            p.push(format!("{field}.audience"), "must not be empty");
+        let mode = match route.mode.as_deref().unwrap_or("resign") {
+            "resign" => RouteMode::Resign,
+            "verify" => RouteMode::Verify,
+            "passthrough" => RouteMode::Passthrough,
+            other => {
+                p.push(
+                    format!("{field}.mode"),
+                    format!("{other:?}: must be \"resign\", \"verify\" or \"passthrough\""),
+                );
+                RouteMode::Resign
+            }
+        };
+        let audience = route.audience.clone().unwrap_or_default();
+        if mode == RouteMode::Passthrough {
+            if route.audience.is_some()
+                || route.claims.audience.is_some()
+                || route.claims.copy.is_some()
+                || !route.claims.rename.is_empty()
+                || !route.claims.set.is_empty()
+                || !route.claims.remove.is_empty()
+            {
+                p.push(
+                    format!("{field}.mode"),
+                    "a passthrough route does no token work: remove its audience and claims",
+                );
+            }
+        } else if audience.trim().is_empty() {
+            p.push(
+                format!("{field}.audience"),
+                "is required (the \"aud\" incoming tokens must contain) and must not be empty",
+            );
         }
         let header = output_header(
             p,
@@ -603,7 +645,7 @@ fn routes(
             &route.timeout,
             upstream.timeout,
         );
-        let claims = claim_mapping(p, &field, &route.claims, &route.audience);
+        let claims = claim_mapping(p, &field, &route.claims, &audience);
         let https = target.as_ref().is_none_or(|t| t.scheme == Scheme::HTTPS);
         let tls = transport::route_tls(&field, route, https, base, p);
         if let (Some(upstream), Some(header)) = (target, header) {
@@ -611,7 +653,8 @@ fn routes(
                 id: index as u32,
                 prefix: route.prefix.clone(),
                 upstream,
-                audience: route.audience.clone(),
+                audience,
+                mode,
                 strip_prefix: route.strip_prefix,
                 header,
                 timeout,

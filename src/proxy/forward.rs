@@ -53,12 +53,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Sends `request` to the route's upstream with `token_header` as the output header.
+/// Sends `request` to the route's upstream with `token_header` as the output header (`None`:
+/// a passthrough route, whose `Authorization` is left as the client sent it).
 pub async fn forward(
     state: &AppState,
     route: &Route,
     request: Request<Incoming>,
-    token_header: &HeaderValue,
+    token_header: Option<&HeaderValue>,
     peer: SocketAddr,
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = request.into_parts();
@@ -78,9 +79,11 @@ pub async fn forward(
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
-    headers.remove(header::AUTHORIZATION);
-    headers.remove(&route.header);
-    headers.insert(route.header.clone(), token_header.clone());
+    if let Some(token_header) = token_header {
+        headers.remove(header::AUTHORIZATION);
+        headers.remove(&route.header);
+        headers.insert(route.header.clone(), token_header.clone());
+    }
     append_forwarded_for(headers, peer);
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),

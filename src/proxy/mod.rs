@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::b64;
 use crate::body::Body;
 use crate::config::validate::max_token_bytes;
-use crate::config::{Config, Route};
+use crate::config::{Config, Route, RouteMode};
 use crate::idp::{IdpKeys, Lookup};
 use crate::metrics::{self, Metrics};
 use cache::{CacheKey, Resigned};
@@ -64,11 +64,14 @@ pub async fn try_handle(
         ));
     }
     let route = route.ok_or(ProxyError::NoRoute)?;
+    if route.mode == RouteMode::Passthrough {
+        return forward::forward(state, route, request, None, peer).await;
+    }
     let resigned = {
         let token = bearer_token(request.headers())?;
         resign(state, config, route, token).await?
     };
-    forward::forward(state, route, request, &resigned.header_value, peer).await
+    forward::forward(state, route, request, Some(&resigned.header_value), peer).await
 }
 
 /// False for paths an upstream could resolve outside the matched route prefix: `.` or `..`
@@ -135,7 +138,9 @@ pub async fn resign(
     token: &str,
 ) -> Result<Arc<Resigned>, ProxyError> {
     let idp_keys = state.idp.current().ok_or(ProxyError::IdpUnavailable)?;
-    if let Err(reason) = state.signing_status(config) {
+    if route.mode == RouteMode::Resign
+        && let Err(reason) = state.signing_status(config)
+    {
         tracing::debug!(%reason, "signing key not published");
         return Err(ProxyError::SigningUnavailable);
     }
@@ -196,6 +201,21 @@ async fn resign_uncached(
     let settings = state.idp.settings();
     let verified = verify_token(state, token, &route.audience, idp_keys).await?;
     let now = crate::time::now_unix();
+    let leeway = settings.leeway.as_secs() as i64;
+    if route.mode == RouteMode::Verify {
+        // Verify-only: the IdP token itself is forwarded, valid until its own exp.
+        let value = if route.header == header::AUTHORIZATION {
+            format!("Bearer {token}")
+        } else {
+            token.to_string()
+        };
+        let header_value = HeaderValue::from_str(&value).map_err(|_| ProxyError::SigningFailed)?;
+        let ttl = (verified.exp - now - leeway).max(0) as u64;
+        return Ok(Arc::new(Resigned {
+            header_value,
+            ttl: std::time::Duration::from_secs(ttl),
+        }));
+    }
     let signing = &config.signing;
     let claims = claims::map_claims(
         &verified.claims,

@@ -325,3 +325,84 @@ async fn unknown_path_is_404_and_admin_reports_status() {
     assert_eq!(status["idp"]["kids"], json!(["idp-1"]));
     assert_eq!(status["signing"]["alg"], "ES256");
 }
+
+#[tokio::test]
+async fn verify_only_and_passthrough_routes() {
+    let key = IdpKey::rs256("idp-1");
+    let idp = TestIdp::start(&[&key]).await;
+    let upstream = TestUpstream::start().await;
+    let proxy = ProxyBuilder::new(&idp)
+        .unpublished()
+        .route(&format!("prefix = \"/v\"\nmode = \"verify\"\nupstream = \"{}\"\naudience = \"https://api.test\"\n", upstream.url))
+        .route(&format!("prefix = \"/public\"\nmode = \"passthrough\"\nupstream = \"{}\"\n", upstream.url))
+        .start()
+        .await;
+    proxy.ready().await;
+    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+
+    // verify: the IdP token itself is forwarded; no signing key needs to be published.
+    let reply = get(
+        &proxy.url("/v/x"),
+        &[
+            ("authorization", &format!("bearer {token}")),
+            ("connection", "x-drop"),
+            ("x-drop", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let seen = upstream.last();
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {token}"))
+    );
+    assert!(seen.header("x-drop").is_none());
+    assert_eq!(proxy.counter(|m| &m.signatures), 0);
+    let bad = get_bearer(&proxy.url("/v/x"), &format!("{token}x")).await;
+    assert_eq!(bad.status, 401);
+    assert_eq!(upstream.count(), 1);
+
+    // passthrough: no token work at all; whatever Authorization the client sent goes through.
+    assert_eq!(get(&proxy.url("/public/health"), &[]).await.status, 200);
+    assert!(upstream.last().header("authorization").is_none());
+    assert_eq!(
+        get(
+            &proxy.url("/public/health"),
+            &[("authorization", "Basic abc")]
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        upstream.last().header("authorization").as_deref(),
+        Some("Basic abc")
+    );
+    assert_eq!(upstream.last().uri, "/public/health");
+}
+
+#[tokio::test]
+async fn route_modes_are_validated() {
+    let key = IdpKey::rs256("idp-1");
+    let idp = TestIdp::start(&[&key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ProxyBuilder::new(&idp)
+        .route("prefix = \"/a\"\nmode = \"passthrough\"\nupstream = \"http://127.0.0.1:9\"\naudience = \"x\"\n")
+        .route("prefix = \"/b\"\nmode = \"proxy\"\nupstream = \"http://127.0.0.1:9\"\naudience = \"x\"\n")
+        .route("prefix = \"/c\"\nupstream = \"http://127.0.0.1:9\"\n")
+        .write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let problems = resigner::load_config(&config).unwrap_err().problems();
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(
+        problems[0].contains("routes[0].mode: a passthrough route does no token work"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].contains("routes[1].mode: \"proxy\""),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[2].contains("routes[2].audience: is required"),
+        "{problems:#?}"
+    );
+}
