@@ -7,6 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The openssl CLI makes the 1024-bit RSA key of tests/it/hostile_tokens.rs (aws-lc-rs will not).
+if ! command -v openssl >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+
 if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3'
 fi

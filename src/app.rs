@@ -31,6 +31,8 @@ pub struct AppState {
     pub upstream: Upstreams,
     jwks: ArcSwap<RenderedJwks>,
     pub metrics: Arc<Metrics>,
+    /// Concurrent slow (RSA) signatures allowed: one per core this process may run on.
+    pub signing_slots: tokio::sync::Semaphore,
     reload: std::sync::Mutex<ReloadStatus>,
 }
 
@@ -59,6 +61,9 @@ impl AppState {
             upstream,
             jwks: ArcSwap::from_pointee(jwks),
             metrics,
+            signing_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             reload: std::sync::Mutex::new(ReloadStatus {
                 generation: 1,
                 ok: true,

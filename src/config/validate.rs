@@ -358,7 +358,10 @@ fn admin_settings(raw: &file::AdminSection, p: &mut Problems) -> AdminSettings {
             p.push(format!("{field}.name"), "must not be empty");
         }
         let hex = token.sha256.trim().to_ascii_lowercase();
-        let bytes: Option<Vec<u8>> = (hex.len() == 64)
+        // Hex digits checked first: slicing a non-ASCII string by byte index can panic (found
+        // by fuzz/ target config), and from_str_radix would take "+f" as a digit pair.
+        let is_hex = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        let bytes: Option<Vec<u8>> = is_hex
             .then(|| {
                 (0..32)
                     .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
@@ -779,5 +782,27 @@ mod tests {
         assert!(prefix_matches("/api/", "/api/x"));
         assert!(!prefix_matches("/api", "/apix"));
         assert!(prefix_matches("/", "/anything"));
+    }
+
+    #[test]
+    fn admin_token_hash_must_be_ascii_hex() {
+        // Found by fuzz/ (target config): a 64-byte value with a multi-byte character at an
+        // odd offset panicked when sliced into digit pairs; "+f" parsed as a hex pair.
+        let hashes = [format!("{}\u{49c}f", "e".repeat(61)), "+f".repeat(32)];
+        for sha256 in hashes {
+            let text = format!(
+                "[server]\nlisten = \"127.0.0.1:1\"\n[idp]\nissuer = \"https://idp/\"\n\
+                 [signing]\nissuer = \"https://me/\"\n\
+                 [[admin.tokens]]\nname = \"t\"\nsha256 = \"{sha256}\"\nscopes = []\n"
+            );
+            let err = crate::config::parse_config(&text, Path::new("/nonexistent")).unwrap_err();
+            let problems = err.problems();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("admin.tokens[0].sha256: must be 64 hex digits")),
+                "{sha256:?}: {problems:#?}"
+            );
+        }
     }
 }

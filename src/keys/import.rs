@@ -61,6 +61,10 @@ pub fn parse_body(
     idp_kids: &HashSet<String>,
 ) -> Result<Vec<ImportedKey>, ImportError> {
     let document = json::parse_value(body)
+        .map_err(|err| match err {
+            json::JsonError::Duplicate(name) => json::JsonError::Duplicate(shown(&name)),
+            other => other,
+        })
         .map_err(|err| ImportError::body(format!("Payload validation error: body is {err}")))?;
     let Value::Object(document) = document else {
         return Err(ImportError::body(
@@ -69,7 +73,8 @@ pub fn parse_body(
     };
     if let Some(other) = document.keys().find(|name| *name != "keys") {
         return Err(ImportError::body(format!(
-            "Payload validation error: unknown top-level member {other:?}"
+            "Payload validation error: unknown top-level member {:?}",
+            shown(other)
         )));
     }
     let keys = match document.get("keys") {
@@ -124,6 +129,12 @@ pub fn validate_keys(
     Ok(out)
 }
 
+/// A member name as messages show it: at most 64 characters, like kids, so a client's 60 KB
+/// name is not echoed back (or logged, for an edit of the store file) in full.
+fn shown(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
 fn validate_key(index: usize, key: &Value) -> Result<ImportedKey, ImportError> {
     let Value::Object(jwk) = key else {
         return Err(ImportError::body(format!(
@@ -139,7 +150,7 @@ fn validate_key(index: usize, key: &Value) -> Result<ImportedKey, ImportError> {
         None => format!("keys[{index}] (no kid)"),
     };
     let fail = |member: &str, problem: &str| {
-        ImportError::body(format!("{at}: member {member:?} {problem}"))
+        ImportError::body(format!("{at}: member {:?} {problem}", shown(member)))
     };
     for (name, _) in jwk.iter() {
         if PRIVATE.contains(&name.as_str()) {

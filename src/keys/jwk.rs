@@ -63,7 +63,10 @@ impl KeyMaterial {
             "RSA" => {
                 let n = strip_leading_zeros(bytes(jwk, "n")?);
                 let e = strip_leading_zeros(bytes(jwk, "e")?);
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                // An empty `n` is 0 bits (it underflowed here: a panic with overflow checks).
+                let bits = n
+                    .first()
+                    .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
                 if !(2048..=8192).contains(&bits) {
                     return Err(JwkError::RsaSize(bits));
                 }
@@ -300,6 +303,25 @@ mod tests {
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn empty_rsa_modulus_is_refused_not_a_panic() {
+        // Found by fuzz/ (target jwk_set): `"n": ""` decodes to no bytes, and the bit count
+        // subtracted 8 from 0. The same JWK from the IdP's JWKS takes the same path.
+        for n in ["", "AA", "AAAA"] {
+            let jwk = json!({"kty": "RSA", "n": n, "e": "AQAB"});
+            let jwk = jwk.as_object().unwrap();
+            assert_eq!(KeyMaterial::from_jwk(jwk), Err(JwkError::RsaSize(0)));
+            assert!(VerifyKey::from_jwk(jwk, &[Alg::RS256]).is_err());
+        }
+        let body = br#"{"keys":[{"kty":"RSA","n":"","e":"AQAB"}]}"#;
+        let err = crate::keys::import::parse_body(body, &Default::default()).unwrap_err();
+        assert!(
+            err.message.contains("RSA modulus has 0 bits"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

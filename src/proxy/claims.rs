@@ -42,8 +42,12 @@ pub fn map_claims(
             })
             .collect(),
     };
-    for (from, to) in &mapping.rename {
+    // All old names go first, then the new ones are written: renames read the incoming
+    // claims, so `a -> b` plus `b -> c` yields b = a and c = b whatever the order.
+    for (from, _) in &mapping.rename {
         out.remove(from);
+    }
+    for (from, to) in &mapping.rename {
         if let Some(value) = incoming.get(from) {
             out.insert(to.clone(), value.clone());
         }
@@ -63,6 +67,10 @@ pub fn map_claims(
     );
     out
 }
+
+#[cfg(test)]
+#[path = "claims_props.rs"]
+mod props;
 
 #[cfg(test)]
 mod tests {

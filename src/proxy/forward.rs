@@ -1,7 +1,9 @@
 //! Forwarding to the legacy API: the request is rewritten (route prefix optionally stripped,
 //! hop-by-hop headers and those named in `Connection` removed, the client's token and any
 //! client copy of the output header removed, the re-signed header set, `X-Forwarded-*`
-//! added) and sent over the pooled client; bodies stream both ways.
+//! added) and sent over the pooled client; bodies stream both ways. A request body in a
+//! transfer coding other than plain `chunked` is refused first
+//! ([`has_unsupported_transfer_coding`]).
 
 use std::net::SocketAddr;
 
@@ -50,6 +52,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
+    }
+}
+
+/// Whether the request's `Transfer-Encoding` is anything but a single `chunked`. hyper
+/// accepts any list that ends in `chunked` (`gzip, chunked`) and removes only the chunked
+/// framing; since `Transfer-Encoding` is hop-by-hop and dropped here, forwarding such a body
+/// would hand the upstream gzip (or still-chunked) bytes labelled as plain, so it is refused
+/// (RFC 9112 §6.1: a coding the proxy does not implement).
+pub fn has_unsupported_transfer_coding(headers: &HeaderMap) -> bool {
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => false,
+        (Some(only), None) => !only.eq_ignore_ascii_case(b"chunked"),
+        (Some(_), Some(_)) => true,
     }
 }
 
@@ -185,6 +206,26 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn only_a_single_chunked_coding_is_supported() {
+        let cases: [(&str, &[&str], bool); 7] = [
+            ("none", &[], false),
+            ("chunked", &["chunked"], false),
+            ("upper case", &["Chunked"], false),
+            ("gzip, chunked", &["gzip, chunked"], true),
+            ("two lines", &["gzip", "chunked"], true),
+            ("chunked twice", &["chunked, chunked"], true),
+            ("identity", &["identity"], true),
+        ];
+        for (name, values, refused) in cases {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(header::TRANSFER_ENCODING, HeaderValue::from_static(value));
+            }
+            assert_eq!(has_unsupported_transfer_coding(&headers), refused, "{name}");
+        }
     }
 
     #[test]

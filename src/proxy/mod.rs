@@ -63,6 +63,11 @@ pub async fn try_handle(
             "path has dot segments or encoded separators",
         ));
     }
+    if forward::has_unsupported_transfer_coding(request.headers()) {
+        return Err(ProxyError::BadRequest(
+            "Transfer-Encoding other than chunked is not supported",
+        ));
+    }
     let route = route.ok_or(ProxyError::NoRoute)?;
     if route.mode == RouteMode::Passthrough {
         return forward::forward(state, route, request, None, peer).await;
@@ -233,6 +238,13 @@ async fn resign_uncached(
     let signer = signing.active.clone();
     let started = std::time::Instant::now();
     let signed = if signer.is_slow() {
+        // At most one RSA signature per core at a time: in a miss storm the signatures queue
+        // here (asynchronously) instead of taking every core from the workers serving hits.
+        let _slot = state
+            .signing_slots
+            .acquire()
+            .await
+            .map_err(|_| ProxyError::SigningFailed)?;
         tokio::task::spawn_blocking(move || signer.sign_compact(&payload))
             .await
             .map_err(|_| ProxyError::SigningFailed)?

@@ -1,8 +1,9 @@
 //! A test IdP on loopback: serves an OpenID configuration and a JWKS it can change, go down
-//! or turn slow at will, counts JWKS fetches, and records any other request (so tests can
-//! prove that a `jku`/`x5u` in a token was never dereferenced). Tokens are minted from raw
-//! JSON text with aws-lc-rs directly, independent of the proxy's own JOSE code, so hostile
-//! tokens (duplicate members, odd headers) can be built byte for byte.
+//! (500), turn slow, or answer HTML or 10 MB at will, counts JWKS fetches, and records any
+//! other request (so tests can prove that a `jku`/`x5u` in a token was never dereferenced).
+//! Tokens are minted from raw JSON text with aws-lc-rs directly, independent of the proxy's
+//! own JOSE code, so hostile tokens (duplicate members, odd headers) can be built byte for
+//! byte.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -137,11 +138,16 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub enum Mode {
     Up,
     Error500,
+    /// 200 with an HTML page (`text/html`) instead of a JWKS.
+    Html,
+    /// 200 with a 10 MB body that starts like a JWKS.
+    Huge,
 }
 
 struct State {
     issuer: Mutex<String>,
-    jwks: Mutex<Value>,
+    /// The JWKS document, rendered once when set (a 10,000-key set is megabytes).
+    jwks: Mutex<String>,
     mode: Mutex<Mode>,
     delay: Mutex<Duration>,
     cache_control: Mutex<Option<String>>,
@@ -160,7 +166,7 @@ impl TestIdp {
     pub async fn start(keys: &[&IdpKey]) -> TestIdp {
         let state = Arc::new(State {
             issuer: Mutex::new(String::new()),
-            jwks: Mutex::new(Value::Null),
+            jwks: Mutex::new(String::new()),
             mode: Mutex::new(Mode::Up),
             delay: Mutex::new(Duration::ZERO),
             cache_control: Mutex::new(None),
@@ -190,12 +196,12 @@ impl TestIdp {
 
     pub fn set_keys(&self, keys: &[&IdpKey]) {
         let list: Vec<Value> = keys.iter().map(|k| k.jwk.clone()).collect();
-        *self.state.jwks.lock().unwrap() = json!({"keys": list});
+        *self.state.jwks.lock().unwrap() = json!({"keys": list}).to_string();
     }
 
     /// Serves `document` verbatim as the JWKS.
     pub fn set_jwks(&self, document: Value) {
-        *self.state.jwks.lock().unwrap() = document;
+        *self.state.jwks.lock().unwrap() = document.to_string();
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -236,17 +242,28 @@ async fn answer(state: &State, path: &str) -> Response<Full<Bytes>> {
             match *state.mode.lock().unwrap() {
                 Mode::Up => {
                     let cache = state.cache_control.lock().unwrap().clone();
-                    (
-                        StatusCode::OK,
-                        state.jwks.lock().unwrap().to_string(),
-                        cache,
-                    )
+                    (StatusCode::OK, state.jwks.lock().unwrap().clone(), cache)
                 }
                 Mode::Error500 => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "<html>down</html>".into(),
                     None,
                 ),
+                Mode::Html => {
+                    let page = "<!DOCTYPE html><html><body>Sign in</body></html>";
+                    let mut response = Response::new(Full::new(Bytes::from(page)));
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        "text/html; charset=utf-8".parse().unwrap(),
+                    );
+                    return response;
+                }
+                Mode::Huge => {
+                    let mut body = String::from("{\"keys\": [\"");
+                    body.push_str(&"a".repeat(10 * 1024 * 1024));
+                    body.push_str("\"]}");
+                    (StatusCode::OK, body, None)
+                }
             }
         }
         other => {

@@ -1,9 +1,14 @@
 //! Builders for the servers the tests run on loopback: [`idp::TestIdp`],
 //! [`upstream::TestUpstream`] and [`TestProxy`] (the real proxy, started in-process from a real
-//! config file and a real key file).
+//! config file and a real key file); for failure tests, [`raw_upstream::RawUpstream`] (strict
+//! framing, resets, hangs), [`gate::TcpGate`] (a server that goes down and comes back) and
+//! [`raw_client`] (hand-written requests).
 
 pub mod client;
+pub mod gate;
 pub mod idp;
+pub mod raw_client;
+pub mod raw_upstream;
 pub mod tls;
 pub mod upstream;
 

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Load benchmark (issue #6): resigner side by side with nginx and HAProxy, in one run, on
+# loopback only, bounded in time. Not part of `cargo test`.
+#
+#   benches/load.sh                 # about 3-4 minutes on a 2-core machine
+#   DURATION=5 benches/load.sh      # shorter scenarios
+#
+# Installs nginx, haproxy and wrk from Debian when missing. Pinning (when 2+ cores): the
+# server under test and the upstream on core 0, the load generator on core 1.
+# Scenarios: 1 upstream direct (nginx, fixed body); 2 nginx plain reverse proxy (keepalive);
+# 3 HAProxy jwt_verify RS256 with iss/aud/exp checks; 4 resigner passthrough, cache hit,
+# verify-only (a new token per request), miss with ES256 and RS256 output (a new token per
+# request); 5 hit p99 alone and while a second client drives RS256 misses; resident memory
+# with 100k cached tokens; miss throughput with 1 and 2 tokio workers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-8}
+CONNS=${CONNS:-32}
+TOKENS=${TOKENS:-200000}
+ISSUER="https://idp.bench/"
+AUDIENCE="https://api.bench"
+P_UP=28081 P_NGX=28082 P_HAP=28083 P_RS=28084 P_ADMIN=28085
+
+need=()
+for tool in nginx haproxy wrk taskset curl; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ]; then
+  pkgs=(); for t in "${need[@]}"; do case $t in taskset) pkgs+=(util-linux);; *) pkgs+=("$t");; esac; done
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+WORK=$(mktemp -d /tmp/resigner-load.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+if [ "$(nproc)" -ge 2 ]; then SRV="taskset -c 0"; LOAD="taskset -c 1"; PINNING="servers on cpu0, wrk on cpu1"
+else SRV=""; LOAD=""; PINNING="no pinning (1 core)"; fi
+
+echo "== building (release) and minting $TOKENS tokens"
+cargo build --release --quiet --bin resigner
+cargo bench --quiet --bench load_fixture -- "$WORK/fx" "$TOKENS" "$ISSUER" "$AUDIENCE" 2>&1 | grep -v '^$' || true
+BIN=target/release/resigner
+# nginx workers run as an unprivileged user: give them a world-readable copy of the JWKS only.
+mkdir -p "$WORK/www" && cp "$WORK/fx/jwks.json" "$WORK/www/" && chmod 711 "$WORK" && chmod -R a+rX "$WORK/www"
+TOKEN=$(head -n1 "$WORK/fx/tokens.txt")
+
+cat > "$WORK/miss.lua" <<'LUA'
+local tokens, i, offset, wrapped = {}, 0, 0, 0
+function init(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  offset = tonumber(args[2]) or 0
+  i = offset
+end
+function request()
+  i = i + 1
+  if i > #tokens then i = 1; wrapped = 1 end
+  return wrk.format("GET", wrk.path, { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function done()
+  for _, t in ipairs(threads) do
+    if t:get("wrapped") == 1 then io.write("WARNING: token list wrapped; later requests were cache hits\n") end
+    io.write("TOKENS_USED " .. tostring(t:get("i")) .. "\n")
+  end
+end
+LUA
+
+nginx_conf() { # $1 name, $2 server block
+  cat > "$WORK/$1.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $WORK/$1.pid;
+error_log $WORK/$1-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$P_UP; keepalive 64; }
+  $2
+}
+NGX
+}
+nginx_conf upstream "server { listen 127.0.0.1:$P_UP; location = /jwks.json { default_type application/json; alias $WORK/www/jwks.json; } location / { default_type text/plain; return 200 'ok'; } }"
+nginx_conf proxy "server { listen 127.0.0.1:$P_NGX; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+
+cat > "$WORK/haproxy.cfg" <<HAP
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$P_HAP
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request deny status 401 unless { var(txn.bearer) -m found }
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
+  http-request set-var(txn.iss) var(txn.bearer),jwt_payload_query('\$.iss')
+  http-request set-var(txn.aud) var(txn.bearer),jwt_payload_query('\$.aud')
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('\$.exp','int')
+  http-request set-var(txn.now) date()
+  http-request deny status 401 unless { var(txn.alg) -m str RS256 }
+  http-request deny status 401 unless { var(txn.iss) -m str $ISSUER }
+  http-request deny status 401 unless { var(txn.aud) -m str $AUDIENCE }
+  http-request deny status 401 if { var(txn.exp),sub(txn.now) -m int lt 0 }
+  http-request deny status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"$WORK/fx/idp-public.pem") -m int 1 }
+  default_backend be
+backend be
+  server up 127.0.0.1:$P_UP
+HAP
+
+resigner_conf() { # $1 output alg
+  cp "$WORK/fx/store-$1.json" "$WORK/store-$1.json"
+  cat > "$WORK/resigner-$1.toml" <<TOML
+[server]
+listen = "127.0.0.1:$P_RS"
+[admin]
+listen = "127.0.0.1:$P_ADMIN"
+[idp]
+issuer = "$ISSUER"
+jwks_uri = "http://127.0.0.1:$P_UP/jwks.json"
+[signing]
+issuer = "https://resigner.bench/"
+[[signing.keys]]
+path = "fx/signing-$1.pem"
+alg = "$1"
+[keys]
+store = "store-$1.json"
+[cache]
+max_entries = 1000000
+[[routes]]
+prefix = "/api"
+upstream = "http://127.0.0.1:$P_UP"
+audience = "$AUDIENCE"
+[routes.claims]
+audience = "legacy"
+[[routes]]
+prefix = "/verify"
+mode = "verify"
+upstream = "http://127.0.0.1:$P_UP"
+audience = "$AUDIENCE"
+[[routes]]
+prefix = "/pass"
+mode = "passthrough"
+upstream = "http://127.0.0.1:$P_UP"
+TOML
+}
+
+wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done; echo "not up: $1" >&2; return 1; }
+
+start_resigner() { # $1 alg, $2 workers ("" = tokio's default: one per core it may run on)
+  resigner_conf "$1"
+  env ${2:+TOKIO_WORKER_THREADS=$2} RUST_LOG=warn $SRV "$BIN" serve --config "$WORK/resigner-$1.toml" 2>"$WORK/resigner-$1.log" &
+  RS_PID=$!; PIDS+=("$RS_PID")
+  wait_http "http://127.0.0.1:$P_ADMIN/readyz"
+}
+stop_resigner() { kill "$RS_PID" 2>/dev/null || true; wait "$RS_PID" 2>/dev/null || true; }
+
+# wrk output -> "rps p50_ms p99_ms errors"
+parse() {
+  awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+    /Non-2xx/ { err += $NF } /Socket errors/ { err += 1 }
+    /WARNING/ { print > "/dev/stderr" }
+    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, err }'
+}
+
+RESULTS="$WORK/results.txt"; : > "$RESULTS"
+run() { # $1 name, then wrk args
+  local name=$1; shift
+  local out; out=$($LOAD wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" 2>&1)
+  local line; line=$(echo "$out" | parse)
+  echo "$name $line" >> "$RESULTS"
+  printf "%-34s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s\n" "$name" $line
+}
+
+echo "== $PINNING; wrk -t1 -c$CONNS, ${DURATION}s per scenario"
+$SRV nginx -c "$WORK/upstream.conf" & PIDS+=($!)
+wait_http "http://127.0.0.1:$P_UP/"
+$SRV nginx -c "$WORK/proxy.conf" & PIDS+=($!)
+wait_http "http://127.0.0.1:$P_NGX/"
+$SRV haproxy -q -f "$WORK/haproxy.cfg" & PIDS+=($!)
+sleep 0.5
+
+run upstream_direct "http://127.0.0.1:$P_UP/"
+run nginx_proxy "http://127.0.0.1:$P_NGX/"
+run haproxy_jwt_verify -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_HAP/"
+
+start_resigner ES256 ""
+run resigner_passthrough "http://127.0.0.1:$P_RS/pass/x"
+run resigner_hit -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+run resigner_verify_only -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/verify/x" -- "$WORK/fx/tokens.txt" 0
+run resigner_miss_ES256 -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
+CACHED=$(curl -s "http://127.0.0.1:$P_ADMIN/admin/status" | sed 's/.*"cache_entries":\([0-9]*\).*/\1/')
+RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$RS_PID/status")
+stop_resigner
+
+start_resigner RS256 ""
+run resigner_miss_RS256 -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
+CONNS_SAVE=$CONNS; CONNS=8
+run resigner_hit_alone_c8 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+# Miss storm: a second wrk drives RS256 misses on the same core as the hit client.
+$LOAD wrk -t1 -c16 -d"$((DURATION + 2))s" -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 100000 > "$WORK/storm.txt" 2>&1 &
+STORM=$!
+sleep 1
+run resigner_hit_under_miss_storm_c8 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+wait $STORM || true
+STORM_RPS=$(parse < "$WORK/storm.txt" | cut -d' ' -f1)
+CONNS=$CONNS_SAVE
+stop_resigner
+
+start_resigner ES256 1
+run resigner_miss_ES256_1worker -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
+stop_resigner
+if [ -n "$SRV" ]; then
+  SRV_SAVE=$SRV; SRV=""
+  start_resigner ES256 2
+  run resigner_miss_ES256_2workers_unpinned -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
+  stop_resigner
+  SRV=$SRV_SAVE
+fi
+
+get() { awk -v n="$1" '$1 == n { print $'"$2"' }' "$RESULTS"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+CRYPTO=$(cat "$WORK/fx/crypto.json")
+num() { echo "$CRYPTO" | sed "s/.*\"$1\":\([0-9.]*\).*/\1/"; }
+RS_CEIL=$(awk -v s="$(num RS256_sign_per_s)" -v v="$(num RS256_verify_per_s)" 'BEGIN { printf "%.0f", 1 / (1/s + 1/v) }')
+ES_CEIL=$(awk -v s="$(num ES256_sign_per_s)" -v v="$(num RS256_verify_per_s)" 'BEGIN { printf "%.0f", 1 / (1/s + 1/v) }')
+
+echo
+echo "== ratios (machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'))"
+echo "raw crypto, 1 core: $CRYPTO"
+echo "hit / nginx proxy:                       $(ratio "$(get resigner_hit 2)" "$(get nginx_proxy 2)")   (target >= 0.8)"
+echo "hit / haproxy jwt_verify:                $(ratio "$(get resigner_hit 2)" "$(get haproxy_jwt_verify 2)")   (target >= 1.5)"
+echo "verify-only / haproxy jwt_verify:        $(ratio "$(get resigner_verify_only 2)" "$(get haproxy_jwt_verify 2)")   (target >= 1.0)"
+echo "passthrough / nginx proxy:               $(ratio "$(get resigner_passthrough 2)" "$(get nginx_proxy 2)")"
+echo "RS256 miss / crypto ceiling ($RS_CEIL/s):  $(ratio "$(get resigner_miss_RS256 2)" "$RS_CEIL")   (target >= 0.8)"
+echo "ES256 miss / crypto ceiling ($ES_CEIL/s): $(ratio "$(get resigner_miss_ES256 2)" "$ES_CEIL")   (target >= 0.5)"
+echo "hit p99 under miss storm / alone:        $(ratio "$(get resigner_hit_under_miss_storm_c8 4)" "$(get resigner_hit_alone_c8 4)")   (target <= 1.5; storm drove $STORM_RPS misses/s)"
+echo "ES256 miss, 2 workers unpinned / 1 pinned: $(ratio "$(get resigner_miss_ES256_2workers_unpinned 2)" "$(get resigner_miss_ES256_1worker 2)")   (target >= 1.8; wrk shares the cores when unpinned)"
+echo "resident memory: $((RSS_KB / 1024)) MiB with $CACHED cached tokens"
