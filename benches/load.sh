@@ -29,6 +29,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 
+for port in $P_UP $P_NGX $P_HAP $P_RS $P_ADMIN; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use (a stray nginx/haproxy/resigner from an earlier run?); stop it first" >&2
+    exit 1
+  fi
+done
+
 WORK=$(mktemp -d /tmp/resigner-load.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

@@ -1,5 +1,6 @@
 //! Request ids: an incoming `X-Request-Id` is kept when it is sane (one header, 1 to 128
-//! printable ASCII characters), otherwise a random one is made (16 bytes, base64url). The id
+//! printable ASCII characters), otherwise a new one is made (16 bytes, base64url: a per-process random prefix and a
+//! counter). The id
 //! is set on the request, so the upstream receives it, echoed on the response, errors
 //! included, and carried by a tracing span around the handler, so every log line of the
 //! request names it. The span holds the method and path, never the query or a header value.
@@ -25,19 +26,32 @@ pub fn is_sane(value: &HeaderValue) -> bool {
     !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(|b| (b' '..=b'~').contains(b))
 }
 
-/// A new random id: 16 bytes from the system CSPRNG as 22 base64url characters.
+/// A new id: 22 base64url characters of a per-process random 8-byte prefix followed by a
+/// per-process counter. Unique within the process, unpredictable across processes, and cheap:
+/// drawing 16 CSPRNG bytes per request cost about a fifth of the proxy's instructions on the
+/// cache-hit path (aws-lc's RNG, measured with callgrind), and a correlation id needs no
+/// secrecy.
 pub fn generate() -> HeaderValue {
-    let mut random = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut random).is_err() {
-        // Never expected; an id from the clock still correlates the request's log lines.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        random = nanos.to_le_bytes();
-    }
+    static PREFIX: std::sync::OnceLock<[u8; 8]> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut random = [0u8; 8];
+        if aws_lc_rs::rand::fill(&mut random).is_err() {
+            // Never expected; the clock still makes ids of different processes differ.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            random = nanos.to_le_bytes();
+        }
+        random
+    });
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(prefix);
+    raw[8..].copy_from_slice(&count.to_be_bytes());
     let mut text = [0u8; 22];
     let written = URL_SAFE_NO_PAD
-        .encode_slice(random, &mut text)
+        .encode_slice(raw, &mut text)
         .unwrap_or_default();
     HeaderValue::from_bytes(&text[..written]).unwrap_or(HeaderValue::from_static("unknown"))
 }

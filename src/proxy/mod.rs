@@ -82,6 +82,9 @@ pub async fn try_handle(
 /// False for paths an upstream could resolve outside the matched route prefix: `.` or `..`
 /// segments (also percent-encoded) and encoded `/` or `\\` inside a segment.
 pub fn is_normalized(path: &str) -> bool {
+    if !path.contains(['.', '%', '\\']) {
+        return true; // the common case, checked without allocating
+    }
     path.split('/').all(|segment| {
         let lower = segment.to_ascii_lowercase();
         let decoded = lower.replace("%2e", ".");
