@@ -7,7 +7,6 @@
 
 use http::Method;
 use resigner::alg::Alg;
-use resigner::keys::SigningKey;
 use serde_json::{Value, json};
 
 use crate::common::idp::b64;
@@ -16,12 +15,6 @@ use crate::common::*;
 const PATH: &str = "/api/v2/keys/custom-signing";
 /// Messages name the problem in a line; a 60 KB member must not come back in full.
 const MAX_MESSAGE: usize = 1024;
-
-fn public_jwk(alg: Alg) -> Value {
-    let der = SigningKey::generate_pkcs8(alg).unwrap();
-    let key = SigningKey::from_pkcs8(&der, alg, None).unwrap();
-    Value::Object(key.public_jwk().to_json())
-}
 
 async fn put_raw(proxy: &TestProxy, body: &[u8]) -> Reply {
     let auth = format!("Bearer {ADMIN_TOKEN}");

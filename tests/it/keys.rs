@@ -14,16 +14,6 @@ use crate::common::*;
 
 const PATH: &str = "/api/v2/keys/custom-signing";
 
-fn public_jwk(alg: Alg) -> Value {
-    let der = SigningKey::generate_pkcs8(alg).unwrap();
-    Value::Object(
-        SigningKey::from_pkcs8(&der, alg, None)
-            .unwrap()
-            .public_jwk()
-            .to_json(),
-    )
-}
-
 async fn admin(
     proxy: &TestProxy,
     method: Method,

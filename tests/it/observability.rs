@@ -365,11 +365,6 @@ async fn request_ids_are_kept_or_generated_forwarded_and_echoed() {
     assert_eq!(upstream.count(), forwarded, "nothing else was forwarded");
 }
 
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// Kills the child on drop, so a failed assertion does not leave it running.
 struct Serve(std::process::Child);
 

@@ -11,7 +11,6 @@ use std::process::{Command, Output};
 use http::Method;
 use resigner::admin::error::AdminError;
 use resigner::alg::Alg;
-use resigner::keys::SigningKey;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -22,16 +21,6 @@ const INSTALL: &str = "run scripts/test.sh, which installs the SDKs";
 
 fn sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
-}
-
-fn public_jwk(alg: Alg) -> Value {
-    let der = SigningKey::generate_pkcs8(alg).unwrap();
-    Value::Object(
-        SigningKey::from_pkcs8(&der, alg, None)
-            .unwrap()
-            .public_jwk()
-            .to_json(),
-    )
 }
 
 /// A proxy with no custom keys, the full-scope test token and a read-only one, and two fresh

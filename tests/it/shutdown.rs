@@ -85,11 +85,6 @@ async fn the_drain_timeout_bounds_the_wait() {
     assert!(outcome.is_err(), "closed, not answered: {outcome:?}");
 }
 
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// A child process killed (and reaped) when dropped, so a failed test leaves none behind.
 struct Serve(Child);
 

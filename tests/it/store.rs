@@ -7,23 +7,12 @@ use std::time::Duration;
 
 use http::Method;
 use resigner::alg::Alg;
-use resigner::keys::SigningKey;
 use serde_json::{Value, json};
 
 use crate::common::client::try_send;
 use crate::common::*;
 
 const PATH: &str = "/api/v2/keys/custom-signing";
-
-fn public_jwk(alg: Alg) -> Value {
-    let der = SigningKey::generate_pkcs8(alg).unwrap();
-    Value::Object(
-        SigningKey::from_pkcs8(&der, alg, None)
-            .unwrap()
-            .public_jwk()
-            .to_json(),
-    )
-}
 
 async fn stored(admin_url: &str) -> Value {
     let reply = get(
@@ -169,11 +158,6 @@ async fn corrupt_store_stops_start_up_naming_the_file() {
     .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("keys.json"));
-}
-
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
 }
 
 async fn spawn_serve(config: &std::path::Path, admin: &str) -> Child {

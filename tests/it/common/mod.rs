@@ -218,6 +218,19 @@ impl ProxyBuilder {
     }
 }
 
+/// The public JWK of a freshly generated key for `alg`.
+pub fn public_jwk(alg: Alg) -> serde_json::Value {
+    let der = SigningKey::generate_pkcs8(alg).expect("generate key");
+    let key = SigningKey::from_pkcs8(&der, alg, None).expect("parse key");
+    serde_json::Value::Object(key.public_jwk().to_json())
+}
+
+/// A loopback address that was free a moment ago (for child processes that need a fixed port).
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
 /// Writes a freshly generated PKCS#8 PEM signing key.
 pub fn write_key(path: &std::path::Path, alg: Alg) {
     let der = SigningKey::generate_pkcs8(alg).expect("generate key");
