@@ -59,14 +59,7 @@ async fn signing_key_change_invalidates_cached_tokens() {
     proxy.ready().await;
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
     assert_eq!(get_bearer(&proxy.url("/api/a"), &token).await.status, 200);
-    let old_kid = proxy
-        .running
-        .state
-        .config()
-        .signing
-        .active
-        .kid()
-        .to_string();
+    let old_kid = proxy.active_kid();
     let new_kid = proxy.rotate_signing_key(Alg::EdDSA).await;
     assert_ne!(old_kid, new_kid);
     assert_eq!(get_bearer(&proxy.url("/api/a"), &token).await.status, 200);

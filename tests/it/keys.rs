@@ -680,14 +680,7 @@ async fn only_a_published_key_signs() {
     assert!(refused.headers.contains_key("retry-after"));
     let ready = get(&proxy.admin_url("/readyz"), &[]).await;
     assert_eq!(ready.status, 503);
-    let active = proxy
-        .running
-        .state
-        .config()
-        .signing
-        .active
-        .public_jwk()
-        .to_json();
+    let active = proxy.active_jwk();
     assert!(
         ready.json()["reason"]
             .as_str()

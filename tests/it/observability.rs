@@ -98,14 +98,7 @@ async fn metrics_count_known_traffic_exactly() {
         .start()
         .await;
     proxy.ready().await;
-    let kid = proxy
-        .running
-        .state
-        .config()
-        .signing
-        .active
-        .kid()
-        .to_string();
+    let kid = proxy.active_kid();
     let api = proxy.url("/api/orders");
 
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));

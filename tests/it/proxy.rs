@@ -220,14 +220,7 @@ async fn jwks_lists_signing_key_first_then_idp_keys_with_etag() {
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_string())
         .collect();
-    let signing = proxy
-        .running
-        .state
-        .config()
-        .signing
-        .active
-        .kid()
-        .to_string();
+    let signing = proxy.active_kid();
     assert_eq!(kids, [signing.as_str(), "idp-1", "idp-2"]);
     for jwk in reply.json()["keys"].as_array().unwrap() {
         for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {

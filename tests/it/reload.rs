@@ -148,28 +148,14 @@ async fn key_file_change_reloads_and_listener_changes_wait_for_restart() {
     proxy.ready().await;
     let reloader = Reloader::new(&proxy.config_path, proxy.running.state.clone());
     let _tasks = reloader.spawn();
-    let old_kid = proxy
-        .running
-        .state
-        .config()
-        .signing
-        .active
-        .kid()
-        .to_string();
+    let old_kid = proxy.active_kid();
 
     write_key(
         &proxy.dir.path().join("signing.pem"),
         resigner::alg::Alg::ES256,
     );
     until(&reloader, |s| s.succeeded == 1).await;
-    let new_kid = proxy
-        .running
-        .state
-        .config()
-        .signing
-        .active
-        .kid()
-        .to_string();
+    let new_kid = proxy.active_kid();
     assert_ne!(old_kid, new_kid, "the rewritten key file was loaded");
     let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
     assert_eq!(

@@ -33,14 +33,7 @@ async fn restart_keeps_the_set() {
     let idp = TestIdp::start(&[&key]).await;
     let proxy = ProxyBuilder::new(&idp).start().await;
     let extra = public_jwk(Alg::PS256);
-    let signing = proxy
-        .running
-        .state
-        .config()
-        .signing
-        .active
-        .public_jwk()
-        .to_json();
+    let signing = proxy.active_jwk();
     assert_eq!(
         proxy
             .put_keys(&json!({"keys": [signing, extra]}))
@@ -63,14 +56,7 @@ async fn edits_by_another_process_are_validated_and_picked_up() {
     let proxy = ProxyBuilder::new(&idp).start().await;
     proxy.ready().await;
     let store_path = proxy.dir.path().join("keys.json");
-    let signing = proxy
-        .running
-        .state
-        .config()
-        .signing
-        .active
-        .public_jwk()
-        .to_json();
+    let signing = proxy.active_jwk();
     let added = public_jwk(Alg::ES384);
     let edited = json!({"version": 40, "keys": [signing, added], "published_at": {}});
     std::fs::write(&store_path, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();

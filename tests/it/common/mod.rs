@@ -161,14 +161,7 @@ impl ProxyBuilder {
             builder_text: text,
         };
         if self.publish {
-            let jwk = proxy
-                .running
-                .state
-                .config()
-                .signing
-                .active
-                .public_jwk()
-                .to_json();
+            let jwk = proxy.active_jwk();
             let reply = proxy.put_keys(&serde_json::json!({ "keys": [jwk] })).await;
             assert_eq!(
                 reply.status, 200,
@@ -246,6 +239,22 @@ pub struct TestProxy {
 }
 
 impl TestProxy {
+    /// The kid of the active signing key of the running config.
+    pub fn active_kid(&self) -> String {
+        self.running.state.config().signing.active.kid().to_string()
+    }
+
+    /// The public JWK of the active signing key of the running config.
+    pub fn active_jwk(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.running
+            .state
+            .config()
+            .signing
+            .active
+            .public_jwk()
+            .to_json()
+    }
+
     /// Stops the proxy (draining in-flight requests) and starts it again from the same
     /// config file, key file and key store, as a process restart would.
     pub async fn restart(self) -> TestProxy {
