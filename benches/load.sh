@@ -11,7 +11,8 @@
 # 3 HAProxy jwt_verify RS256 with iss/aud/exp checks; 4 resigner passthrough, cache hit,
 # verify-only (a new token per request), miss with ES256 and RS256 output (a new token per
 # request); 5 hit p99 alone and while a second client drives RS256 misses; resident memory
-# with 100k cached tokens; miss throughput with 1 and 2 tokio workers.
+# with 100k cached tokens; miss throughput with 1 and 2 workers; passthrough and hit on the
+# work-stealing scheduler for comparison with the default per-core workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -121,11 +122,13 @@ backend be
   server up 127.0.0.1:$P_UP
 HAP
 
-resigner_conf() { # $1 output alg
+resigner_conf() { # $1 output alg, $2 workers (0: one per core it may run on), $3 scheduler
   cp "$WORK/fx/store-$1.json" "$WORK/store-$1.json"
   cat > "$WORK/resigner-$1.toml" <<TOML
 [server]
 listen = "127.0.0.1:$P_RS"
+workers = $2
+scheduler = "$3"
 [admin]
 listen = "127.0.0.1:$P_ADMIN"
 [idp]
@@ -160,9 +163,9 @@ TOML
 
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done; echo "not up: $1" >&2; return 1; }
 
-start_resigner() { # $1 alg, $2 workers ("" = tokio's default: one per core it may run on)
-  resigner_conf "$1"
-  env ${2:+TOKIO_WORKER_THREADS=$2} RUST_LOG=warn $SRV "$BIN" serve --config "$WORK/resigner-$1.toml" 2>"$WORK/resigner-$1.log" &
+start_resigner() { # $1 alg, $2 workers (0: one per core it may run on), $3 scheduler [per_core]
+  resigner_conf "$1" "$2" "${3:-per_core}"
+  RUST_LOG=warn $SRV "$BIN" serve --config "$WORK/resigner-$1.toml" 2>"$WORK/resigner-$1.log" &
   RS_PID=$!; PIDS+=("$RS_PID")
   wait_http "http://127.0.0.1:$P_ADMIN/readyz"
 }
@@ -200,7 +203,12 @@ run upstream_direct "http://127.0.0.1:$P_UP/"
 run nginx_proxy "http://127.0.0.1:$P_NGX/"
 run haproxy_jwt_verify -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_HAP/"
 
-start_resigner ES256 ""
+start_resigner ES256 0 work_stealing
+run resigner_passthrough_work_stealing "http://127.0.0.1:$P_RS/pass/x"
+run resigner_hit_work_stealing -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+stop_resigner
+
+start_resigner ES256 0
 run resigner_passthrough "http://127.0.0.1:$P_RS/pass/x"
 run resigner_hit -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
 run resigner_verify_only -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/verify/x" -- "$WORK/fx/tokens.txt" 0
@@ -209,7 +217,7 @@ CACHED=$(curl -s "http://127.0.0.1:$P_ADMIN/admin/status" | sed 's/.*"cache_entr
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$RS_PID/status")
 stop_resigner
 
-start_resigner RS256 ""
+start_resigner RS256 0
 run resigner_miss_RS256 -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
 CONNS_SAVE=$CONNS; CONNS=8
 run resigner_hit_alone_c8 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
@@ -248,6 +256,7 @@ echo "hit / nginx proxy:                       $(ratio "$(get resigner_hit 2)" "
 echo "hit / haproxy jwt_verify:                $(ratio "$(get resigner_hit 2)" "$(get haproxy_jwt_verify 2)")   (target >= 1.5)"
 echo "verify-only / haproxy jwt_verify:        $(ratio "$(get resigner_verify_only 2)" "$(get haproxy_jwt_verify 2)")   (target >= 1.0)"
 echo "passthrough / nginx proxy:               $(ratio "$(get resigner_passthrough 2)" "$(get nginx_proxy 2)")"
+echo "hit per_core / work_stealing scheduler:  $(ratio "$(get resigner_hit 2)" "$(get resigner_hit_work_stealing 2)")"
 echo "RS256 miss / crypto ceiling ($RS_CEIL/s):  $(ratio "$(get resigner_miss_RS256 2)" "$RS_CEIL")   (target >= 0.8)"
 echo "ES256 miss / crypto ceiling ($ES_CEIL/s): $(ratio "$(get resigner_miss_ES256 2)" "$ES_CEIL")   (target >= 0.5)"
 echo "hit p99 under miss storm / alone:        $(ratio "$(get resigner_hit_under_miss_storm_c8 4)" "$(get resigner_hit_alone_c8 4)")   (target <= 1.5; storm drove $STORM_RPS misses/s)"

@@ -84,8 +84,20 @@ impl Upstreams {
         }
     }
 
+    /// Sends `request` over the pool for a route's TLS settings.
+    pub fn request(
+        &self,
+        tls: Option<&ClientTls>,
+        request: http::Request<UpstreamBody>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        match tls {
+            None => self.default.request(request),
+            Some(tls) => self.client(Some(tls)).request(request),
+        }
+    }
+
     /// The client for a route's TLS settings (a cheap handle onto a shared pool).
-    pub fn client(&self, tls: Option<&ClientTls>) -> UpstreamClient {
+    fn client(&self, tls: Option<&ClientTls>) -> UpstreamClient {
         let Some(tls) = tls else {
             return self.default.clone();
         };

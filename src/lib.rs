@@ -29,6 +29,7 @@ pub mod time;
 pub mod timeout_body;
 pub mod tls;
 pub mod token_cli;
+pub mod workers;
 
 pub use app::AppState;
 pub use config::{Config, load_config};

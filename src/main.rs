@@ -27,7 +27,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config: path } => {
             let config = resigner::load_config(&path)?;
-            runtime()?.block_on(async {
+            let server = &config.server;
+            resigner::workers::process_runtime(server.scheduler, server.workers)
+                .context("starting the async runtime")?
+                .block_on(async {
                 let running = resigner::start(config).await?;
                 let reloader = resigner::config::reload::Reloader::new(&path, running.state.clone());
                 for resolver in running.cert_resolvers() {

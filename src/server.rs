@@ -40,8 +40,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::AppState;
 use crate::config::{Config, ServerSettings};
+use crate::http_client::Upstreams;
 use crate::keys::store::{FileStore, KeyStore};
 use crate::tls::{self, CertResolver, TlsError, TlsFiles};
+use crate::workers::{self, Scheduler};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,8 @@ pub enum ServerError {
     Store(#[from] crate::keys::store::StoreError),
     #[error("key store {path} holds an invalid key set: {message}")]
     InvalidStore { path: String, message: String },
+    #[error("cannot start the worker threads: {0}")]
+    Workers(std::io::Error),
     #[error("TLS for the {listener} listener: {source}")]
     Tls {
         listener: &'static str,
@@ -63,12 +67,16 @@ pub enum ServerError {
 }
 
 /// What the accept loop knows about a request's connection; a request extension.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct ConnInfo {
     /// Whether the client connected over TLS (`X-Forwarded-Proto: https`).
     pub tls: bool,
     /// `[server] body_read_timeout`, applied to the body forwarded upstream.
     pub body_read_timeout: Duration,
+    /// A per-core worker's own upstream pools: their connections live on the worker's
+    /// runtime, so no other thread's runtime (or its shutdown) can stall them. `None`: the
+    /// shared pools in [`AppState::upstream`].
+    pub upstreams: Option<Arc<Upstreams>>,
 }
 
 impl ConnInfo {
@@ -82,6 +90,7 @@ impl Default for ConnInfo {
         ConnInfo {
             tls: false,
             body_read_timeout: Duration::from_secs(30),
+            upstreams: None,
         }
     }
 }
@@ -156,21 +165,34 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .flatten()
         .map(|(resolver, _)| resolver.clone())
         .collect();
-    let loop_for = |listener, kind, tls: Option<(Arc<CertResolver>, TlsAcceptor)>| {
-        let accept = AcceptLoop {
-            listener,
-            state: state.clone(),
-            kind,
-            tls: tls.map(|(_, acceptor)| acceptor),
-            settings: settings.clone(),
-        };
-        tokio::spawn(accept.run(rx.clone()))
+    let loop_for = |kind, tls: Option<(Arc<CertResolver>, TlsAcceptor)>| AcceptLoop {
+        state: state.clone(),
+        kind,
+        tls: tls.map(|(_, acceptor)| acceptor),
+        settings: settings.clone(),
+        slots: Arc::new(Semaphore::new(settings.max_connections)),
+        upstreams: None,
     };
-    let tasks = vec![
-        loop_for(public, Listener::Public, public_tls),
-        loop_for(admin, Listener::Admin, admin_tls),
-    ];
-    tracing::info!(%public_addr, %admin_addr, public_tls = settings.tls.is_some(), "resigner listening");
+    let public_loop = loop_for(Listener::Public, public_tls);
+    let mut tasks = match settings.scheduler {
+        Scheduler::WorkStealing => vec![tokio::spawn(public_loop.run(public, rx.clone()))],
+        Scheduler::PerCore => {
+            let rx = rx.clone();
+            let upstream = state.config().upstream.clone();
+            workers::spawn_per_core(public, settings.workers, move |listener| {
+                let mut worker = public_loop.clone();
+                worker.upstreams = Some(Arc::new(Upstreams::new(
+                    upstream.connect_timeout,
+                    upstream.pool_idle_timeout,
+                )));
+                worker.run(listener, rx.clone())
+            })
+            .map_err(ServerError::Workers)?
+        }
+    };
+    let admin_loop = loop_for(Listener::Admin, admin_tls);
+    tasks.push(tokio::spawn(admin_loop.run(admin, rx.clone())));
+    tracing::info!(%public_addr, %admin_addr, public_tls = settings.tls.is_some(), scheduler = settings.scheduler.as_str(), workers = settings.workers, "resigner listening");
     let mut background = vec![idp_task];
     background.extend(store_tasks);
     Ok(Running {
@@ -217,13 +239,18 @@ impl Running {
     }
 }
 
-/// One listener's accept loop and what it needs.
+/// One listener's accept loop and what it needs; per-core workers each run a clone of the
+/// public one on their own copy of the socket, sharing its connection slots.
+#[derive(Clone)]
 struct AcceptLoop {
-    listener: TcpListener,
     state: Arc<AppState>,
     kind: Listener,
     tls: Option<TlsAcceptor>,
     settings: ServerSettings,
+    /// `max_connections` for the whole listener.
+    slots: Arc<Semaphore>,
+    /// See [`ConnInfo::upstreams`].
+    upstreams: Option<Arc<Upstreams>>,
 }
 
 impl AcceptLoop {
@@ -243,12 +270,12 @@ impl AcceptLoop {
         builder
     }
 
-    async fn run(self, mut shutdown: watch::Receiver<Option<Duration>>) {
+    async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<Option<Duration>>) {
         let builder = Arc::new(self.builder());
         let graceful = GracefulShutdown::new();
         // Dropped when this loop ends: every connection still open then is closed.
         let (_force_close, force) = watch::channel(());
-        let slots = Arc::new(Semaphore::new(self.settings.max_connections));
+        let slots = self.slots.clone();
         let mut full_logged = false;
         loop {
             if slots.available_permits() == 0 && !full_logged {
@@ -263,7 +290,7 @@ impl AcceptLoop {
                 _ = shutdown.changed() => break,
             };
             let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
+                accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(err) => {
                         tracing::warn!(error = %err, "accept failed");
@@ -284,6 +311,7 @@ impl AcceptLoop {
                 info: ConnInfo {
                     tls: self.tls.is_some(),
                     body_read_timeout: self.settings.body_read_timeout,
+                    upstreams: self.upstreams.clone(),
                 },
                 header_read_timeout: self.settings.header_read_timeout,
             };
@@ -293,7 +321,7 @@ impl AcceptLoop {
                 connection.run(stream, tls).await;
             });
         }
-        drop(self.listener);
+        drop(listener);
         let drain = (*shutdown.borrow()).unwrap_or(self.settings.drain_timeout);
         let open = graceful.count();
         if tokio::time::timeout(drain, graceful.shutdown())
@@ -354,7 +382,7 @@ impl Connection {
         let service = service_fn(move |mut request: http::Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
             let state = state.clone();
-            request.extensions_mut().insert(info);
+            request.extensions_mut().insert(info.clone());
             async move {
                 let response = match kind {
                     Listener::Public => crate::router::public(&state, request, peer).await,

@@ -39,6 +39,10 @@ pub struct ServerSection {
     pub body_read_timeout: Option<String>,
     pub max_connections: Option<usize>,
     pub drain_timeout: Option<String>,
+    /// Threads serving the public listener; 0 or absent: one per core.
+    pub workers: Option<usize>,
+    /// `per_core` or `work_stealing` (see `crate::workers`).
+    pub scheduler: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -134,6 +134,7 @@ mod example_tests {
         assert!(raw.server.max_header_bytes.is_some() && raw.server.max_headers.is_some());
         assert!(raw.server.body_read_timeout.is_some() && raw.server.drain_timeout.is_some());
         assert!(raw.server.max_connections.is_some());
+        assert!(raw.server.workers.is_some() && raw.server.scheduler.is_some());
         assert!(raw.admin.listen.is_some());
         let idp = &raw.idp;
         for (name, value) in [
@@ -211,6 +212,8 @@ mod example_tests {
         assert_eq!(config.server.body_read_timeout, Duration::from_secs(30));
         assert_eq!(config.server.max_connections, 4096);
         assert_eq!(config.server.drain_timeout, Duration::from_secs(30));
+        assert_eq!(config.server.scheduler, crate::workers::Scheduler::PerCore);
+        assert_eq!(config.server.workers, crate::workers::default_workers());
         assert!(config.server.tls.is_none() && config.admin_tls.is_none());
         assert_eq!(config.admin_listen, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(config.idp.issuer, "https://idp.example.com/");
@@ -297,6 +300,8 @@ mod example_tests {
             r#"
 [server]
 listen = "localhost:8080"
+scheduler = "fifo"
+workers = 5000
 
 [idp]
 issuer = "https://idp.example.com/"
@@ -331,13 +336,15 @@ exp = 4102444800
                 .any(|p| p.starts_with(&format!("line {line}: {field}: ")) && p.contains(text))
         };
         assert!(has(3, "server.listen", "localhost:8080"), "{problems:#?}");
-        assert!(has(7, "idp.algorithms", "\"none\""), "{problems:#?}");
-        assert!(has(21, "routes[0].claims.set", "\"exp\""), "{problems:#?}");
+        assert!(has(4, "server.scheduler", "\"fifo\""), "{problems:#?}");
+        assert!(has(5, "server.workers", "at most 1024"), "{problems:#?}");
+        assert!(has(9, "idp.algorithms", "\"none\""), "{problems:#?}");
+        assert!(has(23, "routes[0].claims.set", "\"exp\""), "{problems:#?}");
         assert!(
-            has(17, "routes[0].prefix", "must start with '/'"),
+            has(19, "routes[0].prefix", "must start with '/'"),
             "{problems:#?}"
         );
-        assert_eq!(problems.len(), 4, "{problems:#?}");
-        assert!(err.to_string().contains("4 problem(s)"), "{err}");
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+        assert!(err.to_string().contains("6 problem(s)"), "{err}");
     }
 }

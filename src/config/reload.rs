@@ -156,6 +156,17 @@ impl Reloader {
             ));
             new.keys = current.keys.clone();
         }
+        if (new.server.scheduler, new.server.workers)
+            != (current.server.scheduler, current.server.workers)
+        {
+            needs_restart.push(format!(
+                "server.scheduler/workers ({} with {} stays until a restart)",
+                current.server.scheduler.as_str(),
+                current.server.workers
+            ));
+            new.server.scheduler = current.server.scheduler;
+            new.server.workers = current.server.workers;
+        }
         if (new.cache.max_bytes, new.cache.max_entries)
             != (current.cache.max_bytes, current.cache.max_entries)
         {

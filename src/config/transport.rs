@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::file::{RouteSection, ServerSection};
 use super::validate::{Problems, ServerSettings};
 use crate::tls::{ClientTls, TlsFiles, load_certified_key};
+use crate::workers::{self, Scheduler};
 
 /// Default `[server] max_header_bytes`: request line plus headers of an HTTP/1 request.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -18,6 +19,8 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
 /// Default `[server] max_headers` (hyper's own default).
 pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Most `[server] workers`.
+pub const MAX_WORKERS: usize = 1024;
 /// Default `[server] max_connections`, per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
@@ -56,6 +59,24 @@ pub(super) fn server_settings(
         &raw.drain_timeout,
         Duration::from_secs(30),
     );
+    let scheduler = match raw.scheduler.as_deref() {
+        None => Scheduler::PerCore,
+        Some(text) => Scheduler::parse(text).unwrap_or_else(|| {
+            p.push(
+                "server.scheduler",
+                format!("must be \"per_core\" or \"work_stealing\", not {text:?}"),
+            );
+            Scheduler::PerCore
+        }),
+    };
+    let workers = match raw.workers.unwrap_or(0) {
+        0 => workers::default_workers(),
+        n if n > MAX_WORKERS => {
+            p.push("server.workers", format!("must be at most {MAX_WORKERS}"));
+            1
+        }
+        n => n,
+    };
     if header_read_timeout < Duration::from_millis(50) {
         p.push("server.header_read_timeout", "must be at least 50ms");
     }
@@ -68,6 +89,8 @@ pub(super) fn server_settings(
         body_read_timeout,
         max_connections,
         drain_timeout,
+        scheduler,
+        workers,
     })
 }
 

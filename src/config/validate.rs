@@ -78,6 +78,10 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// How the public listener's connections map onto threads.
+    pub scheduler: crate::workers::Scheduler,
+    /// Threads serving the public listener (at least 1).
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -84,11 +84,7 @@ pub async fn forward(
     peer: SocketAddr,
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let conn = parts
-        .extensions
-        .get::<ConnInfo>()
-        .copied()
-        .unwrap_or_default();
+    let conn = parts.extensions.remove::<ConnInfo>().unwrap_or_default();
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -114,8 +110,8 @@ pub async fn forward(
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
     let body = TimeoutBody::new(body, conn.body_read_timeout);
-    let client = state.upstream.client(route.tls.as_deref());
-    let sent = client.request(Request::from_parts(parts, body));
+    let upstreams = conn.upstreams.as_deref().unwrap_or(&state.upstream);
+    let sent = upstreams.request(route.tls.as_deref(), Request::from_parts(parts, body));
     let started = std::time::Instant::now();
     let response = match tokio::time::timeout(route.timeout, sent).await {
         Err(_) => {

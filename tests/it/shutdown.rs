@@ -1,6 +1,7 @@
 //! Graceful shutdown with a slow upstream: once shutdown starts, new connections are refused
 //! while the request in flight completes; the drain timeout bounds the wait; and `resigner
-//! serve` run as a child process drains on SIGTERM and exits 0.
+//! serve` run as a child process drains on SIGTERM and exits 0. Both schedulers (per-core
+//! workers, work stealing) serve concurrent connections and drain.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +23,56 @@ async fn refused(addr: std::net::SocketAddr) -> bool {
         TcpStream::connect(addr).await,
         Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused
     )
+}
+
+/// Both schedulers (`[server] scheduler`, `workers`): concurrent connections are all served
+/// with re-signed tokens, and a request in flight when shutdown starts still completes.
+#[tokio::test]
+async fn per_core_workers_and_work_stealing_serve_concurrent_connections_and_drain() {
+    let key = IdpKey::rs256("idp-1");
+    let idp = TestIdp::start(&[&key]).await;
+    for (scheduler, workers) in [("per_core", 3), ("work_stealing", 2)] {
+        let upstream = TestUpstream::start().await;
+        let proxy = ProxyBuilder::new(&idp)
+            .server(&format!("scheduler = \"{scheduler}\""))
+            .server(&format!("workers = {workers}"))
+            .api_route(&upstream)
+            .start()
+            .await;
+        proxy.ready().await;
+        let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+        let requests: Vec<_> = (0..24)
+            .map(|i| in_flight(proxy.url(&format!("/api/{i}")), &token))
+            .collect();
+        for request in requests {
+            let reply = request.await.unwrap().expect("answered");
+            assert_eq!(reply.status, 200, "{scheduler}");
+        }
+        assert_eq!(upstream.count(), 24, "{scheduler}");
+        let forwarded = upstream.last().header("authorization").expect("a token");
+        assert!(forwarded.starts_with("Bearer ey"), "{scheduler}");
+        assert_ne!(
+            forwarded,
+            format!("Bearer {token}"),
+            "{scheduler}: re-signed"
+        );
+
+        upstream.set_delay(Duration::from_millis(800));
+        let slow = in_flight(proxy.url("/api/slow"), &token);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let addr = proxy.running.public_addr;
+        let shutdown = tokio::spawn(proxy.running.shutdown(Duration::from_secs(10)));
+        let reply = slow
+            .await
+            .unwrap()
+            .expect("the in-flight request completes");
+        assert_eq!(reply.status, 200, "{scheduler}");
+        shutdown.await.unwrap();
+        assert!(
+            refused(addr).await,
+            "{scheduler}: every worker closed the socket"
+        );
+    }
 }
 
 #[tokio::test]
