@@ -31,8 +31,8 @@ pub struct AppState {
     pub upstream: Upstreams,
     jwks: ArcSwap<RenderedJwks>,
     pub metrics: Arc<Metrics>,
-    /// Concurrent slow (RSA) signatures allowed: one per core this process may run on.
-    pub signing_slots: tokio::sync::Semaphore,
+    /// Threads for slow (RSA) signatures: one per core, below the workers' priority.
+    pub signing_pool: crate::signing_pool::SigningPool,
     reload: std::sync::Mutex<ReloadStatus>,
 }
 
@@ -61,9 +61,7 @@ impl AppState {
             upstream,
             jwks: ArcSwap::from_pointee(jwks),
             metrics,
-            signing_slots: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-            ),
+            signing_pool: crate::signing_pool::SigningPool::new(crate::workers::default_workers()),
             reload: std::sync::Mutex::new(ReloadStatus {
                 generation: 1,
                 ok: true,

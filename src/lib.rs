@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod request_id;
 pub mod router;
 pub mod server;
+pub mod signing_pool;
 pub mod time;
 pub mod timeout_body;
 pub mod tls;

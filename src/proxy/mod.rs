@@ -241,16 +241,13 @@ async fn resign_uncached(
     let signer = signing.active.clone();
     let started = std::time::Instant::now();
     let signed = if signer.is_slow() {
-        // At most one RSA signature per core at a time: in a miss storm the signatures queue
-        // here (asynchronously) instead of taking every core from the workers serving hits.
-        let _slot = state
-            .signing_slots
-            .acquire()
+        // RSA: on the signing threads, below the workers' priority (see `signing_pool`); in
+        // a miss storm the signatures queue there instead of delaying the hits.
+        state
+            .signing_pool
+            .run(move || signer.sign_compact(&payload))
             .await
-            .map_err(|_| ProxyError::SigningFailed)?;
-        tokio::task::spawn_blocking(move || signer.sign_compact(&payload))
-            .await
-            .map_err(|_| ProxyError::SigningFailed)?
+            .ok_or(ProxyError::SigningFailed)?
     } else {
         signer.sign_compact(&payload)
     }
