@@ -2,15 +2,19 @@
 # Load benchmark (issue #6): resigner side by side with nginx and HAProxy, in one run, on
 # loopback only, bounded in time. Not part of `cargo test`.
 #
-#   benches/load.sh                 # about 3-4 minutes on a 2-core machine
+#   benches/load.sh                 # about 5 minutes on a 2-core machine (+6 the first time)
 #   DURATION=5 benches/load.sh      # shorter scenarios
+#   PROFILE=1 benches/load.sh       # also perf-profile each resigner scenario (text tables)
+#   KEEP=1 benches/load.sh          # keep the work directory (fixture, configs, logs)
 #
-# Installs nginx, haproxy and wrk from Debian when missing. Pinning (when 2+ cores): the
-# server under test and the upstream on core 0, the load generator on core 1.
+# Installs nginx, haproxy and wrk from Debian when missing, and builds oha (fixed-rate load)
+# once into target/bench-tools. Pinning (when 2+ cores): the server under test and the
+# upstream on core 0, the load generator on core 1.
 # Scenarios: 1 upstream direct (nginx, fixed body); 2 nginx plain reverse proxy (keepalive);
 # 3 HAProxy jwt_verify RS256 with iss/aud/exp checks; 4 resigner passthrough, cache hit,
 # verify-only (a new token per request), miss with ES256 and RS256 output (a new token per
-# request); 5 hit p99 alone and while a second client drives RS256 misses; resident memory
+# request); 5 hit p99 alone and while a second client drives RS256 misses; p50/p99 of nginx
+# and of the resigner hit path at a fixed 40% of nginx's capacity (oha); resident memory
 # with 100k cached tokens; miss throughput with 1 and 2 workers; passthrough and hit on the
 # work-stealing scheduler for comparison with the default per-core workers.
 set -euo pipefail
@@ -24,10 +28,18 @@ AUDIENCE="https://api.bench"
 P_UP=28081 P_NGX=28082 P_HAP=28083 P_RS=28084 P_ADMIN=28085
 
 need=()
-for tool in nginx haproxy wrk taskset curl; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool in nginx haproxy wrk taskset curl python3 ${PROFILE:+perf}; do command -v "$tool" >/dev/null || need+=("$tool"); done
 if [ ${#need[@]} -gt 0 ]; then
-  pkgs=(); for t in "${need[@]}"; do case $t in taskset) pkgs+=(util-linux);; *) pkgs+=("$t");; esac; done
+  pkgs=(); for t in "${need[@]}"; do case $t in taskset) pkgs+=(util-linux);; perf) pkgs+=(linux-perf);; *) pkgs+=("$t");; esac; done
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+# oha holds a fixed request rate (wrk cannot; wrk2 is not packaged): built once from crates.io
+# (about 6 minutes on 2 cores) into target/bench-tools.
+OHA_VERSION=1.16.0
+OHA=target/bench-tools/bin/oha
+if ! "$OHA" --version 2>/dev/null | grep -q "$OHA_VERSION"; then
+  echo "== installing oha $OHA_VERSION (once)"
+  cargo install --quiet --locked --root target/bench-tools "oha@$OHA_VERSION"
 fi
 
 for port in $P_UP $P_NGX $P_HAP $P_RS $P_ADMIN; do
@@ -39,7 +51,10 @@ done
 
 WORK=$(mktemp -d /tmp/resigner-load.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  if [ -z "${PROFILE:-}${KEEP:-}" ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
+}
 trap cleanup EXIT
 
 if [ "$(nproc)" -ge 2 ]; then SRV="taskset -c 0"; LOAD="taskset -c 1"; PINNING="servers on cpu0, wrk on cpu1"
@@ -183,9 +198,22 @@ parse() {
 }
 
 RESULTS="$WORK/results.txt"; : > "$RESULTS"
+get() { awk -v n="$1" '$1 == n { print $'"$2"' }' "$RESULTS"; }
 run() { # $1 name, then wrk args
   local name=$1; shift
+  local perf=""
+  if [ -n "${PROFILE:-}" ] && [[ $name == resigner_* ]]; then
+    # cpu-clock: a software event, so it works in VMs without a PMU; dwarf unwinding needs the
+    # release profile's debug info (debug = 1 in Cargo.toml).
+    perf record -q -e cpu-clock -F 999 -g --call-graph dwarf,16384 -p "$RS_PID" \
+      -o "$WORK/$name.perf" -- sleep $((DURATION > 3 ? DURATION - 2 : 1)) 2>/dev/null & perf=$!
+  fi
   local out; out=$($LOAD wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" 2>&1)
+  if [ -n "$perf" ]; then
+    wait "$perf" || true
+    perf script -i "$WORK/$name.perf" 2>/dev/null | python3 benches/perf_inclusive.py 0.5 > "$WORK/profile-$name.txt"
+    echo "   profile: $WORK/profile-$name.txt"
+  fi
   local line; line=$(echo "$out" | parse)
   echo "$name $line" >> "$RESULTS"
   printf "%-34s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s\n" "$name" $line
@@ -201,6 +229,27 @@ sleep 0.5
 
 run upstream_direct "http://127.0.0.1:$P_UP/"
 run nginx_proxy "http://127.0.0.1:$P_NGX/"
+# Fixed-rate latency: 40% of the nginx proxy's measured capacity, same -c, oha on cpu1,
+# latencies measured from each request's scheduled start (no coordinated omission).
+RATE=$(awk '$1 == "nginx_proxy" { printf "%d", $2 * 0.4 }' "$RESULTS")
+rate() { # $1 name, then oha args
+  local name=$1; shift
+  $LOAD "$OHA" -z "${DURATION}s" -c "$CONNS" -q "$RATE" --latency-correction --no-tui \
+    --worker-threads 1 --output-format json "$@" > "$WORK/$name.json"
+  local line; line=$(python3 - "$WORK/$name.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p, codes = d["latencyPercentiles"], d.get("statusCodeDistribution") or {}
+# Requests still open when the duration ends are "aborted due to deadline": not errors.
+failed = {e: n for e, n in (d.get("errorDistribution") or {}).items() if "deadline" not in e}
+errors = sum(n for code, n in codes.items() if code != "200") + sum(failed.values())
+print("%.0f %.2f %.2f %d" % (d["summary"]["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000, errors))
+PY
+)
+  echo "$name $line" >> "$RESULTS"
+  printf "%-34s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s\n" "$name" $line
+}
+rate nginx_proxy_at_40pct "http://127.0.0.1:$P_NGX/"
 run haproxy_jwt_verify -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_HAP/"
 
 start_resigner ES256 0 work_stealing
@@ -211,6 +260,7 @@ stop_resigner
 start_resigner ES256 0
 run resigner_passthrough "http://127.0.0.1:$P_RS/pass/x"
 run resigner_hit -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+rate resigner_hit_at_40pct_of_nginx -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
 run resigner_verify_only -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/verify/x" -- "$WORK/fx/tokens.txt" 0
 run resigner_miss_ES256 -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
 CACHED=$(curl -s "http://127.0.0.1:$P_ADMIN/admin/status" | sed 's/.*"cache_entries":\([0-9]*\).*/\1/')
@@ -221,28 +271,45 @@ start_resigner RS256 0
 run resigner_miss_RS256 -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
 CONNS_SAVE=$CONNS; CONNS=8
 run resigner_hit_alone_c8 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
-# Miss storm: a second wrk drives RS256 misses on the same core as the hit client.
-$LOAD wrk -t1 -c16 -d"$((DURATION + 2))s" -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 100000 > "$WORK/storm.txt" 2>&1 &
+STORM_RATE=$((RATE / 2))
+RATE=$STORM_RATE rate resigner_hit_alone_fixed_rate -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+# Miss storm: a second wrk drives RS256 misses on the same core as the hit client, through
+# both hit measurements (closed loop -c8, then the fixed rate).
+$LOAD wrk -t1 -c16 -d"$((2 * DURATION + 3))s" -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 100000 > "$WORK/storm.txt" 2>&1 &
 STORM=$!
 sleep 1
 run resigner_hit_under_miss_storm_c8 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+RATE=$STORM_RATE rate resigner_hit_under_miss_storm_fixed_rate -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
 wait $STORM || true
 STORM_RPS=$(parse < "$WORK/storm.txt" | cut -d' ' -f1)
 CONNS=$CONNS_SAVE
 stop_resigner
 
+# Worker scaling. With two cores the load generator needs one, so two workers cannot get two
+# free cores here; besides their raw rates, resigner's own CPU time per request (all its
+# threads, /proc/PID/stat) tells whether a second worker adds cost per request, which is
+# what would keep throughput from doubling on a machine with cores to spare.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$RS_PID/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+cpu_per_request() { # $1 result name, $2 ticks before, $3 ticks after -> microseconds
+  awk -v t="$(( ($3 - $2) * TICK_US ))" -v r="$(get "$1" 2)" -v d="$DURATION" 'BEGIN { printf "%.1f", t / (r * d) }'
+}
 start_resigner ES256 1
+T0=$(cpu_ticks)
 run resigner_miss_ES256_1worker -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
+CPU1=$(cpu_per_request resigner_miss_ES256_1worker "$T0" "$(cpu_ticks)")
 stop_resigner
+CPU2=""
 if [ -n "$SRV" ]; then
   SRV_SAVE=$SRV; SRV=""
   start_resigner ES256 2
+  T0=$(cpu_ticks)
   run resigner_miss_ES256_2workers_unpinned -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
+  CPU2=$(cpu_per_request resigner_miss_ES256_2workers_unpinned "$T0" "$(cpu_ticks)")
   stop_resigner
   SRV=$SRV_SAVE
 fi
 
-get() { awk -v n="$1" '$1 == n { print $'"$2"' }' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 CRYPTO=$(cat "$WORK/fx/crypto.json")
 num() { echo "$CRYPTO" | sed "s/.*\"$1\":\([0-9.]*\).*/\1/"; }
@@ -253,12 +320,17 @@ echo
 echo "== ratios (machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'))"
 echo "raw crypto, 1 core: $CRYPTO"
 echo "hit / nginx proxy:                       $(ratio "$(get resigner_hit 2)" "$(get nginx_proxy 2)")   (target >= 0.8)"
+echo "hit p99 / nginx p99 at $RATE req/s:       $(ratio "$(get resigner_hit_at_40pct_of_nginx 4)" "$(get nginx_proxy_at_40pct 4)")   (target <= 1.2)"
 echo "hit / haproxy jwt_verify:                $(ratio "$(get resigner_hit 2)" "$(get haproxy_jwt_verify 2)")   (target >= 1.5)"
 echo "verify-only / haproxy jwt_verify:        $(ratio "$(get resigner_verify_only 2)" "$(get haproxy_jwt_verify 2)")   (target >= 1.0)"
 echo "passthrough / nginx proxy:               $(ratio "$(get resigner_passthrough 2)" "$(get nginx_proxy 2)")"
 echo "hit per_core / work_stealing scheduler:  $(ratio "$(get resigner_hit 2)" "$(get resigner_hit_work_stealing 2)")"
 echo "RS256 miss / crypto ceiling ($RS_CEIL/s):  $(ratio "$(get resigner_miss_RS256 2)" "$RS_CEIL")   (target >= 0.8)"
 echo "ES256 miss / crypto ceiling ($ES_CEIL/s): $(ratio "$(get resigner_miss_ES256 2)" "$ES_CEIL")   (target >= 0.5)"
-echo "hit p99 under miss storm / alone:        $(ratio "$(get resigner_hit_under_miss_storm_c8 4)" "$(get resigner_hit_alone_c8 4)")   (target <= 1.5; storm drove $STORM_RPS misses/s)"
+echo "hit p99 under miss storm / alone:        $(ratio "$(get resigner_hit_under_miss_storm_c8 4)" "$(get resigner_hit_alone_c8 4)")   (target <= 1.5; closed loop -c8, the hit client saturates the core; storm drove $STORM_RPS misses/s in all)"
+echo "  the same at a fixed $STORM_RATE hits/s:  $(ratio "$(get resigner_hit_under_miss_storm_fixed_rate 4)" "$(get resigner_hit_alone_fixed_rate 4)")"
 echo "ES256 miss, 2 workers unpinned / 1 pinned: $(ratio "$(get resigner_miss_ES256_2workers_unpinned 2)" "$(get resigner_miss_ES256_1worker 2)")   (target >= 1.8; wrk shares the cores when unpinned)"
+if [ -n "$CPU2" ]; then
+  echo "resigner CPU per ES256 miss: 1 worker ${CPU1} us, 2 workers ${CPU2} us -> 2 workers on 2 free cores: $(awk -v a="$CPU1" -v b="$CPU2" 'BEGIN { printf "%.2f", 2 * a / b }')x one"
+fi
 echo "resident memory: $((RSS_KB / 1024)) MiB with $CACHED cached tokens"
