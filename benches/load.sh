@@ -62,7 +62,7 @@ else SRV=""; LOAD=""; PINNING="no pinning (1 core)"; fi
 
 echo "== building (release) and minting $TOKENS tokens"
 cargo build --release --quiet --bin resigner
-cargo bench --quiet --bench load_fixture -- "$WORK/fx" "$TOKENS" "$ISSUER" "$AUDIENCE" 2>&1 | grep -v '^$' || true
+cargo bench --quiet --bench load_fixture -- "$WORK/fx" "$TOKENS" "$ISSUER" "$AUDIENCE" 2>&1 | { grep -v '^$' || true; }
 BIN=target/release/resigner
 # nginx workers run as an unprivileged user: give them a world-readable copy of the JWKS only.
 mkdir -p "$WORK/www" && cp "$WORK/fx/jwks.json" "$WORK/www/" && chmod 711 "$WORK" && chmod -R a+rX "$WORK/www"
@@ -207,13 +207,11 @@ run() { # $1 name, then wrk args
     # release profile's debug info (debug = 1 in Cargo.toml).
     perf record -q -e cpu-clock -F 999 -g --call-graph dwarf,16384 -p "$RS_PID" \
       -o "$WORK/$name.perf" -- sleep $((DURATION > 3 ? DURATION - 2 : 1)) 2>/dev/null & perf=$!
+    PIDS+=("$perf")
   fi
   local out; out=$($LOAD wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" 2>&1)
-  if [ -n "$perf" ]; then
-    wait "$perf" || true
-    perf script -i "$WORK/$name.perf" 2>/dev/null | python3 benches/perf_inclusive.py 0.5 > "$WORK/profile-$name.txt"
-    echo "   profile: $WORK/profile-$name.txt"
-  fi
+  # Turned into text at the end: perf script takes seconds and would load the machine.
+  if [ -n "$perf" ]; then wait "$perf" || true; fi
   local line; line=$(echo "$out" | parse)
   echo "$name $line" >> "$RESULTS"
   printf "%-34s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s\n" "$name" $line
@@ -276,7 +274,7 @@ RATE=$STORM_RATE rate resigner_hit_alone_fixed_rate -H "Authorization: Bearer $T
 # Miss storm: a second wrk drives RS256 misses on the same core as the hit client, through
 # both hit measurements (closed loop -c8, then the fixed rate).
 $LOAD wrk -t1 -c16 -d"$((2 * DURATION + 3))s" -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 100000 > "$WORK/storm.txt" 2>&1 &
-STORM=$!
+STORM=$!; PIDS+=("$STORM")
 sleep 1
 run resigner_hit_under_miss_storm_c8 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
 RATE=$STORM_RATE rate resigner_hit_under_miss_storm_fixed_rate -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
@@ -327,10 +325,18 @@ echo "passthrough / nginx proxy:               $(ratio "$(get resigner_passthrou
 echo "hit per_core / work_stealing scheduler:  $(ratio "$(get resigner_hit 2)" "$(get resigner_hit_work_stealing 2)")"
 echo "RS256 miss / crypto ceiling ($RS_CEIL/s):  $(ratio "$(get resigner_miss_RS256 2)" "$RS_CEIL")   (target >= 0.8)"
 echo "ES256 miss / crypto ceiling ($ES_CEIL/s): $(ratio "$(get resigner_miss_ES256 2)" "$ES_CEIL")   (target >= 0.5)"
-echo "hit p99 under miss storm / alone:        $(ratio "$(get resigner_hit_under_miss_storm_c8 4)" "$(get resigner_hit_alone_c8 4)")   (target <= 1.5; closed loop -c8, the hit client saturates the core; storm drove $STORM_RPS misses/s in all)"
-echo "  the same at a fixed $STORM_RATE hits/s:  $(ratio "$(get resigner_hit_under_miss_storm_fixed_rate 4)" "$(get resigner_hit_alone_fixed_rate 4)")"
+echo "hit p99 under miss storm / alone, fixed $STORM_RATE hits/s: $(ratio "$(get resigner_hit_under_miss_storm_fixed_rate 4)" "$(get resigner_hit_alone_fixed_rate 4)")   (target <= 1.5; storm drove $STORM_RPS misses/s in all)"
+echo "  the same, closed loop -c8 (saturates the core): $(ratio "$(get resigner_hit_under_miss_storm_c8 4)" "$(get resigner_hit_alone_c8 4)")"
 echo "ES256 miss, 2 workers unpinned / 1 pinned: $(ratio "$(get resigner_miss_ES256_2workers_unpinned 2)" "$(get resigner_miss_ES256_1worker 2)")   (target >= 1.8; wrk shares the cores when unpinned)"
 if [ -n "$CPU2" ]; then
-  echo "resigner CPU per ES256 miss: 1 worker ${CPU1} us, 2 workers ${CPU2} us -> 2 workers on 2 free cores: $(awk -v a="$CPU1" -v b="$CPU2" 'BEGIN { printf "%.2f", 2 * a / b }')x one"
+  echo "resigner CPU per ES256 miss: 1 worker ${CPU1} us, 2 workers ${CPU2} us -> 2 workers on 2 free cores, projected: $(awk -v a="$CPU1" -v b="$CPU2" 'BEGIN { printf "%.2f", 2 * a / b }')x one"
 fi
 echo "resident memory: $((RSS_KB / 1024)) MiB with $CACHED cached tokens"
+if [ -n "${PROFILE:-}" ]; then
+  echo "== profiles (perf_inclusive.py)"
+  for data in "$WORK"/*.perf; do
+    name=$(basename "$data" .perf)
+    perf script -i "$data" 2>/dev/null | python3 benches/perf_inclusive.py 0.5 > "$WORK/profile-$name.txt"
+    echo "$WORK/profile-$name.txt"
+  done
+fi

@@ -42,6 +42,10 @@ impl AppState {
     pub fn new(mut config: Config, store: Arc<dyn KeyStore>, custom: CustomKeySet) -> Arc<Self> {
         config.generation = 1;
         let metrics = Arc::new(Metrics::default());
+        let signing_pool = crate::signing_pool::SigningPool::new(
+            crate::workers::default_workers(),
+            Some(metrics.signing_fallbacks.clone()),
+        );
         let fetch = http_client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
         let idp = Arc::new(IdpClient::new(config.idp.clone(), fetch, metrics.clone()));
         let upstream = Upstreams::new(
@@ -61,7 +65,7 @@ impl AppState {
             upstream,
             jwks: ArcSwap::from_pointee(jwks),
             metrics,
-            signing_pool: crate::signing_pool::SigningPool::new(crate::workers::default_workers()),
+            signing_pool,
             reload: std::sync::Mutex::new(ReloadStatus {
                 generation: 1,
                 ok: true,

@@ -13,6 +13,7 @@ pub mod body;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod conn_info;
 pub mod demo;
 pub mod http_client;
 pub mod idp;

@@ -88,6 +88,8 @@ pub struct Metrics {
     pub cache_misses: Counter,
     /// Tokens signed, every key together.
     pub signatures: Counter,
+    /// See [`crate::signing_pool`].
+    pub signing_fallbacks: Counter,
     pub idp_fetch_ok: Counter,
     pub idp_fetch_failed: Counter,
     pub idp_fetch_suppressed: Counter,

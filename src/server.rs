@@ -1,6 +1,8 @@
 //! Listeners: accept loops for the public and admin ports, HTTP/1.1 and HTTP/2 (hyper-util's
 //! auto builder; over TLS, ALPN offers `h2` and `http/1.1`), the limits that keep one client
-//! from holding the proxy, and graceful shutdown.
+//! from holding the proxy, and graceful shutdown. The public listener runs one accept loop per
+//! per-core worker, or one on the shared runtime (`[server] scheduler`, see
+//! [`crate::workers`]); the admin listener always runs on the process runtime.
 //!
 //! Limits, per listener (each from `[server]`):
 //! - `max_connections`: a semaphore taken *before* `accept`, so beyond the limit new
@@ -40,6 +42,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::AppState;
 use crate::config::{Config, ServerSettings};
+use crate::conn_info::ConnInfo;
 use crate::http_client::Upstreams;
 use crate::keys::store::{FileStore, KeyStore};
 use crate::tls::{self, CertResolver, TlsError, TlsFiles};
@@ -64,35 +67,6 @@ pub enum ServerError {
         listener: &'static str,
         source: TlsError,
     },
-}
-
-/// What the accept loop knows about a request's connection; a request extension.
-#[derive(Clone)]
-pub struct ConnInfo {
-    /// Whether the client connected over TLS (`X-Forwarded-Proto: https`).
-    pub tls: bool,
-    /// `[server] body_read_timeout`, applied to the body forwarded upstream.
-    pub body_read_timeout: Duration,
-    /// A per-core worker's own upstream pools: their connections live on the worker's
-    /// runtime, so no other thread's runtime (or its shutdown) can stall them. `None`: the
-    /// shared pools in [`AppState::upstream`].
-    pub upstreams: Option<Arc<Upstreams>>,
-}
-
-impl ConnInfo {
-    pub fn scheme(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
-    }
-}
-
-impl Default for ConnInfo {
-    fn default() -> Self {
-        ConnInfo {
-            tls: false,
-            body_read_timeout: Duration::from_secs(30),
-            upstreams: None,
-        }
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -230,8 +204,10 @@ impl Running {
     /// to `drain`, closes the connections still open, then returns.
     pub async fn shutdown(self, drain: Duration) {
         let _ = self.shutdown.send(Some(drain));
+        // One deadline for every listener task (each per-core worker is one) together.
+        let deadline = tokio::time::Instant::now() + drain + workers::BLOCKING_GRACE;
         for task in self.tasks {
-            let _ = tokio::time::timeout(drain + Duration::from_secs(1), task).await;
+            let _ = tokio::time::timeout_at(deadline, task).await;
         }
         for task in self.background {
             task.abort();

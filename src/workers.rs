@@ -2,18 +2,19 @@
 //!
 //! - `per_core` (the default): `workers` threads, each running a single-threaded tokio runtime
 //!   that accepts from its own clone of the listening socket. A connection is served, and its
-//!   upstream exchange driven, by the thread that accepted it: no task moves between threads
-//!   and no wake-up crosses one. The kernel hands each new connection to whichever thread
-//!   accepts first, so a busy thread takes fewer. Measured on the hit and passthrough paths
-//!   (benches/README.md): about a quarter more requests per second per core than tokio's
-//!   work-stealing scheduler.
+//!   upstream exchange driven (own upstream pools), by the thread that accepted it: its tasks
+//!   never move between threads. Every new connection wakes each idle worker's accept and
+//!   the first to take it serves it, so a busy thread takes fewer; an idle worker holds one
+//!   of `max_connections`' permits while it waits in `accept`. Measured with the proxy pinned
+//!   to one core (benches/README.md): 1.28× the hit rate of the work-stealing scheduler.
 //! - `work_stealing`: the public listener runs on the process's multi-thread runtime with
 //!   `workers` worker threads, which balances uneven connections at the cost of cross-thread
 //!   wake-ups.
 //!
-//! Either way the admin listener, the IdP key client, the key store and reloading run on the
-//! process runtime; state is shared through [`crate::AppState`]. RSA signatures leave the
-//! workers for tokio's blocking pool (see `proxy::resign`).
+//! Either way the admin listener, the IdP key refresh, the key store and reloading run on the
+//! process runtime; state is shared through [`crate::AppState`] (an unknown-kid refetch runs on
+//! the worker that met the kid). RSA signatures leave the workers for the signing threads
+//! ([`crate::signing_pool`]).
 
 use std::future::Future;
 use std::io;
@@ -21,6 +22,10 @@ use std::net::TcpListener as StdListener;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+/// How long a stopping worker waits for its blocking tasks (DNS lookups, a fallback RSA
+/// signature) before it lets them go.
+pub const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How the public listener's connections are scheduled onto threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +78,9 @@ pub fn process_runtime(
 
 /// Starts `workers` threads named `resigner-worker-N`, each with a single-threaded runtime
 /// that runs `serve` on its own clone of `listener` until that future ends; the runtime is
-/// then dropped, which closes the connections it still holds. Each returned handle (on the
-/// caller's runtime) completes when its thread's `serve` has returned.
+/// then shut down, which closes the connections it still holds (its blocking tasks get
+/// [`BLOCKING_GRACE`]). Each returned handle (on the caller's runtime) completes when its
+/// thread is done.
 pub fn spawn_per_core<F, Fut>(
     listener: TcpListener,
     workers: usize,
@@ -88,23 +94,34 @@ where
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers.max(1) {
         let own = listener.try_clone()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let serve = serve.clone();
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        // The runtime is built on the new thread (a runtime must not be dropped inside the
+        // caller's async context) and reports whether it could start.
+        let (built, started) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
         std::thread::Builder::new()
             .name(format!("resigner-worker-{index}"))
             .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => return drop(built.send(Err(err))),
+                };
+                let _ = built.send(Ok(()));
                 runtime.block_on(async move {
                     match TcpListener::from_std(own) {
                         Ok(listener) => serve(listener).await,
                         Err(err) => tracing::error!(error = %err, "worker cannot use the listener"),
                     }
                 });
-                drop(runtime);
+                runtime.shutdown_timeout(BLOCKING_GRACE);
                 let _ = done.send(());
             })?;
+        started
+            .recv()
+            .map_err(|_| io::Error::other("worker thread ended before its runtime started"))??;
         handles.push(tokio::spawn(async move {
             let _ = finished.await;
         }));

@@ -58,6 +58,12 @@ impl Metrics {
             "Time to sign one token, by alg",
             signing_seconds.clone(),
         );
+        let signing_fallbacks = Counter::default();
+        registry.register(
+            "resigner_signing_fallbacks",
+            "RSA signatures that waited 250ms for idle CPU and then ran at normal priority",
+            signing_fallbacks.clone(),
+        );
         let fetches = Family::<ResultLabel, Counter>::default();
         registry.register(
             "resigner_idp_jwks_fetches",
@@ -123,6 +129,7 @@ impl Metrics {
             cache_hits: member(&lookups, "hit"),
             cache_misses: member(&lookups, "miss"),
             signatures: Counter::default(),
+            signing_fallbacks,
             idp_fetch_ok: member(&fetches, "ok"),
             idp_fetch_failed: member(&fetches, "failed"),
             idp_fetch_suppressed: member(&fetches, "suppressed"),

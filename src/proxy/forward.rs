@@ -17,8 +17,8 @@ use super::error::ProxyError;
 use crate::app::AppState;
 use crate::body::Body;
 use crate::config::Route;
+use crate::conn_info::ConnInfo;
 use crate::metrics::UpstreamError;
-use crate::server::ConnInfo;
 use crate::timeout_body::{BodyReadTimeout, TimeoutBody};
 
 /// RFC 9110 §7.6.1 connection-specific headers, plus the legacy `Proxy-Connection`.

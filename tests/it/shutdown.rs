@@ -25,10 +25,12 @@ async fn refused(addr: std::net::SocketAddr) -> bool {
     )
 }
 
-/// Both schedulers (`[server] scheduler`, `workers`): concurrent connections are all served
-/// with re-signed tokens, and a request in flight when shutdown starts still completes.
+/// Both schedulers (`[server] scheduler`): concurrent connections are all served with
+/// re-signed tokens, and a request in flight when shutdown starts still completes. In process,
+/// `work_stealing` serves on the test's own runtime (`workers` sizes the runtime only in
+/// `resigner serve`); per-core workers start their own threads either way.
 #[tokio::test]
-async fn per_core_workers_and_work_stealing_serve_concurrent_connections_and_drain() {
+async fn per_core_workers_and_the_shared_runtime_serve_concurrent_connections_and_drain() {
     let key = IdpKey::rs256("idp-1");
     let idp = TestIdp::start(&[&key]).await;
     for (scheduler, workers) in [("per_core", 3), ("work_stealing", 2)] {
