@@ -93,6 +93,10 @@ pub struct IdpClient {
     discovered: Mutex<Option<(String, Uri)>>,
     last_error: Mutex<Option<String>>,
     metrics: Arc<Metrics>,
+    /// The runtime [`IdpClient::run`] runs on (the process runtime). On-demand fetches run
+    /// there too, so the fetch client's pooled connections never belong to a per-core
+    /// worker's runtime, which ends with that worker.
+    home: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 const NEGATIVE_CACHE_MAX: usize = 1024;
@@ -106,6 +110,7 @@ impl IdpClient {
             current: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
             on_demand: tokio::sync::Mutex::new(None),
+            home: std::sync::OnceLock::new(),
             negative: Mutex::new(HashMap::new()),
             discovered: Mutex::new(None),
             last_error: Mutex::new(None),
@@ -153,6 +158,7 @@ impl IdpClient {
 
     /// Background task: initial fetch with exponential backoff, then periodic refreshes.
     pub async fn run(self: Arc<Self>) {
+        let _ = self.home.set(tokio::runtime::Handle::current());
         let mut backoff = Duration::from_millis(250);
         loop {
             let wait = match self.fetch_now().await {
@@ -179,7 +185,7 @@ impl IdpClient {
     /// Called when a token names a kid the current set lacks. Refetches at most once per
     /// cooldown, with one fetch in flight however many requests wait, and remembers kids that
     /// stay unknown. Returns the (possibly new) current set.
-    pub async fn refresh_for_unknown_kid(&self, kid: &str) -> Option<Arc<IdpKeys>> {
+    pub async fn refresh_for_unknown_kid(self: &Arc<Self>, kid: &str) -> Option<Arc<IdpKeys>> {
         if self.is_known_unknown(kid) {
             Metrics::inc(&self.metrics.idp_fetch_suppressed);
             return self.current();
@@ -196,7 +202,15 @@ impl IdpClient {
             return self.current();
         }
         *last = Some(Instant::now());
-        let _ = self.fetch_now().await;
+        match self.home.get() {
+            Some(home) => {
+                let client = self.clone();
+                let _ = home.spawn(async move { client.fetch_now().await }).await;
+            }
+            None => {
+                let _ = self.fetch_now().await;
+            }
+        }
         drop(last);
         let keys = self.current();
         if !keys

@@ -12,8 +12,8 @@
 //!   wake-ups.
 //!
 //! Either way the admin listener, the IdP key refresh, the key store and reloading run on the
-//! process runtime; state is shared through [`crate::AppState`] (an unknown-kid refetch runs on
-//! the worker that met the kid). RSA signatures leave the workers for the signing threads
+//! process runtime (an unknown-kid refetch too, though a worker asks for it); state is shared
+//! through [`crate::AppState`]. RSA signatures leave the workers for the signing threads
 //! ([`crate::signing_pool`]).
 
 use std::future::Future;
