@@ -199,6 +199,10 @@ parse() {
 
 RESULTS="$WORK/results.txt"; : > "$RESULTS"
 get() { awk -v n="$1" '$1 == n { print $'"$2"' }' "$RESULTS"; }
+record() { # $1 name, $2 "rps p50_ms p99_ms errors": kept for the ratios and printed
+  echo "$1 $2" >> "$RESULTS"
+  printf "%-34s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s\n" "$1" $2
+}
 run() { # $1 name, then wrk args
   local name=$1; shift
   local perf=""
@@ -213,8 +217,7 @@ run() { # $1 name, then wrk args
   # Turned into text at the end: perf script takes seconds and would load the machine.
   if [ -n "$perf" ]; then wait "$perf" || true; fi
   local line; line=$(echo "$out" | parse)
-  echo "$name $line" >> "$RESULTS"
-  printf "%-34s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s\n" "$name" $line
+  record "$name" "$line"
 }
 
 echo "== $PINNING; wrk -t1 -c$CONNS, ${DURATION}s per scenario"
@@ -244,8 +247,7 @@ errors = sum(n for code, n in codes.items() if code != "200") + sum(failed.value
 print("%.0f %.2f %.2f %d" % (d["summary"]["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000, errors))
 PY
 )
-  echo "$name $line" >> "$RESULTS"
-  printf "%-34s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s\n" "$name" $line
+  record "$name" "$line"
 }
 rate nginx_proxy_at_40pct "http://127.0.0.1:$P_NGX/"
 run haproxy_jwt_verify -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_HAP/"

@@ -92,15 +92,12 @@ impl Upstreams {
     ) -> hyper_util::client::legacy::ResponseFuture {
         match tls {
             None => self.default.request(request),
-            Some(tls) => self.client(Some(tls)).request(request),
+            Some(tls) => self.client_for(tls).request(request),
         }
     }
 
-    /// The client for a route's TLS settings (a cheap handle onto a shared pool).
-    fn client(&self, tls: Option<&ClientTls>) -> UpstreamClient {
-        let Some(tls) = tls else {
-            return self.default.clone();
-        };
+    /// The client for a route's own TLS settings (a cheap handle onto a shared pool).
+    fn client_for(&self, tls: &ClientTls) -> UpstreamClient {
         let mut clients = self.by_tls.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(tls.id)

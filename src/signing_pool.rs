@@ -106,7 +106,7 @@ impl SigningPool {
         }
         // Not run yet (or no signing thread): take it back unless a thread already has it.
         let taken = slot.lock().ok().and_then(|mut slot| slot.take());
-        let Some((job, done)) = taken else {
+        let Some((job, _unused_sender)) = taken else {
             return result.await.ok(); // running on a signing thread
         };
         tracing::debug!("signature waited for idle CPU too long; running it at normal priority");
@@ -114,9 +114,7 @@ impl SigningPool {
             fallbacks.inc();
         }
         let _permit = self.escalated.acquire().await.ok()?;
-        let value = tokio::task::spawn_blocking(job).await.ok()?;
-        drop(done);
-        Some(value)
+        tokio::task::spawn_blocking(job).await.ok()
     }
 }
 

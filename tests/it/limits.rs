@@ -34,21 +34,6 @@ fn status_of(answer: &[u8]) -> String {
         .to_string()
 }
 
-/// A proxy with `/api` -> a test upstream, the given `[server]` lines, and a valid token.
-async fn proxy_with(lines: &[&str]) -> (TestProxy, TestUpstream, String, TestIdp) {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let mut builder = ProxyBuilder::new(&idp).api_route(&upstream);
-    for line in lines {
-        builder = builder.server(line);
-    }
-    let proxy = builder.start().await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
-    (proxy, upstream, token, idp)
-}
-
 fn head(token: &str, extra: &str) -> String {
     format!("GET /api/x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n{extra}\r\n")
 }

@@ -31,18 +31,12 @@ async fn refused(addr: std::net::SocketAddr) -> bool {
 /// `resigner serve`); per-core workers start their own threads either way.
 #[tokio::test]
 async fn per_core_workers_and_the_shared_runtime_serve_concurrent_connections_and_drain() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
     for (scheduler, workers) in [("per_core", 3), ("work_stealing", 2)] {
-        let upstream = TestUpstream::start().await;
-        let proxy = ProxyBuilder::new(&idp)
-            .server(&format!("scheduler = \"{scheduler}\""))
-            .server(&format!("workers = {workers}"))
-            .api_route(&upstream)
-            .start()
-            .await;
-        proxy.ready().await;
-        let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+        let (proxy, upstream, token, _idp) = proxy_with(&[
+            &format!("scheduler = \"{scheduler}\""),
+            &format!("workers = {workers}"),
+        ])
+        .await;
         let requests: Vec<_> = (0..24)
             .map(|i| in_flight(proxy.url(&format!("/api/{i}")), &token))
             .collect();
@@ -79,12 +73,7 @@ async fn per_core_workers_and_the_shared_runtime_serve_concurrent_connections_an
 
 #[tokio::test]
 async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are_refused() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp).api_route(&upstream).start().await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (proxy, upstream, token, _idp) = proxy_with(&[]).await;
     upstream.set_delay(Duration::from_millis(1500));
     let request = in_flight(proxy.url("/api/slow"), &token);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -114,12 +103,7 @@ async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are
 
 #[tokio::test]
 async fn the_drain_timeout_bounds_the_wait() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp).api_route(&upstream).start().await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (proxy, upstream, token, _idp) = proxy_with(&[]).await;
     upstream.set_delay(Duration::from_secs(10));
     let request = in_flight(proxy.url("/api/slow"), &token);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -211,6 +211,22 @@ impl ProxyBuilder {
     }
 }
 
+/// A ready proxy with `/api` -> a test upstream and the given `[server]` lines, a valid
+/// token for it, and the IdP it trusts (keep it alive while the proxy runs).
+pub async fn proxy_with(lines: &[&str]) -> (TestProxy, TestUpstream, String, TestIdp) {
+    let key = IdpKey::rs256("idp-1");
+    let idp = TestIdp::start(&[&key]).await;
+    let upstream = TestUpstream::start().await;
+    let mut builder = ProxyBuilder::new(&idp).api_route(&upstream);
+    for line in lines {
+        builder = builder.server(line);
+    }
+    let proxy = builder.start().await;
+    proxy.ready().await;
+    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    (proxy, upstream, token, idp)
+}
+
 /// The public JWK of a freshly generated key for `alg`.
 pub fn public_jwk(alg: Alg) -> serde_json::Value {
     let der = SigningKey::generate_pkcs8(alg).expect("generate key");
