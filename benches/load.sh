@@ -69,7 +69,10 @@ mkdir -p "$WORK/www" && cp "$WORK/fx/jwks.json" "$WORK/www/" && chmod 711 "$WORK
 TOKEN=$(head -n1 "$WORK/fx/tokens.txt")
 
 cat > "$WORK/miss.lua" <<'LUA'
-local tokens, i, offset, wrapped = {}, 0, 0, 0
+-- i and wrapped are globals: done() reads them from each thread with thread:get, which
+-- sees only globals.
+local tokens, offset = {}, 0
+i, wrapped = 0, 0
 function init(args)
   for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
   offset = tonumber(args[2]) or 0
