@@ -298,7 +298,7 @@ mod tests {
 
     fn cookbook(name: &str) -> Map<String, Value> {
         let path = format!(
-            "{}/../shared/testdata/jose-cookbook/{name}",
+            "{}/tests/data/jose-cookbook/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -21,6 +21,7 @@ mod proxy;
 mod rejections;
 mod reload;
 mod sdk;
+mod self_contained;
 mod shutdown;
 mod store;
 mod tls;

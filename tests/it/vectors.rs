@@ -1,7 +1,8 @@
 //! Signature vectors through resigner's own verification code: Wycheproof (RSA PKCS#1 v1.5,
 //! RSA-PSS, ECDSA P-256/P-384 in P1363 form, Ed25519) with each group's key built as a JWK by
 //! `VerifyKey::from_jwk`, and the RFC 7515 / RFC 7520 / RFC 7797 / RFC 8037 examples in
-//! `../shared/testdata` through `verify::parse` and `verify::verify`. `verify` checks the
+//! `tests/data` (copied from the RFCs and the JOSE cookbook; sources and licences in
+//! `tests/data/README.md`) through `verify::parse` and `verify::verify`. `verify` checks the
 //! signature before any claim, so an example that fails on a claim (their `exp` is from 2011,
 //! they have no `aud`, some payloads are not JSON) has passed the signature check; each such
 //! row also checks the signature alone with `VerifyKey::for_alg(..).verify_sig` and proves a
@@ -232,7 +233,7 @@ fn wycheproof_vectors_through_verify_key() {
 }
 
 fn testdata(path: &str) -> Value {
-    let path = format!("{}/../shared/testdata/{path}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
