@@ -34,6 +34,18 @@ pub struct AppState {
     /// Threads for slow (RSA) signatures: one per core, below the workers' priority.
     pub signing_pool: crate::signing_pool::SigningPool,
     reload: std::sync::Mutex<ReloadStatus>,
+    /// Unix time the state was built, for `/admin/status` uptime.
+    pub started_at: i64,
+    listeners: std::sync::OnceLock<Listeners>,
+}
+
+/// The bound listener addresses, set once by [`crate::server::start`].
+#[derive(Debug, Clone, Copy)]
+pub struct Listeners {
+    pub public: std::net::SocketAddr,
+    pub public_tls: bool,
+    pub admin: std::net::SocketAddr,
+    pub admin_tls: bool,
 }
 
 impl AppState {
@@ -71,9 +83,21 @@ impl AppState {
                 ok: true,
                 ..Default::default()
             }),
+            started_at: crate::time::now_unix(),
+            listeners: std::sync::OnceLock::new(),
         });
         state.log_signing_status();
         state
+    }
+
+    /// Records where the listeners are bound (once; later calls are ignored).
+    pub fn set_listeners(&self, listeners: Listeners) {
+        let _ = self.listeners.set(listeners);
+    }
+
+    /// The bound listeners; `None` before [`crate::server::start`] has bound them.
+    pub fn listeners(&self) -> Option<Listeners> {
+        self.listeners.get().copied()
     }
 
     /// The current config snapshot.

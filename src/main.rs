@@ -13,14 +13,29 @@ use resigner::keys_cli::{self, AdminClient};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    resigner::logging::init(cli.log_format);
+    let format = cli.log_format;
+    resigner::logging::init(format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("resigner: {err:#}");
+            resigner::logging::fatal(format, &error_chain(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `outer: inner: ...`, leaving out a cause whose text the message
+/// before it already contains (our error types often say their source in their own text).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -25,7 +25,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::alg::Alg;
-use labels::{AlgLabel, KeyLabels, Reason, RequestLabels};
+use labels::{AlgLabel, KeyLabels, KidLabel, Reason, RequestLabels};
 
 pub use prometheus_client::metrics::counter::Counter;
 
@@ -55,8 +55,13 @@ pub enum AdminAction {
 }
 
 /// State read at scrape time by the `/metrics` handler.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Scrape {
+    /// Whether `/readyz` would answer 200.
+    pub ready: bool,
+    /// Each configured signing key's kid and whether its public JWK is published (and old
+    /// enough to sign with).
+    pub signing_keys: Vec<(Arc<str>, bool)>,
     /// Time since the current IdP key set was last confirmed; `None` before the first fetch.
     pub idp_age: Option<Duration>,
     /// Whether a usable (not too stale) IdP key set is loaded.
@@ -113,6 +118,8 @@ pub struct Metrics {
     admin_delete: Counter,
     idp_age: Gauge<f64, AtomicU64>,
     idp_loaded: Gauge,
+    ready: Gauge,
+    key_published: Family<KidLabel, Gauge>,
     cache_entries: Gauge,
     cache_weighted_bytes: Gauge,
 }
@@ -244,6 +251,14 @@ impl Metrics {
         self.idp_age
             .set(scrape.idp_age.map_or(f64::NAN, |age| age.as_secs_f64()));
         self.idp_loaded.set(i64::from(scrape.idp_loaded));
+        self.ready.set(i64::from(scrape.ready));
+        // Keys leave the config on reload: only the configured ones have a series.
+        self.key_published.clear();
+        for (kid, published) in &scrape.signing_keys {
+            self.key_published
+                .get_or_create(&KidLabel { kid: kid.clone() })
+                .set(i64::from(*published));
+        }
         self.cache_entries
             .set(i64::try_from(scrape.cache_entries).unwrap_or(i64::MAX));
         self.cache_weighted_bytes

@@ -128,6 +128,12 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     })?;
     let poll = config.keys.poll_interval;
     let state = AppState::new(config, store.clone(), custom);
+    state.set_listeners(crate::app::Listeners {
+        public: public_addr,
+        public_tls: public_tls.is_some(),
+        admin: admin_addr,
+        admin_tls: admin_tls.is_some(),
+    });
     let idp_task = tokio::spawn(state.idp.clone().run());
     let store_tasks = [
         tokio::spawn(store.watch_file(poll)),

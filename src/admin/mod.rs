@@ -6,8 +6,9 @@
 //! - `GET /healthz` — 200 while the process runs
 //! - `GET /readyz` — 200 when the IdP keys are loaded and the active signing key is
 //!   published; 503 with the reasons otherwise
-//! - `GET /admin/status` — JSON: config generation, signing key and whether it is published,
-//!   custom key set version, IdP key age and kids, counters
+//! - `GET /admin/status` — JSON: version, uptime, listeners, routes, readiness and its
+//!   reasons, config generation and last reload, each signing key and whether it is
+//!   published, custom key set version, IdP key age and kids, counters (see [`status`])
 //! - `GET /.well-known/jwks.json` — the same JWKS as the public listener
 //! - `GET /metrics` — Prometheus text format (see [`crate::metrics`] and the README)
 //!
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod error;
 pub mod keys;
+pub mod status;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -23,7 +25,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::body::{self, Body};
-use crate::metrics::{self, Scrape};
+use crate::metrics;
 use crate::{request_id, router};
 
 pub const CUSTOM_SIGNING_PATH: &str = "/api/v2/keys/custom-signing";
@@ -39,8 +41,8 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
             .await
             .unwrap_or_else(|err| err.response()),
         "/healthz" => body::json(StatusCode::OK, &json!({"status": "ok"})),
-        "/readyz" => readiness(state),
-        "/admin/status" => body::json(StatusCode::OK, &status(state)),
+        "/readyz" => status::readiness(state),
+        "/admin/status" => body::json(StatusCode::OK, &status::status(state)),
         router::JWKS_PATH => router::jwks(state, &request),
         "/metrics" => metrics(state).await,
         path if path.starts_with("/api/") => error::AdminError::NoEndpoint.response(),
@@ -50,14 +52,7 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
 
 /// `/metrics`: the registry in the Prometheus text format, with the state gauges read now.
 async fn metrics(state: &AppState) -> Response<Body> {
-    // Apply pending inserts and evictions so the cache size is current.
-    state.cache.run_pending_tasks().await;
-    let scrape = Scrape {
-        idp_age: state.idp.age(),
-        idp_loaded: state.idp.current().is_some(),
-        cache_entries: state.cache.entry_count(),
-        cache_weighted_bytes: state.cache.weighted_size(),
-    };
+    let scrape = status::scrape(state).await;
     let mut response = Response::new(body::full(state.metrics.render(&scrape)));
     let headers = response.headers_mut();
     headers.insert(
@@ -66,52 +61,4 @@ async fn metrics(state: &AppState) -> Response<Body> {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-fn readiness(state: &AppState) -> Response<Body> {
-    let mut reasons = Vec::new();
-    if state.idp.current().is_none() {
-        reasons.push(
-            state
-                .idp
-                .last_error()
-                .unwrap_or_else(|| "IdP keys not loaded yet".into()),
-        );
-    }
-    if let Err(reason) = state.signing_status(&state.config()) {
-        reasons.push(reason);
-    }
-    if reasons.is_empty() {
-        body::json(StatusCode::OK, &json!({"status": "ready"}))
-    } else {
-        body::json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"status": "not ready", "reason": reasons.join("; ")}),
-        )
-    }
-}
-
-fn status(state: &AppState) -> serde_json::Value {
-    let config = state.config();
-    let idp = state.idp.current();
-    let custom = state.custom_keys();
-    json!({
-        "config_generation": config.generation,
-        "reload": state.reload_status(),
-        "signing": {
-            "active_kid": config.signing.active.kid(),
-            "alg": config.signing.active.alg().name(),
-            "published": state.signing_status(&config).err().map_or(json!(true), |reason| json!(reason)),
-        },
-        "custom_keys": {"version": custom.version, "kids": custom.keys.iter().map(|k| &k.kid).collect::<Vec<_>>()},
-        "idp": {
-            "issuer": state.idp.settings().issuer,
-            "loaded": idp.is_some(),
-            "age_seconds": idp.as_ref().map(|k| k.fetched_at.elapsed().as_secs()),
-            "kids": idp.as_ref().map(|k| k.kids()),
-            "last_error": state.idp.last_error(),
-        },
-        "cache_entries": state.cache.entry_count(),
-        "counters": state.metrics.snapshot(),
-    })
 }

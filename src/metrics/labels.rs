@@ -49,3 +49,9 @@ pub struct Kind {
 pub struct Action {
     pub action: &'static str,
 }
+
+/// `resigner_signing_key_published{kid}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct KidLabel {
+    pub kid: Arc<str>,
+}

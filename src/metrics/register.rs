@@ -9,9 +9,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use super::labels::{Action, AlgLabel, KeyLabels, Kind, Reason, RequestLabels, ResultLabel};
+use super::labels::{
+    Action, AlgLabel, KeyLabels, KidLabel, Kind, Reason, RequestLabels, ResultLabel,
+};
 use super::{HistogramFamily, Metrics};
 
 fn signing_histogram() -> Histogram {
@@ -106,6 +109,24 @@ impl Metrics {
             "1 when a usable IdP key set is loaded, else 0",
             idp_loaded.clone(),
         );
+        let ready = Gauge::default();
+        registry.register(
+            "resigner_ready",
+            "1 when /readyz answers 200 (IdP keys loaded, active signing key published), else 0",
+            ready.clone(),
+        );
+        let key_published = Family::<KidLabel, Gauge>::default();
+        registry.register(
+            "resigner_signing_key_published",
+            "Per configured signing key: 1 when its public JWK is in the published custom key set (and older than min_published_age), else 0",
+            key_published.clone(),
+        );
+        let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
+        registry.register(
+            "resigner_build",
+            "The running build: resigner's version",
+            build,
+        );
         let cache_entries = Gauge::default();
         registry.register(
             "resigner_resign_cache_entries",
@@ -151,6 +172,8 @@ impl Metrics {
             admin_delete: action("delete"),
             idp_age,
             idp_loaded,
+            ready,
+            key_published,
             cache_entries,
             cache_weighted_bytes,
             registry,

@@ -65,8 +65,13 @@ fn scrape_state_sets_the_gauges() {
         idp_loaded: true,
         cache_entries: 3,
         cache_weighted_bytes: 700,
+        ready: true,
+        signing_keys: vec![("a".into(), true), ("b".into(), false)],
     });
     for expected in [
+        "resigner_ready 1",
+        "resigner_signing_key_published{kid=\"a\"} 1",
+        "resigner_signing_key_published{kid=\"b\"} 0",
         "resigner_idp_jwks_age_seconds 1.5",
         "resigner_idp_jwks_loaded 1",
         "resigner_resign_cache_entries 3",
@@ -74,4 +79,11 @@ fn scrape_state_sets_the_gauges() {
     ] {
         assert!(text.lines().any(|l| l == expected), "{expected}:\n{text}");
     }
+    // A key that left the config (reload) has no series after the next scrape.
+    let text = metrics.render(&Scrape {
+        signing_keys: vec![("b".into(), true)],
+        ..Scrape::default()
+    });
+    assert!(!text.contains("kid=\"a\""), "{text}");
+    assert!(text.contains("resigner_signing_key_published{kid=\"b\"} 1"), "{text}");
 }

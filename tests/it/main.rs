@@ -6,6 +6,7 @@ mod common;
 
 mod cache;
 mod cli;
+mod cli_errors;
 mod cli_ops;
 mod demo;
 mod dependency_failures;
@@ -23,6 +24,7 @@ mod reload;
 mod sdk;
 mod self_contained;
 mod shutdown;
+mod status;
 mod store;
 mod tls;
 mod tls_outbound;

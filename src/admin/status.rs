@@ -1,0 +1,174 @@
+//! What the admin listener says about the running process: `/readyz` (ready, or the reasons
+//! it is not), `/admin/status` (JSON: build, uptime, listeners, routes, readiness, config
+//! generation and last reload, signing keys and whether each is published, custom key set,
+//! IdP keys, counters; every time RFC 3339 UTC) and the state gauges `/metrics` reads at
+//! scrape time.
+//!
+//! May use: [`crate::app::AppState`] and the snapshots it holds; never writes state.
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::body::{self, Body};
+use crate::config::RouteMode;
+use crate::metrics::Scrape;
+use crate::time::format_utc;
+
+/// Why the proxy cannot serve re-signed tokens now; empty when it can.
+pub fn readiness_reasons(state: &AppState) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if state.idp.current().is_none() {
+        reasons.push(
+            state
+                .idp
+                .last_error()
+                .unwrap_or_else(|| "IdP keys not loaded yet".into()),
+        );
+    }
+    if let Err(reason) = state.signing_status(&state.config()) {
+        reasons.push(reason);
+    }
+    reasons
+}
+
+/// `/readyz`: 200 `{"status": "ready"}`, or 503 with the reasons joined.
+pub fn readiness(state: &AppState) -> Response<Body> {
+    let reasons = readiness_reasons(state);
+    if reasons.is_empty() {
+        body::json(StatusCode::OK, &json!({"status": "ready"}))
+    } else {
+        body::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not ready", "reason": reasons.join("; ")}),
+        )
+    }
+}
+
+/// Each configured signing key's kid and whether it may sign (published, old enough).
+fn signing_keys(state: &AppState) -> Vec<(Arc<str>, bool, Option<String>)> {
+    let config = state.config();
+    let custom = state.custom_keys();
+    let min_age = config.signing.min_published_age.as_secs();
+    let now = crate::time::now_unix();
+    config
+        .signing
+        .keys
+        .iter()
+        .map(|key| {
+            let problem = custom.check_published(key, min_age, now).err();
+            (Arc::from(key.kid()), problem.is_none(), problem)
+        })
+        .collect()
+}
+
+/// The gauges `/metrics` sets from the current state.
+pub async fn scrape(state: &AppState) -> Scrape {
+    // Apply pending inserts and evictions so the cache size is current.
+    state.cache.run_pending_tasks().await;
+    Scrape {
+        ready: readiness_reasons(state).is_empty(),
+        signing_keys: signing_keys(state)
+            .into_iter()
+            .map(|(kid, published, _)| (kid, published))
+            .collect(),
+        idp_age: state.idp.age(),
+        idp_loaded: state.idp.current().is_some(),
+        cache_entries: state.cache.entry_count(),
+        cache_weighted_bytes: state.cache.weighted_size(),
+    }
+}
+
+/// The route mode as the config file writes it.
+fn mode_name(mode: RouteMode) -> &'static str {
+    match mode {
+        RouteMode::Resign => "resign",
+        RouteMode::Verify => "verify",
+        RouteMode::Passthrough => "passthrough",
+    }
+}
+
+/// The `/admin/status` document.
+pub fn status(state: &AppState) -> Value {
+    let config = state.config();
+    let idp = state.idp.current();
+    let custom = state.custom_keys();
+    let reasons = readiness_reasons(state);
+    let now = crate::time::now_unix();
+    let reload = state.reload_status();
+    let listeners = state.listeners();
+    let routes: Vec<Value> = config
+        .routes
+        .iter()
+        .map(|route| {
+            json!({
+                "prefix": route.prefix,
+                "mode": mode_name(route.mode),
+                "upstream": format!(
+                    "{}://{}{}",
+                    route.upstream.scheme, route.upstream.authority, route.upstream.base_path
+                ),
+                "audience": route.audience,
+            })
+        })
+        .collect();
+    let keys: Vec<Value> = signing_keys(state)
+        .into_iter()
+        .zip(config.signing.keys.iter())
+        .map(|((kid, published, problem), key)| {
+            json!({
+                "kid": &*kid,
+                "alg": key.alg().name(),
+                "active": key.kid() == config.signing.active.kid(),
+                "published": published,
+                "problem": problem,
+                "published_at": custom.published_at.get(key.kid()).map(|at| format_utc(*at)),
+            })
+        })
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "now": format_utc(now),
+        "started_at": format_utc(state.started_at),
+        "uptime_seconds": (now - state.started_at).max(0),
+        "listeners": listeners.map(|l| json!({
+            "public": l.public.to_string(),
+            "public_tls": l.public_tls,
+            "admin": l.admin.to_string(),
+            "admin_tls": l.admin_tls,
+        })),
+        "ready": reasons.is_empty(),
+        "not_ready_reasons": reasons,
+        "config_generation": config.generation,
+        "reload": {
+            "generation": reload.generation,
+            "at": (reload.at > 0).then(|| format_utc(reload.at)),
+            "trigger": (!reload.trigger.is_empty()).then_some(&reload.trigger),
+            "ok": reload.ok,
+            "errors": reload.errors,
+            "needs_restart": reload.needs_restart,
+            "succeeded": reload.succeeded,
+            "failed": reload.failed,
+        },
+        "routes": routes,
+        "signing": {
+            "active_kid": config.signing.active.kid(),
+            "alg": config.signing.active.alg().name(),
+            "published": state.signing_status(&config).err().map_or(json!(true), |reason| json!(reason)),
+            "keys": keys,
+        },
+        "custom_keys": {"version": custom.version, "kids": custom.keys.iter().map(|k| &k.kid).collect::<Vec<_>>()},
+        "idp": {
+            "issuer": state.idp.settings().issuer,
+            "loaded": idp.is_some(),
+            "fetched_at": state.idp.age().map(|age| format_utc(now - age.as_secs() as i64)),
+            "age_seconds": idp.as_ref().map(|k| k.fetched_at.elapsed().as_secs()),
+            "kids": idp.as_ref().map(|k| k.kids()),
+            "last_error": state.idp.last_error(),
+        },
+        "cache_entries": state.cache.entry_count(),
+        "counters": state.metrics.snapshot(),
+    })
+}
