@@ -85,5 +85,8 @@ fn scrape_state_sets_the_gauges() {
         ..Scrape::default()
     });
     assert!(!text.contains("kid=\"a\""), "{text}");
-    assert!(text.contains("resigner_signing_key_published{kid=\"b\"} 1"), "{text}");
+    assert!(
+        text.contains("resigner_signing_key_published{kid=\"b\"} 1"),
+        "{text}"
+    );
 }
