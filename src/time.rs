@@ -1,5 +1,6 @@
-//! Wall-clock seconds for JWT claims, and the duration syntax used in the config file
-//! (`"500ms"`, `"30s"`, `"10m"`, `"1h"`, `"1d"`, or a bare number of seconds).
+//! Wall-clock seconds for JWT claims, RFC 3339 formatting, and the duration syntax used in
+//! the config file (humantime's: `"500ms"`, `"1m30s"`, `"1.5s"`, `"1d"`, or a bare number of
+//! seconds).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,29 +12,34 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-/// Parses `"250ms"`, `"30s"`, `"10m"`, `"2h"`, `"1d"` or `"45"` (seconds).
+/// Parses a config duration: humantime's syntax (`"250ms"`, `"30s"`, `"10m"`, `"1h"`, `"1d"`,
+/// `"1m30s"`, `"1.5s"`, `"2h 30min"`) or a bare number of seconds (`"45"`). Months and years
+/// are refused: their length is not fixed, and `"5M"` (months) next to `"5m"` (minutes) is a
+/// trap in a token lifetime.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like \"30s\", \"10m\" or \"1h\""))?;
-    let millis = match unit.trim() {
-        "ms" => value,
-        "" | "s" => value.saturating_mul(1_000),
-        "m" => value.saturating_mul(60_000),
-        "h" => value.saturating_mul(3_600_000),
-        "d" => value.saturating_mul(86_400_000),
-        other => {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{text:?} is too large a number of seconds"));
+    }
+    let units = text
+        .split(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+        .filter(|unit| !unit.is_empty());
+    for unit in units {
+        if matches!(
+            unit,
+            "M" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years"
+        ) {
             return Err(format!(
-                "unknown duration unit {other:?} in {text:?} (use ms, s, m, h or d)"
+                "{text:?}: months and years have no fixed length; use days (\"30d\")"
             ));
         }
-    };
-    Ok(Duration::from_millis(millis))
+    }
+    humantime::parse_duration(text).map_err(|err| {
+        format!("{text:?} is not a duration like \"30s\", \"10m\", \"1h30m\" or \"1.5s\" ({err})")
+    })
 }
 
 /// A NumericDate as RFC 3339 UTC, e.g. `2026-11-25T21:40:00Z` (proleptic Gregorian).
@@ -107,8 +113,18 @@ mod tests {
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2h 30min").unwrap(), Duration::from_secs(9000));
+        assert_eq!(parse_duration(" 7d ").unwrap(), Duration::from_secs(7 * 86_400));
         assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("10y").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("-5s").is_err());
+        for ambiguous in ["10y", "5M", "1month", "2 years"] {
+            let err = parse_duration(ambiguous).unwrap_err();
+            assert!(err.contains("no fixed length"), "{ambiguous}: {err}");
+        }
+        let err = parse_duration("10 parsecs").unwrap_err();
+        assert!(err.contains("\"10 parsecs\" is not a duration"), "{err}");
     }
 }
