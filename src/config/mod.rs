@@ -5,6 +5,7 @@ pub mod file;
 pub mod lines;
 pub mod reload;
 pub mod transport;
+pub mod triggers;
 pub mod validate;
 
 use std::path::Path;

@@ -1,10 +1,13 @@
 //! Hot reload of the config file, the signing key files it names and the listeners' TLS
-//! certificates: on a file change
-//! (notify, debounced) or SIGHUP the complete new config is built and validated first, then
-//! swapped in (arc-swap); on any error the running config stays and every problem is logged
-//! with its file and line. Requests in flight keep the snapshot they started with, so a
-//! reload never fails one. Listener addresses, the key store and cache bounds cannot change
-//! live: the log says so and the old values stay.
+//! certificates: on SIGHUP, always; from the file watcher (notify on their directories,
+//! debounced 200 ms), only after an event that can change content (see [`super::triggers`])
+//! and only when some watched file's SHA-256 differs from what the last reload read, so reading
+//! a file (even the reloader's own reads) never reloads, an invalid file is tried once, and a
+//! file that is gone waits until it is back. The complete new config is built and validated
+//! first, then swapped in (arc-swap); on any error the running config stays and every problem
+//! is logged with its file and line. Requests in flight keep the snapshot they started with,
+//! so a reload never fails one. Listener addresses, the key store and cache bounds cannot
+//! change live: the log says so and the old values stay.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -13,6 +16,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 
+use super::triggers::{Snapshot, can_change_content};
 use super::{Config, load_config};
 use crate::app::AppState;
 
@@ -45,6 +49,8 @@ pub struct Reloader {
     hooks: Mutex<Vec<ReloadHook>>,
     /// Files watched besides the config and signing keys (TLS certificates and keys).
     extra_files: Mutex<Vec<PathBuf>>,
+    /// What the watched files held when the last reload (or the watch) read them.
+    applied: Mutex<Snapshot>,
 }
 
 impl Reloader {
@@ -55,6 +61,7 @@ impl Reloader {
             lock: Mutex::new(()),
             hooks: Mutex::new(Vec::new()),
             extra_files: Mutex::new(Vec::new()),
+            applied: Mutex::new(Snapshot::default()),
         })
     }
 
@@ -97,12 +104,40 @@ impl Reloader {
     }
 
     /// Builds and validates the new config, then swaps it in; on failure keeps the running
-    /// one. Returns the new generation or every problem found.
+    /// one. Returns the new generation or every problem found. Runs whatever the files hold
+    /// (SIGHUP); the watcher reloads only when their content changed.
     pub fn reload(&self, trigger: &str) -> Result<u64, Vec<String>> {
-        let _serial = self
-            .lock
+        let _serial = self.serial();
+        self.reload_now(trigger, Snapshot::take(&self.watched_files()))
+    }
+
+    /// Reloads for the watcher when a watched file's content differs from what the last reload
+    /// read and none is missing; `None` when nothing was done.
+    fn reload_if_changed(&self) -> Option<Result<u64, Vec<String>>> {
+        let _serial = self.serial();
+        let seen = Snapshot::take(&self.watched_files());
+        let missing = seen.missing();
+        if !missing.is_empty() {
+            for file in missing {
+                tracing::warn!(file = %file.display(), "watched file is gone; the running config stays and reloads when it is back");
+            }
+            return None;
+        }
+        if self.applied.lock().is_ok_and(|applied| *applied == seen) {
+            tracing::debug!("watched files unchanged; no reload");
+            return None;
+        }
+        Some(self.reload_now("file change", seen))
+    }
+
+    fn serial(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One reload attempt; `seen` is what the watched files held just before it read them.
+    fn reload_now(&self, trigger: &str, seen: Snapshot) -> Result<u64, Vec<String>> {
         let mut status = self.state.reload_status();
         status.at = crate::time::now_unix();
         status.trigger = trigger.to_string();
@@ -129,6 +164,8 @@ impl Reloader {
         }
         self.state.metrics.record_reload(result.is_ok());
         self.state.set_reload_status(status);
+        // Tried, not only applied: an invalid file is not retried until it changes again.
+        self.record_applied(seen);
         result.map(|(generation, _)| generation)
     }
 
@@ -192,7 +229,16 @@ impl Reloader {
         }
     }
 
-    /// The files whose change triggers a reload: the config file and the signing keys.
+    /// Remembers `seen`, extended to files the running config now names.
+    fn record_applied(&self, seen: Snapshot) {
+        let covered = seen.covering(&self.watched_files());
+        if let Ok(mut applied) = self.applied.lock() {
+            *applied = covered;
+        }
+    }
+
+    /// The files whose change triggers a reload: the config file, the signing keys and the
+    /// listeners' TLS files.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let config = self.state.config();
         let mut files = vec![self.path.clone()];
@@ -204,15 +250,21 @@ impl Reloader {
     }
 
     /// Watches the config and key files (their directories, so editors' atomic renames and
-    /// Kubernetes' symlink swaps are seen) and reloads after changes settle for `debounce`.
-    /// The watch is registered before this returns; the returned future runs the loop.
+    /// Kubernetes' symlink swaps are seen) and, after events that can change content settle
+    /// for `debounce`, reloads if a file's content changed. The watch is registered and the
+    /// files' digests taken before this returns; the returned future runs the loop.
     pub fn watch(
         self: Arc<Self>,
         debounce: Duration,
     ) -> impl std::future::Future<Output = ()> + Send {
+        if let Ok(mut applied) = self.applied.lock() {
+            *applied = std::mem::take(&mut *applied).covering(&self.watched_files());
+        }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
+            if let Ok(event) = event
+                && can_change_content(&event.kind)
+            {
                 let _ = tx.send(event.paths);
             }
         });
@@ -241,8 +293,9 @@ impl Reloader {
                         Err(_) => break,
                     }
                 }
-                let _ = self.reload("file change");
-                dirs = self.watch_dirs(&mut watcher, dirs);
+                if self.reload_if_changed().is_some() {
+                    dirs = self.watch_dirs(&mut watcher, dirs);
+                }
             }
         }
     }

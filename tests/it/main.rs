@@ -21,6 +21,7 @@ mod observability;
 mod proxy;
 mod rejections;
 mod reload;
+mod reload_triggers;
 mod sdk;
 mod self_contained;
 mod shutdown;

@@ -15,7 +15,7 @@ use crate::common::idp::Mode;
 use crate::common::*;
 
 /// The value of the sample `name{labels}`: exactly these labels, in any order.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let wanted: BTreeMap<&str, &str> = labels.iter().copied().collect();
     text.lines()
         .filter(|line| !line.starts_with('#'))
