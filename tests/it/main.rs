@@ -7,6 +7,7 @@ mod common;
 mod cache;
 mod cli;
 mod cli_ops;
+mod config_problems;
 mod demo;
 mod dependency_failures;
 mod hostile_keys;
