@@ -115,8 +115,14 @@ mod tests {
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2h 30min").unwrap(), Duration::from_secs(9000));
-        assert_eq!(parse_duration(" 7d ").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            parse_duration("2h 30min").unwrap(),
+            Duration::from_secs(9000)
+        );
+        assert_eq!(
+            parse_duration(" 7d ").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-5s").is_err());

@@ -1,5 +1,6 @@
 //! The config file exactly as written (TOML, serde). Unknown keys are errors so a typo never
-//! silently falls back to a default. `config/example.toml` documents every field.
+//! silently falls back to a default. `config/example.toml` documents every field; a field
+//! added here is also listed in `schema.rs` (its tests fail until it is).
 
 use std::collections::BTreeMap;
 

@@ -4,6 +4,7 @@
 pub mod file;
 pub mod lines;
 pub mod reload;
+pub mod schema;
 pub mod transport;
 pub mod triggers;
 pub mod validate;
@@ -43,23 +44,35 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
             path: shown.clone(),
             message,
         },
-        ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
-            path: shown.clone(),
-            problems: problems
+        ConfigError::Invalid { problems, .. } => {
+            let mut located: Vec<(Option<usize>, String)> = problems
                 .into_iter()
                 .map(|problem| with_line(&text, problem))
-                .collect(),
-        },
+                .collect();
+            // In file order (the schema check visits keys alphabetically); those without a
+            // line last.
+            located.sort_by_key(|(line, _)| line.unwrap_or(usize::MAX));
+            ConfigError::Invalid {
+                path: shown.clone(),
+                problems: located.into_iter().map(|(_, problem)| problem).collect(),
+            }
+        }
         other => other,
     })
 }
 
-/// Prefixes a "field: message" problem with the line the field is written on.
-fn with_line(text: &str, problem: String) -> String {
-    let field = problem.split(": ").next().unwrap_or_default();
-    match lines::locate(text, field) {
-        Some(line) => format!("line {line}: {problem}"),
-        None => problem,
+/// Prefixes a "field: message" problem with the line the field is written on, else the
+/// line of the nearest enclosing field found (a key inside an inline table).
+fn with_line(text: &str, problem: String) -> (Option<usize>, String) {
+    let mut field = problem.split(": ").next().unwrap_or_default();
+    loop {
+        if let Some(line) = lines::locate(text, field) {
+            return (Some(line), format!("line {line}: {problem}"));
+        }
+        match field.rfind(['.', '[']) {
+            Some(end) => field = &field[..end],
+            None => return (None, problem),
+        }
     }
 }
 
@@ -73,13 +86,35 @@ impl ConfigError {
     }
 }
 
-/// Parses and validates config text; `base` anchors relative file paths.
+/// Parses and validates config text; `base` anchors relative file paths. Only a TOML syntax
+/// error stops at once: unknown keys, values of the wrong type and missing keys are reported
+/// (see [`schema`]) together with every problem validation finds in the rest.
 pub fn parse_config(text: &str, base: &Path) -> Result<Config, ConfigError> {
-    let raw: file::FileConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
+    let parse_error = |err: toml::de::Error| ConfigError::Parse {
         path: "<text>".into(),
         message: err.to_string().trim_end().replace('\n', "\n    "),
+    };
+    let mut table: toml::Table = text.parse().map_err(parse_error)?;
+    let mut problems = schema::check(&mut table);
+    // Back through text, so what is left deserializes exactly as a file does (a TOML
+    // date-time stays one in `claims.set`); the schema check left only known, typed keys.
+    let cleaned = toml::to_string(&table).map_err(|err| ConfigError::Parse {
+        path: "<text>".into(),
+        message: err.to_string(),
     })?;
-    validate::validate(raw, base).map_err(|problems| ConfigError::Invalid {
+    let raw: file::FileConfig = toml::from_str(&cleaned).map_err(parse_error)?;
+    match validate::validate(raw, base) {
+        Ok(config) if problems.is_empty() => return Ok(config),
+        Ok(_) => {}
+        Err(semantic) => {
+            let new: Vec<String> = semantic
+                .into_iter()
+                .filter(|problem| !schema::follows_from(&problems, problem))
+                .collect();
+            problems.extend(new);
+        }
+    }
+    Err(ConfigError::Invalid {
         path: "<text>".into(),
         problems,
     })
@@ -307,6 +342,9 @@ workers = 5000
 [idp]
 issuer = "https://idp.example.com/"
 algorithms = ["RS256", "none"]
+leway = "30s"
+refresh = 600
+max_stale = "1 fortnight"
 
 [signing]
 issuer = "https://auth.example.com/"
@@ -319,6 +357,7 @@ alg = "ES256"
 prefix = "orders"
 upstream = "http://orders.internal"
 audience = "https://api.example.com"
+timout = "10s"
 
 [routes.claims.set]
 exp = 4102444800
@@ -340,12 +379,22 @@ exp = 4102444800
         assert!(has(4, "server.scheduler", "\"fifo\""), "{problems:#?}");
         assert!(has(5, "server.workers", "at most 1024"), "{problems:#?}");
         assert!(has(9, "idp.algorithms", "\"none\""), "{problems:#?}");
-        assert!(has(23, "routes[0].claims.set", "\"exp\""), "{problems:#?}");
+        let leway = "unknown key; did you mean `leeway`?";
+        assert!(has(10, "idp.leway", leway), "{problems:#?}");
+        let refresh = "expected a string like \"10m\", found integer 600";
+        assert!(has(11, "idp.refresh", refresh), "{problems:#?}");
         assert!(
-            has(19, "routes[0].prefix", "must start with '/'"),
+            has(12, "idp.max_stale", "\"1 fortnight\" is not a duration"),
             "{problems:#?}"
         );
-        assert_eq!(problems.len(), 6, "{problems:#?}");
-        assert!(err.to_string().contains("6 problem(s)"), "{err}");
+        assert!(
+            has(22, "routes[0].prefix", "must start with '/'"),
+            "{problems:#?}"
+        );
+        let timout = "unknown key; did you mean `timeout`?";
+        assert!(has(25, "routes[0].timout", timout), "{problems:#?}");
+        assert!(has(27, "routes[0].claims.set", "\"exp\""), "{problems:#?}");
+        assert_eq!(problems.len(), 10, "{problems:#?}");
+        assert!(err.to_string().contains("10 problem(s)"), "{err}");
     }
 }

@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod cli_errors;
 mod cli_ops;
+mod config_problems;
 mod demo;
 mod dependency_failures;
 mod hostile_keys;
