@@ -127,7 +127,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         }
     })?;
     let poll = config.keys.poll_interval;
-    let state = AppState::new(config, store.clone(), custom);
+    let state = AppState::new(config, store.clone(), custom, admin_addr);
     let idp_task = tokio::spawn(state.idp.clone().run());
     let store_tasks = [
         tokio::spawn(store.watch_file(poll)),

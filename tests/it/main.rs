@@ -15,6 +15,7 @@ mod http_edge;
 mod idp_keys;
 mod interop;
 mod keys;
+mod keys_config;
 mod limits;
 mod observability;
 mod proxy;
