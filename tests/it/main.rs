@@ -19,6 +19,7 @@ mod keys_config;
 mod limits;
 mod observability;
 mod proxy;
+mod readme;
 mod rejections;
 mod reload;
 mod sdk;
