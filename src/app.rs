@@ -34,6 +34,9 @@ pub struct AppState {
     /// Threads for slow (RSA) signatures: one per core, below the workers' priority.
     pub signing_pool: crate::signing_pool::SigningPool,
     reload: std::sync::Mutex<ReloadStatus>,
+    /// The `resigner keys import` command that publishes the configured signing keys on
+    /// this process's admin listener, named when the active key is not published.
+    import_command: String,
     /// Unix time the state was built, for `/admin/status` uptime.
     pub started_at: i64,
     listeners: std::sync::OnceLock<Listeners>,
@@ -50,9 +53,20 @@ pub struct Listeners {
 
 impl AppState {
     /// Builds the state for `config` with the custom key set already loaded from `store`;
-    /// the background tasks are started by [`crate::server::start`].
-    pub fn new(mut config: Config, store: Arc<dyn KeyStore>, custom: CustomKeySet) -> Arc<Self> {
+    /// `admin_addr` is the bound admin listener. The background tasks are started by
+    /// [`crate::server::start`].
+    pub fn new(
+        mut config: Config,
+        store: Arc<dyn KeyStore>,
+        custom: CustomKeySet,
+        admin_addr: std::net::SocketAddr,
+    ) -> Arc<Self> {
         config.generation = 1;
+        let import_command = crate::keys_cli::configured::import_command(
+            config.source.as_deref(),
+            admin_addr,
+            config.admin_tls.is_some(),
+        );
         let metrics = Arc::new(Metrics::default());
         let signing_pool = crate::signing_pool::SigningPool::new(
             crate::workers::default_workers(),
@@ -85,6 +99,7 @@ impl AppState {
             }),
             started_at: crate::time::now_unix(),
             listeners: std::sync::OnceLock::new(),
+            import_command,
         });
         state.log_signing_status();
         state
@@ -149,14 +164,25 @@ impl AppState {
             .unwrap_or_default()
     }
 
-    /// Whether the active signing key may sign: its public JWK must be published.
+    /// Whether the active signing key may sign: its public JWK must be published. The
+    /// reason names the command that publishes it when importing is the fix.
     pub fn signing_status(&self, config: &Config) -> Result<(), String> {
         let signing = &config.signing;
-        self.custom.load().check_published(
-            &signing.active,
-            signing.min_published_age.as_secs(),
-            crate::time::now_unix(),
-        )
+        self.custom
+            .load()
+            .check_published(
+                &signing.active,
+                signing.min_published_age.as_secs(),
+                crate::time::now_unix(),
+            )
+            .map_err(|err| match err.needs_import() {
+                true => format!(
+                    "{err}; import its public JWK: `{}` (management token in --token or ${})",
+                    self.import_command,
+                    crate::keys_cli::TOKEN_ENV
+                ),
+                false => err.to_string(),
+            })
     }
 
     fn log_signing_status(&self) {

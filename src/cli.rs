@@ -19,19 +19,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy with a config file.
+    /// Run the proxy with a config file (reloaded when it changes).
     Serve {
+        /// The config file (TOML; see config/example.toml). Relative paths inside it are
+        /// resolved from its directory.
         #[arg(long, short, default_value = "config/resigner.toml")]
         config: PathBuf,
     },
     /// Run the whole story in one process: a development IdP, an echo upstream and the proxy.
     Demo {
         /// Port of the proxy; the IdP, the upstream and the admin listener take the next three.
-        #[arg(long, default_value_t = 8080)]
+        #[arg(long, default_value_t = 8080, value_parser = clap::value_parser!(u16).range(1..=65532))]
         port: u16,
     },
     /// Validate a config file and print every problem.
     Check {
+        /// The config file to check (TOML; see config/example.toml). Relative paths inside it are
+        /// resolved from its directory.
         #[arg(long, short, default_value = "config/resigner.toml")]
         config: PathBuf,
     },
@@ -75,11 +79,16 @@ pub enum KeysCommand {
         #[command(flatten)]
         keys: KeyFiles,
     },
-    /// Replace the stored custom signing keys with the public JWKs of FILE... (PUT
-    /// /api/v2/keys/custom-signing). The whole set is replaced: list every key to keep.
+    /// Replace the stored custom signing keys with the public JWKs of FILE... or of the
+    /// config's signing keys (PUT /api/v2/keys/custom-signing). The whole set is replaced
+    /// unless --keep-existing is given.
     Import {
         #[command(flatten)]
         admin: AdminArgs,
+        /// Keep the stored keys whose kid is not imported: read the set, add or replace the
+        /// imported keys, and write it back only if nobody changed it in between (If-Match).
+        #[arg(long)]
+        keep_existing: bool,
         /// Only replace the set if its ETag (as printed by `keys list` or `keys import`)
         /// still matches; the quotes of the ETag may be left out.
         #[arg(long, value_name = "ETAG")]
@@ -103,20 +112,25 @@ pub enum KeysCommand {
     },
 }
 
-/// Key files turned into a public JWKS.
+/// Key files (or a config's signing keys) turned into a public JWKS.
 #[derive(Debug, Args)]
 pub struct KeyFiles {
     /// Public JWK files (`*.jwk.json`; a JWKS {"keys": [...]} works too) or PKCS#8 PEM
     /// private keys ("-----BEGIN PRIVATE KEY-----"), whose algorithm is inferred (RSA: RS256).
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "config", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// A resigner config: publish its [[signing.keys]] under their configured kid and alg,
+    /// as `serve` signs with them. Without FILE: every configured key; with FILE: a file
+    /// holding a configured key gets that key's kid and alg, any other file its own.
+    #[arg(long, short, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
     /// The algorithm to publish, e.g. PS256 for an RSA key that signs PS256; it must fit
     /// every key given.
-    #[arg(long, value_parser = parse_alg)]
+    #[arg(long, value_parser = parse_alg, conflicts_with = "config")]
     pub alg: Option<Alg>,
     /// The kid to publish (one key only; default: the JWK's kid, else the RFC 7638
-    /// thumbprint, as `keys generate` and `[[signing.keys]]` use).
-    #[arg(long)]
+    /// thumbprint; a key listed in the config with its own kid needs --config instead).
+    #[arg(long, conflicts_with = "config")]
     pub kid: Option<String>,
 }
 
@@ -145,6 +159,7 @@ pub enum TokenCommand {
     /// Dry run: what the proxy would forward for TOKEN on a route (verified against the IdP's
     /// keys, claims mapped, signed with the configured active key).
     Resign {
+        /// The config file whose IdP, route and active signing key are used.
         #[arg(long, short, default_value = "config/resigner.toml")]
         config: PathBuf,
         /// The route's `prefix`, exactly as in the config.

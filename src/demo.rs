@@ -27,6 +27,8 @@ use crate::b64;
 use crate::body::{self, Body};
 use crate::keys::{SigningKey, pem};
 
+pub mod ports;
+
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -36,10 +38,12 @@ pub enum DemoError {
     Key(String),
     #[error("cannot write the demo signing key: {0}")]
     Io(#[from] std::io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("{0}")]
+    #[error(transparent)]
     Server(#[from] crate::server::ServerError),
+    #[error(transparent)]
+    PortInUse(#[from] ports::PortInUse),
 }
 
 /// The development IdP's signing state.
@@ -320,6 +324,7 @@ remove = ["gty"]
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(port: u16) -> Result<(), DemoError> {
+    ports::check(port)?;
     let ip = std::net::Ipv4Addr::LOCALHOST;
     let (idp, idp_addr) = start_dev_idp((ip, port.wrapping_add(1)).into()).await?;
     let upstream = start_echo_upstream((ip, port.wrapping_add(2)).into()).await?;

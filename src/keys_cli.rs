@@ -4,7 +4,8 @@
 //!
 //! Key files are public JWKs (validated exactly as the management API validates them, so a
 //! private member is refused, never passed on) or PKCS#8 PEM private keys, of which only the
-//! public JWK is ever rendered. Nothing here prints; `main.rs` does.
+//! public JWK is ever rendered. With `--config`, [`configured`] publishes the config's signing
+//! keys under their configured kids. Nothing here prints; `main.rs` does.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -24,6 +25,8 @@ use crate::alg::Alg;
 use crate::keys::SigningKey;
 use crate::keys::import::{self, MAX_BODY_BYTES};
 use crate::keys::pem;
+
+pub mod configured;
 
 /// The management API path, appended to the admin base URL.
 pub const KEYS_PATH: &str = "/api/v2/keys/custom-signing";
@@ -109,6 +112,11 @@ pub fn public_jwks(
             keys.len()
         )));
     }
+    validated(keys)
+}
+
+/// The JWKS `{"keys": [...]}` of `keys`, validated as a PUT body is (kids filled in).
+fn validated(keys: Vec<Value>) -> Result<Value, KeysCliError> {
     let validated = import::validate_keys(&keys, &HashSet::new())
         .map_err(|err| KeysCliError::InvalidSet(err.message))?;
     let keys: Vec<Value> = validated

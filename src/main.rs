@@ -142,13 +142,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command:
                 KeysCommand::Import {
                     admin,
+                    keep_existing,
                     if_match,
                     keys,
                 },
         } => {
             let jwks = public_jwks(&keys)?;
             let client = admin_client(admin)?;
-            let stored = runtime()?.block_on(client.import(&jwks, if_match.as_deref()))?;
+            let if_match = if_match.as_deref();
+            let stored = runtime()?.block_on(async {
+                match keep_existing {
+                    true => client.import_keeping(&jwks, if_match).await,
+                    false => client.import(&jwks, if_match).await,
+                }
+            })?;
             println!(
                 "stored {} custom signing key(s) at {}:",
                 stored.keys.len(),
@@ -244,6 +251,13 @@ fn token_argument(token: String) -> anyhow::Result<String> {
 }
 
 fn public_jwks(keys: &KeyFiles) -> anyhow::Result<serde_json::Value> {
+    if let Some(path) = &keys.config {
+        let config = resigner::load_config(path)?;
+        return Ok(keys_cli::configured::configured_jwks(
+            &config.signing,
+            &keys.files,
+        )?);
+    }
     Ok(keys_cli::public_jwks(
         &keys.files,
         keys.alg,

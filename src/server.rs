@@ -127,7 +127,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         }
     })?;
     let poll = config.keys.poll_interval;
-    let state = AppState::new(config, store.clone(), custom);
+    let state = AppState::new(config, store.clone(), custom, admin_addr);
     state.set_listeners(crate::app::Listeners {
         public: public_addr,
         public_tls: public_tls.is_some(),

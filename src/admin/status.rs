@@ -58,7 +58,10 @@ fn signing_keys(state: &AppState) -> Vec<(Arc<str>, bool, Option<String>)> {
         .keys
         .iter()
         .map(|key| {
-            let problem = custom.check_published(key, min_age, now).err();
+            let problem = custom
+                .check_published(key, min_age, now)
+                .err()
+                .map(|err| err.to_string());
             (Arc::from(key.kid()), problem.is_none(), problem)
         })
         .collect()

@@ -39,7 +39,7 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
         source,
     })?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
-    parse_config(&text, base).map_err(|err| match err {
+    let mut config = parse_config(&text, base).map_err(|err| match err {
         ConfigError::Parse { message, .. } => ConfigError::Parse {
             path: shown.clone(),
             message,
@@ -58,7 +58,9 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
             }
         }
         other => other,
-    })
+    })?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
 /// Prefixes a "field: message" problem with the line the field is written on, else the

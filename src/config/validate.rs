@@ -37,6 +37,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub cache: CacheSettings,
     pub upstream: UpstreamSettings,
+    /// The file this config was read from (set by [`super::load_config`]; `None` for text),
+    /// so messages can name the command that fixes a problem.
+    pub source: Option<std::path::PathBuf>,
 }
 
 /// Who may use the management API.
@@ -338,6 +341,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             routes,
             cache,
             upstream,
+            source: None,
         }),
         _ => Err(p.0),
     }

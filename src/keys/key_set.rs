@@ -54,26 +54,42 @@ impl CustomKeySet {
         key: &SigningKey,
         min_published_age: u64,
         now: i64,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotPublished> {
+        // Checked on every re-signed request: nothing is allocated unless it fails.
         let kid = key.kid();
         let Some(published) = self.keys.iter().find(|k| k.kid == kid) else {
-            return Err(format!(
-                "signing key {kid:?} is not in the published custom key set; import its public JWK (resigner keys import)"
-            ));
+            return Err(NotPublished::Missing { kid: kid.into() });
         };
         if published.material != key.public_jwk().material {
-            return Err(format!(
-                "the published key with kid {kid:?} has different key material than the signing key"
-            ));
+            return Err(NotPublished::OtherMaterial { kid: kid.into() });
         }
         let since = self.published_at.get(kid).copied().unwrap_or(0);
         if now - since < min_published_age as i64 {
-            return Err(format!(
-                "signing key {kid:?} was published {}s ago; min_published_age is {min_published_age}s",
-                now - since
-            ));
+            return Err(NotPublished::TooRecent {
+                kid: kid.into(),
+                age: now - since,
+                min: min_published_age,
+            });
         }
         Ok(())
+    }
+}
+
+/// Why the active signing key may not sign yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotPublished {
+    #[error("signing key {kid:?} is not in the published custom key set")]
+    Missing { kid: String },
+    #[error("the published key with kid {kid:?} has different key material than the signing key")]
+    OtherMaterial { kid: String },
+    #[error("signing key {kid:?} was published {age}s ago; min_published_age is {min}s")]
+    TooRecent { kid: String, age: i64, min: u64 },
+}
+
+impl NotPublished {
+    /// Whether importing the signing key's public JWK fixes it (otherwise: wait).
+    pub fn needs_import(&self) -> bool {
+        !matches!(self, NotPublished::TooRecent { .. })
     }
 }
 

@@ -82,7 +82,7 @@ fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
-fn kids(jwks: &Value) -> Vec<String> {
+pub fn kids(jwks: &Value) -> Vec<String> {
     jwks["keys"]
         .as_array()
         .unwrap_or_else(|| panic!("not a JWKS: {jwks}"))
@@ -307,4 +307,33 @@ async fn token_hash_matches_the_config_digest() {
     assert_eq!(empty.code, Some(1));
     let spaced = resigner(&["token", "hash"], "two words\n", &[]).await;
     assert_eq!(spaced.code, Some(1), "{}", spaced.stdout);
+}
+
+#[tokio::test]
+async fn config_options_have_help_text() {
+    for command in [&["serve"][..], &["check"], &["token", "resign"]] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let help = resigner(&args, "", &[]).await;
+        help.ok();
+        // The option's line and the lines describing it, up to the next option.
+        let described: String = help
+            .stdout
+            .lines()
+            .skip_while(|line| !line.contains("--config <CONFIG>"))
+            .skip(1)
+            .take_while(|line| !line.trim_start().starts_with('-'))
+            .collect();
+        let line = help
+            .stdout
+            .lines()
+            .find(|line| line.contains("--config <CONFIG>"))
+            .unwrap_or_else(|| panic!("{command:?}: no --config in\n{}", help.stdout));
+        let text = format!("{line} {described}");
+        assert!(
+            text.contains("config file"),
+            "{command:?}: --config has no help text:\n{}",
+            help.stdout
+        );
+    }
 }

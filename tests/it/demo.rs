@@ -1,4 +1,5 @@
-//! `resigner demo` from the built binary, driven exactly as its printed instructions say.
+//! `resigner demo` from the built binary, driven exactly as its printed instructions say, and
+//! refused with a port to try when one of its ports is taken.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -104,4 +105,43 @@ async fn demo_runs_the_whole_story() {
     let rejected = get_bearer(&format!("{proxy}/api/orders"), "not.a.token").await;
     assert_eq!(rejected.status, 401);
     drop(guard);
+}
+
+/// `resigner demo --port PORT` with one port of its span taken: exit 1 before starting
+/// anything, naming the busy port and a `--port` whose span is free.
+async fn demo_refused(base: u16, busy: u16) -> String {
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", busy)).expect("port is free");
+    let run = crate::cli::resigner(&["demo", "--port", &base.to_string()], "", &[]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let message = run.stderr.trim().to_string();
+    assert!(
+        message.starts_with(&format!("resigner: port {busy} is in use")),
+        "{message}"
+    );
+    let suggested: u16 = message
+        .split("try `resigner demo --port ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix('`'))
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no --port suggestion: {message}"));
+    assert!(
+        suggested > base + 3 || suggested + 3 < base,
+        "{suggested} overlaps {base}: {message}"
+    );
+    let free = (0..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", suggested + i)).is_ok());
+    assert!(free, "the suggested span is not free: {message}");
+    message
+}
+
+#[tokio::test]
+async fn a_busy_port_names_itself_and_a_free_port_to_try() {
+    let base = free_ports();
+    let message = demo_refused(base, base).await;
+    assert!(
+        message.contains(&format!("(the demo takes ports {base} to {})", base + 3)),
+        "{message}"
+    );
+    // The IdP's port (PORT+1) counts too.
+    demo_refused(base, base + 1).await;
 }

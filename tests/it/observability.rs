@@ -359,7 +359,7 @@ async fn request_ids_are_kept_or_generated_forwarded_and_echoed() {
 }
 
 /// Kills the child on drop, so a failed assertion does not leave it running.
-struct Serve(std::process::Child);
+pub struct Serve(pub std::process::Child);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -368,7 +368,7 @@ impl Drop for Serve {
     }
 }
 
-async fn wait_for(url: &str, status: u16) {
+pub async fn wait_for(url: &str, status: u16) {
     for _ in 0..400 {
         if let Ok(reply) = try_send(Method::GET, url, &[], b"").await
             && reply.status == status

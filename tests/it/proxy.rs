@@ -31,14 +31,25 @@ pub async fn verify_with_published_jwks(
     alg: jsonwebtoken::Algorithm,
     aud: &[&str],
 ) -> Value {
-    let jwks: JwkSet =
-        serde_json::from_slice(&get(&proxy.url("/.well-known/jwks.json"), &[]).await.body).unwrap();
+    let jwks = proxy.url("/.well-known/jwks.json");
+    verify_with_jwks_at(&jwks, "https://resigner.test/", token, alg, aud).await
+}
+
+/// Verifies `token` (issued by `issuer`) against the JWKS served at `jwks_url`.
+pub async fn verify_with_jwks_at(
+    jwks_url: &str,
+    issuer: &str,
+    token: &str,
+    alg: jsonwebtoken::Algorithm,
+    aud: &[&str],
+) -> Value {
+    let jwks: JwkSet = serde_json::from_slice(&get(jwks_url, &[]).await.body).unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
     let kid = header.kid.expect("re-signed token has a kid");
     let jwk = jwks.find(&kid).expect("kid is published in the JWKS");
     let key = DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = Validation::new(alg);
-    validation.set_issuer(&["https://resigner.test/"]);
+    validation.set_issuer(&[issuer]);
     validation.set_audience(aud);
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
     jsonwebtoken::decode::<Value>(token, &key, &validation)
