@@ -34,6 +34,9 @@ pub enum Command {
     Check {
         #[arg(long, short, default_value = "config/resigner.toml")]
         config: PathBuf,
+        /// Also fetch the IdP's discovery document and JWKS and connect to each upstream.
+        #[arg(long)]
+        online: bool,
     },
     /// Key management helpers.
     Keys {
