@@ -193,7 +193,7 @@ async fn with_the_idp_down_at_start_503_comes_within_the_fetch_timeout_and_says_
     let started = Instant::now();
     assert_eq!(get_bearer(&url, &token).await.status, 503);
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(300), "waited {took:?}");
+    assert!(took < Duration::from_millis(500), "waited {took:?}");
     assert_eq!(upstream.count(), 0);
 
     let ready = get(&proxy.admin_url("/readyz"), &[]).await;
