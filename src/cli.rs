@@ -38,6 +38,9 @@ pub enum Command {
         /// resolved from its directory.
         #[arg(long, short, default_value = "config/resigner.toml")]
         config: PathBuf,
+        /// Also fetch the IdP's discovery document and JWKS and connect to each upstream.
+        #[arg(long)]
+        online: bool,
     },
     /// Key management helpers.
     Keys {

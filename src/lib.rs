@@ -11,6 +11,7 @@ pub mod app;
 pub mod b64;
 pub mod body;
 pub mod certs;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod conn_info;

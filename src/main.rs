@@ -89,7 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { port } => runtime()?
             .block_on(resigner::demo::run(port))
             .map_err(Into::into),
-        Command::Check { config } => {
+        Command::Check { config, online } => {
             let config = resigner::load_config(&config)?;
             println!(
                 "config OK: {} route(s), active signing key {} ({})",
@@ -97,7 +97,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.signing.active.kid(),
                 config.signing.active.alg()
             );
-            Ok(())
+            if !online {
+                println!("{}", resigner::check::NOT_CHECKED_OFFLINE);
+                return Ok(());
+            }
+            let report = runtime()?.block_on(resigner::check::online(&config));
+            report.lines.iter().for_each(|line| println!("{line}"));
+            Ok(report.result()?)
         }
         Command::Keys {
             command: KeysCommand::Generate { alg, out, kid },

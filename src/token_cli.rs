@@ -1,6 +1,9 @@
 //! `resigner token inspect` and `resigner token resign`: look at a token without trusting it,
 //! and dry-run what the proxy would forward for it on a route (verified against the IdP's
-//! keys unless told otherwise, mapped, and signed with the configured active key).
+//! keys unless told otherwise, mapped, and signed with the configured active key). The route
+//! is looked up first, so a wrong `--route` fails without contacting the IdP, and its `mode`
+//! decides what is shown: nothing is fetched for a passthrough route, and a verify-only route
+//! forwards the IdP token unchanged.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -8,7 +11,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::b64;
-use crate::config::Config;
+use crate::config::{Config, Route, RouteMode};
 use crate::idp::{IdpClient, Lookup};
 use crate::metrics::Metrics;
 use crate::proxy::{claims, verify};
@@ -79,6 +82,26 @@ fn pretty(map: &Map<String, Value>) -> String {
     serde_json::to_string_pretty(map).unwrap_or_default()
 }
 
+/// The route `--route` names: its prefix as in the config (a trailing `/` does not matter,
+/// as for the config's own duplicate check). Checked before anything is fetched.
+fn find_route<'a>(config: &'a Config, prefix: &str) -> Result<&'a Route, TokenCliError> {
+    config
+        .routes
+        .iter()
+        .find(|r| bare_prefix(&r.prefix) == bare_prefix(prefix))
+        .ok_or_else(|| {
+            let routes: Vec<&str> = config.routes.iter().map(|r| r.prefix.as_str()).collect();
+            TokenCliError::NoRoute(prefix.into(), routes.join(", "))
+        })
+}
+
+fn bare_prefix(prefix: &str) -> &str {
+    match prefix.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    }
+}
+
 /// What the proxy would forward for `token` on the route with `prefix`.
 pub async fn resign(
     config: Arc<Config>,
@@ -87,42 +110,21 @@ pub async fn resign(
     verify_token: bool,
 ) -> Result<String, TokenCliError> {
     let token = token.trim();
-    let route = config
-        .routes
-        .iter()
-        .find(|r| r.prefix == prefix)
-        .ok_or_else(|| {
-            TokenCliError::NoRoute(
-                prefix.into(),
-                config
-                    .routes
-                    .iter()
-                    .map(|r| r.prefix.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )
-        })?;
-    let now = crate::time::now_unix();
+    let route = find_route(&config, prefix)?;
     let mut out = String::new();
+    if route.mode == RouteMode::Passthrough {
+        let _ = writeln!(
+            out,
+            "route {} is mode = \"passthrough\": the proxy does no token work here and forwards \
+             the request, Authorization header included, as it came",
+            route.prefix
+        );
+        let _ = writeln!(out, "route {} -> {}", route.prefix, upstream(route));
+        return Ok(out);
+    }
+    let now = crate::time::now_unix();
     let (incoming, exp) = if verify_token {
-        let http =
-            crate::http_client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
-        let idp = IdpClient::new(config.idp.clone(), http, Arc::new(Metrics::default()));
-        idp.fetch_now()
-            .await
-            .map_err(|e| TokenCliError::IdpKeys(e.to_string()))?;
-        let keys = idp
-            .current()
-            .ok_or_else(|| TokenCliError::IdpKeys("no key set".into()))?;
-        let parsed = verify::parse(token, &config.idp)
-            .map_err(|e| TokenCliError::Rejected(e.to_string()))?;
-        let Lookup::Found(key) = keys.find(parsed.kid.as_deref()) else {
-            return Err(TokenCliError::Rejected(
-                verify::VerifyError::UnknownKid.to_string(),
-            ));
-        };
-        let verified = verify::verify(&parsed, key, &config.idp, &route.audience, now)
-            .map_err(|e| TokenCliError::Rejected(e.to_string()))?;
+        let verified = verified(&config, route, token, now).await?;
         let _ = writeln!(
             out,
             "verified against the IdP keys for audience {:?}",
@@ -138,9 +140,77 @@ pub async fn resign(
         );
         (claims, exp)
     };
+    let _ = writeln!(out, "route {} -> {}", route.prefix, upstream(route));
+    let forwarded = if route.mode == RouteMode::Verify {
+        let _ = writeln!(
+            out,
+            "mode = \"verify\": the IdP token is forwarded unchanged (no claim mapping, no signing)"
+        );
+        token.to_string()
+    } else {
+        let (signed, mapped) = sign(&config, route, &incoming, exp, now)?;
+        let signing = &config.signing;
+        let _ = writeln!(
+            out,
+            "signed with kid {:?} ({})",
+            signing.active.kid(),
+            signing.active.alg()
+        );
+        let _ = writeln!(out, "forwarded claims: {}", pretty(&mapped));
+        signed
+    };
+    let value = if route.header == http::header::AUTHORIZATION {
+        format!("Bearer {forwarded}")
+    } else {
+        forwarded
+    };
+    let _ = writeln!(out, "{}: {value}", route.header);
+    Ok(out)
+}
+
+fn upstream(route: &Route) -> String {
+    let target = &route.upstream;
+    format!(
+        "{}://{}{}",
+        target.scheme, target.authority, target.base_path
+    )
+}
+
+/// Verifies `token` for `route` with keys fetched from the IdP now.
+async fn verified(
+    config: &Config,
+    route: &Route,
+    token: &str,
+    now: i64,
+) -> Result<verify::Verified, TokenCliError> {
+    let http =
+        crate::http_client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
+    let idp = IdpClient::new(config.idp.clone(), http, Arc::new(Metrics::default()));
+    idp.fetch_now()
+        .await
+        .map_err(|e| TokenCliError::IdpKeys(e.to_string()))?;
+    let keys = idp
+        .current()
+        .ok_or_else(|| TokenCliError::IdpKeys("no key set".into()))?;
+    let rejected = |e: verify::VerifyError| TokenCliError::Rejected(e.logged());
+    let parsed = verify::parse(token, &config.idp).map_err(rejected)?;
+    let Lookup::Found(key) = keys.find(parsed.kid.as_deref()) else {
+        return Err(rejected(verify::VerifyError::UnknownKid));
+    };
+    verify::verify(&parsed, key, &config.idp, &route.audience, now).map_err(rejected)
+}
+
+/// Maps the claims for `route` and signs them with the active key: (token, claims).
+fn sign(
+    config: &Config,
+    route: &Route,
+    incoming: &Map<String, Value>,
+    exp: i64,
+    now: i64,
+) -> Result<(String, Map<String, Value>), TokenCliError> {
     let signing = &config.signing;
     let mapped = claims::map_claims(
-        &incoming,
+        incoming,
         exp,
         &route.claims,
         &signing.issuer,
@@ -152,25 +222,7 @@ pub async fn resign(
         .active
         .sign_compact(&payload)
         .map_err(|e| TokenCliError::Sign(e.to_string()))?;
-    let value = if route.header == http::header::AUTHORIZATION {
-        format!("Bearer {signed}")
-    } else {
-        signed.clone()
-    };
-    let _ = writeln!(
-        out,
-        "route {} -> {}://{}{}",
-        route.prefix, route.upstream.scheme, route.upstream.authority, route.upstream.base_path
-    );
-    let _ = writeln!(
-        out,
-        "signed with kid {:?} ({})",
-        signing.active.kid(),
-        signing.active.alg()
-    );
-    let _ = writeln!(out, "forwarded claims: {}", pretty(&mapped));
-    let _ = writeln!(out, "{}: {value}", route.header);
-    Ok(out)
+    Ok((signed, mapped))
 }
 
 #[cfg(test)]

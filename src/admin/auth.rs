@@ -54,11 +54,15 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     let Some(audience) = &config.admin.audience else {
         return Err(AdminError::Unauthorized);
     };
-    let idp_keys = state.idp.current().ok_or(AdminError::IdpUnavailable)?;
+    let idp_keys = state
+        .idp
+        .usable_keys()
+        .await
+        .ok_or(AdminError::IdpUnavailable)?;
     let verified = proxy::verify_token(state, token, audience, idp_keys).await.map_err(|err| match err {
         ProxyError::IdpUnavailable => AdminError::IdpUnavailable,
         other => {
-            tracing::info!(error = %other, token = %proxy::token_fingerprint(token), "management API token rejected");
+            tracing::info!(error = %other.logged(), token = %proxy::token_fingerprint(token), "management API token rejected");
             AdminError::Unauthorized
         }
     })?;

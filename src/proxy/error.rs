@@ -49,6 +49,16 @@ impl ProxyError {
         }
     }
 
+    /// The text for the log: the error and, when a token member was compared with a setting,
+    /// what came and what was expected (`token type not accepted: typ "JWT", expected
+    /// "at+jwt"`). More than the client is told; never the token.
+    pub fn logged(&self) -> String {
+        match self {
+            ProxyError::InvalidToken(err) => err.logged(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the request was forwarded and the upstream failed (counted as an upstream
     /// error, not a verification failure).
     pub fn is_upstream(&self) -> bool {
@@ -228,6 +238,22 @@ mod tests {
             2,
             "only the two upstream failures"
         );
+    }
+
+    #[test]
+    fn the_log_names_what_came_and_the_client_is_told_no_more() {
+        let mismatch = super::super::verify::Mismatch::new("typ", "at+jwt", Some("JWT"));
+        let error = ProxyError::InvalidToken(VerifyError::Typ(mismatch));
+        assert_eq!(
+            error.logged(),
+            r#"token type not accepted: typ "JWT", expected "at+jwt""#
+        );
+        assert_eq!(
+            error.to_string(),
+            "token type not accepted",
+            "the error_description is unchanged"
+        );
+        assert_eq!(ProxyError::NoRoute.logged(), "no route for this path");
     }
 
     #[test]

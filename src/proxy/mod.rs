@@ -42,7 +42,7 @@ pub async fn handle(
                 state.metrics.record_failure(err.reason());
             }
             // The request's span (see `crate::request_id`) names its id, method and path.
-            tracing::info!(reason = err.reason(), error = %err, "request rejected");
+            tracing::info!(reason = err.reason(), error = %err.logged(), "request rejected");
             error::response(&err)
         }
     };
@@ -145,7 +145,11 @@ pub async fn resign(
     route: &Route,
     token: &str,
 ) -> Result<Arc<Resigned>, ProxyError> {
-    let idp_keys = state.idp.current().ok_or(ProxyError::IdpUnavailable)?;
+    let idp_keys = state
+        .idp
+        .usable_keys()
+        .await
+        .ok_or(ProxyError::IdpUnavailable)?;
     if route.mode == RouteMode::Resign
         && let Err(reason) = state.signing_status(config)
     {

@@ -14,7 +14,8 @@ use crate::json::{self, JsonError};
 use crate::keys::VerifyKey;
 
 /// Why a token was rejected. The text is the `error_description` sent to the client, so it
-/// never contains token content.
+/// never contains token content; [`VerifyError::detail`] adds, for the log only, what a
+/// compared member held and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("token larger than the 16 KiB limit")]
@@ -40,7 +41,7 @@ pub enum VerifyError {
     #[error("header member {0:?} has the wrong type")]
     HeaderType(&'static str),
     #[error("token type not accepted")]
-    Typ,
+    Typ(Box<Mismatch>),
     #[error("no key with this kid")]
     UnknownKid,
     #[error("token has no kid and the IdP has several keys")]
@@ -60,9 +61,52 @@ pub enum VerifyError {
     #[error("token issued in the future")]
     IssuedInFuture,
     #[error("issuer not accepted")]
-    Issuer,
+    Issuer(Box<Mismatch>),
     #[error("audience not accepted")]
-    Audience,
+    Audience(Box<Mismatch>),
+}
+
+/// What a check expected and what the token carried: for the log line, never the response.
+/// The received text is cut to [`Mismatch::MAX_CHARS`]; it is a header member or a claim,
+/// never the token or its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The member's name, e.g. `typ`.
+    pub member: &'static str,
+    pub expected: String,
+    /// `None`: the member was absent. JSON text when it is not a string.
+    pub received: Option<String>,
+}
+
+impl Mismatch {
+    pub const MAX_CHARS: usize = 128;
+
+    pub(crate) fn new(member: &'static str, expected: &str, received: Option<&str>) -> Box<Self> {
+        let bound = |text: &str| {
+            let mut cut: String = text.chars().take(Self::MAX_CHARS).collect();
+            if cut.len() < text.len() {
+                cut.push('…');
+            }
+            cut
+        };
+        Box::new(Mismatch {
+            member,
+            expected: expected.to_string(),
+            received: received.map(bound),
+        })
+    }
+}
+
+impl std::fmt::Display for Mismatch {
+    /// `typ "JWT", expected "at+jwt"` (quoted and escaped, so no control character reaches the
+    /// log), or `typ absent, expected "at+jwt"`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.received {
+            Some(received) => write!(f, "{} {received:?}", self.member)?,
+            None => write!(f, "{} absent", self.member)?,
+        }
+        write!(f, ", expected {:?}", self.expected)
+    }
 }
 
 impl VerifyError {
@@ -80,7 +124,7 @@ impl VerifyError {
             VerifyError::Nested => "nested",
             VerifyError::EmbeddedKey(_) => "embedded_key",
             VerifyError::HeaderType(_) => "header_type",
-            VerifyError::Typ => "typ",
+            VerifyError::Typ(_) => "typ",
             VerifyError::UnknownKid => "unknown_kid",
             VerifyError::NoKid => "no_kid",
             VerifyError::KeyAlgMismatch => "key_alg_mismatch",
@@ -90,8 +134,25 @@ impl VerifyError {
             VerifyError::Expired => "expired",
             VerifyError::NotYetValid => "not_yet_valid",
             VerifyError::IssuedInFuture => "issued_in_future",
-            VerifyError::Issuer => "issuer",
-            VerifyError::Audience => "audience",
+            VerifyError::Issuer(_) => "issuer",
+            VerifyError::Audience(_) => "audience",
+        }
+    }
+
+    /// For the log: what a compared member held and what was expected, when that is the
+    /// reason (`typ`, `iss`, `aud`).
+    pub fn detail(&self) -> Option<&Mismatch> {
+        match self {
+            VerifyError::Typ(m) | VerifyError::Issuer(m) | VerifyError::Audience(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The text for logs and the operator's CLI: the description plus [`VerifyError::detail`].
+    pub fn logged(&self) -> String {
+        match self.detail() {
+            Some(detail) => format!("{self}: {detail}"),
+            None => self.to_string(),
         }
     }
 }
@@ -169,7 +230,7 @@ pub fn parse<'a>(token: &'a str, idp: &IdpSettings) -> Result<Parsed<'a>, Verify
     if let Some(required) = &idp.require_typ
         && !typ.is_some_and(|typ| typ_matches(typ, required))
     {
-        return Err(VerifyError::Typ);
+        return Err(VerifyError::Typ(Mismatch::new("typ", required, typ)));
     }
     let signature = b64::decode(sig_b64).ok_or(VerifyError::Base64("signature"))?;
     let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
@@ -226,19 +287,27 @@ fn check_claims(
     match claims.get("iss") {
         None => return Err(VerifyError::MissingClaim("iss")),
         Some(Value::String(iss)) if *iss == idp.issuer => {}
-        Some(Value::String(_)) => return Err(VerifyError::Issuer),
+        Some(Value::String(iss)) => {
+            return Err(VerifyError::Issuer(Mismatch::new(
+                "iss",
+                &idp.issuer,
+                Some(iss),
+            )));
+        }
         Some(_) => return Err(VerifyError::ClaimType("iss")),
     }
+    let wrong_audience =
+        |aud: &str| VerifyError::Audience(Mismatch::new("aud", audience, Some(aud)));
     match claims.get("aud") {
         None => return Err(VerifyError::MissingClaim("aud")),
         Some(Value::String(aud)) if aud == audience => {}
-        Some(Value::String(_)) => return Err(VerifyError::Audience),
+        Some(Value::String(aud)) => return Err(wrong_audience(aud)),
         Some(Value::Array(list)) => {
             if !list.iter().all(Value::is_string) {
                 return Err(VerifyError::ClaimType("aud"));
             }
             if !list.iter().any(|aud| aud == audience) {
-                return Err(VerifyError::Audience);
+                return Err(wrong_audience(&Value::Array(list.clone()).to_string()));
             }
         }
         Some(_) => return Err(VerifyError::ClaimType("aud")),
@@ -313,5 +382,23 @@ mod tests {
         assert!(typ_matches("at+jwt", "at+jwt"));
         assert!(typ_matches("application/AT+JWT", "at+jwt"));
         assert!(!typ_matches("JWT", "at+jwt"));
+    }
+
+    #[test]
+    fn mismatches_say_what_came_bounded_and_escaped() {
+        let typ = Mismatch::new("typ", "at+jwt", Some("JWT"));
+        assert_eq!(typ.to_string(), r#"typ "JWT", expected "at+jwt""#);
+        let absent = Mismatch::new("typ", "at+jwt", None);
+        assert_eq!(absent.to_string(), r#"typ absent, expected "at+jwt""#);
+        let long = "x".repeat(1000) + "\n";
+        let iss = Mismatch::new("iss", "https://idp/", Some(&format!("{long}\nforged line")));
+        let text = iss.to_string();
+        assert!(text.len() < Mismatch::MAX_CHARS + 40, "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        let control = Mismatch::new("iss", "https://idp/", Some("a\nb"));
+        assert_eq!(
+            control.to_string(),
+            r#"iss "a\nb", expected "https://idp/""#
+        );
     }
 }

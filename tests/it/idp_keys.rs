@@ -103,12 +103,11 @@ async fn idp_down_after_start_keeps_serving_the_last_good_set() {
     let reply = get_bearer(&proxy.url("/api/x"), &token).await;
     assert_eq!(reply.status, 200, "stale-if-error: {:?}", reply.body);
     let status = get(&proxy.admin_url("/admin/status"), &[]).await.json();
+    let last_error = status["idp"]["last_error"].as_str().unwrap();
+    assert!(last_error.contains("500"), "{status}");
     assert!(
-        status["idp"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("500"),
-        "{status}"
+        last_error.contains("); keeping the last good key set (fetched "),
+        "says a good set is held, unlike before the first success: {last_error}"
     );
 
     // An empty or keyless JWKS never replaces the good set either.

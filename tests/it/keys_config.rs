@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cli::{Run, kids, resigner};
+use crate::common::serve::{Serve, wait_for};
 use crate::common::*;
-use crate::observability::{Serve, wait_for};
 
 const TOKEN_ENV: &str = "RESIGNER_ADMIN_TOKEN";
 

@@ -4,14 +4,12 @@
 //! request carries its id.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use http::Method;
 use serde_json::{Value, json};
 
-use crate::common::client::try_send;
 use crate::common::idp::Mode;
+use crate::common::serve::ServeChild;
 use crate::common::*;
 
 /// The value of the sample `name{labels}`: exactly these labels, in any order.
@@ -358,28 +356,6 @@ async fn request_ids_are_kept_or_generated_forwarded_and_echoed() {
     assert_eq!(upstream.count(), forwarded, "nothing else was forwarded");
 }
 
-/// Kills the child on drop, so a failed assertion does not leave it running.
-pub struct Serve(pub std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub async fn wait_for(url: &str, status: u16) {
-    for _ in 0..400 {
-        if let Ok(reply) = try_send(Method::GET, url, &[], b"").await
-            && reply.status == status
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{url} never answered {status}");
-}
-
 #[tokio::test]
 async fn json_logs_carry_request_ids_and_never_a_token_or_key() {
     let key = IdpKey::rs256("k1");
@@ -392,37 +368,8 @@ async fn json_logs_carry_request_ids_and_never_a_token_or_key() {
             .api_route(&upstream)
             .write_config(dir.path(), &listen, &admin);
     let log_path = dir.path().join("resigner.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Serve(
-        Command::new(env!("CARGO_BIN_EXE_resigner"))
-            .args(["serve", "--log-format", "json", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("resigner serve starts"),
-    );
-    let admin_url = format!("http://{admin}");
-    wait_for(&format!("{admin_url}/healthz"), 200).await;
-    let jwk = resigner::load_config(&config_path)
-        .unwrap()
-        .signing
-        .active
-        .public_jwk()
-        .to_json();
-    let put = send(
-        Method::PUT,
-        &format!("{admin_url}/api/v2/keys/custom-signing"),
-        &[
-            ("authorization", &format!("Bearer {ADMIN_TOKEN}")),
-            ("content-type", "application/json"),
-        ],
-        json!({ "keys": [jwk] }).to_string().as_bytes(),
-    )
-    .await;
-    assert_eq!(put.status, 200);
-    wait_for(&format!("{admin_url}/readyz"), 200).await;
+    let child = ServeChild::spawn(&config_path, &log_path, "debug");
+    child.publish_signing_key(&format!("http://{admin}")).await;
 
     let api = format!("http://{listen}/api/x");
     let valid = mint(&key, &claims(&idp.issuer, "https://api.test"));

@@ -152,6 +152,8 @@ struct State {
     delay: Mutex<Duration>,
     cache_control: Mutex<Option<String>>,
     fetches: AtomicUsize,
+    /// Every request, whatever its path.
+    requests: AtomicUsize,
     other: Mutex<Vec<String>>,
 }
 
@@ -171,6 +173,7 @@ impl TestIdp {
             delay: Mutex::new(Duration::ZERO),
             cache_control: Mutex::new(None),
             fetches: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
             other: Mutex::new(vec![]),
         });
         let shared = state.clone();
@@ -220,6 +223,11 @@ impl TestIdp {
         self.state.fetches.load(Ordering::SeqCst)
     }
 
+    /// Requests of any path (discovery, JWKS, anything else) so far.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
     /// Paths requested other than the JWKS and the OpenID configuration.
     pub fn other_requests(&self) -> Vec<String> {
         self.state.other.lock().unwrap().clone()
@@ -227,6 +235,7 @@ impl TestIdp {
 }
 
 async fn answer(state: &State, path: &str) -> Response<Full<Bytes>> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
     let delay = *state.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

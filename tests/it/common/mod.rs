@@ -2,13 +2,15 @@
 //! [`upstream::TestUpstream`] and [`TestProxy`] (the real proxy, started in-process from a real
 //! config file and a real key file); for failure tests, [`raw_upstream::RawUpstream`] (strict
 //! framing, resets, hangs), [`gate::TcpGate`] (a server that goes down and comes back) and
-//! [`raw_client`] (hand-written requests).
+//! [`raw_client`] (hand-written requests); [`serve::ServeChild`] runs `resigner serve` as a
+//! child process.
 
 pub mod client;
 pub mod gate;
 pub mod idp;
 pub mod raw_client;
 pub mod raw_upstream;
+pub mod serve;
 pub mod tls;
 pub mod upstream;
 
@@ -35,6 +37,8 @@ pub struct ProxyBuilder {
     admin_lines: Vec<String>,
     min_published_age: Option<String>,
     server_lines: Vec<String>,
+    /// Fixed listen addresses (public, admin) instead of ephemeral ports.
+    listen: Option<(String, String)>,
 }
 
 /// The static management token every test proxy accepts (all four scopes).
@@ -62,7 +66,14 @@ impl ProxyBuilder {
             admin_lines: vec![],
             min_published_age: None,
             server_lines: vec![],
+            listen: None,
         }
+    }
+
+    /// Listens on these fixed addresses (see [`free_addr`]), so a restart keeps them.
+    pub fn listen_on(mut self, public: &str, admin: &str) -> Self {
+        self.listen = Some((public.to_string(), admin.to_string()));
+        self
     }
 
     /// Adds a line to `[server]`, e.g. `max_headers = 20`.
@@ -150,7 +161,11 @@ impl ProxyBuilder {
 
     pub async fn start(self) -> TestProxy {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = self.write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+        let (public, admin) = self.listen.clone().unwrap_or_else(|| {
+            let any = "127.0.0.1:0".to_string();
+            (any.clone(), any)
+        });
+        let config_path = self.write_config(dir.path(), &public, &admin);
         let text = std::fs::read_to_string(&config_path).unwrap();
         let config = resigner::load_config(&config_path).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let running = resigner::start(config).await.expect("proxy starts");

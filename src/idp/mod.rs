@@ -3,7 +3,16 @@
 //! `Cache-Control: max-age` within bounds, refetches on an unknown `kid` at most once per
 //! cooldown with a single fetch in flight, remembers unknown kids briefly, and keeps the last
 //! good set through failed refreshes (stale-if-error, up to `max_stale`). A set that is empty,
-//! oversized or unparsable never replaces a good one.
+//! oversized or unparsable never replaces a good one. A request that finds no key set while
+//! the first fetch after start is still in flight waits for it ([`IdpClient::usable_keys`]).
+//! The HTTP side (discovery, bounded fetch, JWKS parsing) is in [`fetch`]; the first-attempt
+//! signal and the failure wording in [`status`].
+
+mod fetch;
+mod status;
+
+pub use fetch::Probe;
+use status::{FetchStatus, Held};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +22,11 @@ use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use aws_lc_rs::digest;
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::{StatusCode, Uri};
 use serde_json::{Map, Value};
 
 use crate::config::IdpSettings;
 use crate::http_client::FetchClient;
-use crate::json;
 use crate::keys::VerifyKey;
 use crate::metrics::Metrics;
 
@@ -91,7 +97,7 @@ pub struct IdpClient {
     negative: Mutex<HashMap<String, Instant>>,
     /// The discovered JWKS URI and the issuer it was discovered for.
     discovered: Mutex<Option<(String, Uri)>>,
-    last_error: Mutex<Option<String>>,
+    status: FetchStatus,
     metrics: Arc<Metrics>,
     /// The runtime [`IdpClient::run`] runs on (the process runtime). On-demand fetches run
     /// there too, so the fetch client's pooled connections never belong to a per-core
@@ -113,7 +119,7 @@ impl IdpClient {
             home: std::sync::OnceLock::new(),
             negative: Mutex::new(HashMap::new()),
             discovered: Mutex::new(None),
-            last_error: Mutex::new(None),
+            status: FetchStatus::new(),
             metrics,
         }
     }
@@ -143,6 +149,22 @@ impl IdpClient {
             .filter(|keys| keys.fetched_at.elapsed() <= self.settings.load().max_stale)
     }
 
+    /// The current key set; when there is none yet and the first fetch after start is still
+    /// in flight, waits for that fetch (at most `fetch_timeout`). Once the first attempt has
+    /// ended, never waits: with the IdP down, `None` comes at once. With keys loaded this is
+    /// [`IdpClient::current`], one atomic load.
+    pub async fn usable_keys(&self) -> Option<Arc<IdpKeys>> {
+        if let Some(keys) = self.current() {
+            return Some(keys);
+        }
+        if !self.status.first_attempt_ended() {
+            tracing::debug!("no IdP key set yet: waiting for the first fetch");
+            let limit = self.settings.load().fetch_timeout;
+            self.status.wait_first_attempt(limit).await;
+        }
+        self.current()
+    }
+
     /// Time since the last loaded key set (usable or too stale) was confirmed by a fetch.
     pub fn age(&self) -> Option<Duration> {
         self.current
@@ -151,9 +173,10 @@ impl IdpClient {
             .map(|keys| keys.fetched_at.elapsed())
     }
 
-    /// The last fetch error, if the last fetch failed.
+    /// The last fetch error, if the last fetch failed, with the attempt number and what is
+    /// held meanwhile ("no key set is loaded yet" or "keeping the last good key set ...").
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|e| e.clone())
+        self.status.last_error()
     }
 
     /// Background task: initial fetch with exponential backoff, then periodic refreshes.
@@ -161,7 +184,7 @@ impl IdpClient {
         let _ = self.home.set(tokio::runtime::Handle::current());
         let mut backoff = Duration::from_millis(250);
         loop {
-            let wait = match self.fetch_now().await {
+            let wait = match self.attempt(Some(backoff)).await {
                 Ok(max_age) => {
                     backoff = Duration::from_millis(250);
                     let settings = self.settings.load();
@@ -255,6 +278,12 @@ impl IdpClient {
 
     /// Fetches the JWKS now and installs it when valid. Returns the response's max-age.
     pub async fn fetch_now(&self) -> Result<Option<Duration>, IdpError> {
+        self.attempt(None).await
+    }
+
+    /// [`IdpClient::fetch_now`], counted and logged; `retry`: when the refresh loop tries
+    /// again if this attempt fails.
+    async fn attempt(&self, retry: Option<Duration>) -> Result<Option<Duration>, IdpError> {
         let result =
             tokio::time::timeout(self.settings.load().fetch_timeout, self.fetch_and_install())
                 .await;
@@ -268,128 +297,22 @@ impl IdpClient {
         match &result {
             Ok(_) => {
                 Metrics::inc(&self.metrics.idp_fetch_ok);
-                if let Ok(mut last) = self.last_error.lock() {
-                    *last = None;
-                }
+                self.status.succeeded();
             }
             Err(err) => {
                 Metrics::inc(&self.metrics.idp_fetch_failed);
-                tracing::warn!(error = %err, "IdP JWKS fetch failed; keeping the last good key set");
-                if let Ok(mut last) = self.last_error.lock() {
-                    *last = Some(err.to_string());
-                }
+                self.status.failed(err, self.held(), retry);
             }
         }
         result
     }
 
-    async fn fetch_and_install(&self) -> Result<Option<Duration>, IdpError> {
-        let uri = self.jwks_uri().await?;
-        let (headers, body) = self.get(&uri).await?;
-        let keys = self.parse_jwks(&uri, &body)?;
-        self.install(keys);
-        Ok(max_age(&headers))
-    }
-
-    async fn jwks_uri(&self) -> Result<Uri, IdpError> {
-        let settings = self.settings.load_full();
-        if let Some(uri) = &settings.jwks_uri {
-            return Ok(uri.clone());
+    fn held(&self) -> Held {
+        match self.age() {
+            None => Held::Nothing,
+            Some(age) if age <= self.settings.load().max_stale => Held::Good(age),
+            Some(age) => Held::TooStale(age),
         }
-        let known = self.discovered.lock().ok().and_then(|d| d.clone());
-        if let Some((issuer, uri)) = known
-            && issuer == settings.issuer
-        {
-            return Ok(uri);
-        }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            settings.issuer.trim_end_matches('/')
-        );
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| IdpError::Invalid(url.clone(), "not a URL".into()))?;
-        let (_, body) = self.get(&uri).await?;
-        let doc =
-            json::parse_object(&body).map_err(|e| IdpError::Invalid(url.clone(), e.to_string()))?;
-        if doc.get("issuer").and_then(Value::as_str) != Some(settings.issuer.as_str()) {
-            return Err(IdpError::Invalid(
-                url,
-                "its \"issuer\" differs from idp.issuer".into(),
-            ));
-        }
-        let jwks = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Uri>().ok())
-            .filter(|u| matches!(u.scheme_str(), Some("http") | Some("https")))
-            .ok_or_else(|| IdpError::Invalid(url, "no usable \"jwks_uri\"".into()))?;
-        if let Ok(mut discovered) = self.discovered.lock() {
-            *discovered = Some((settings.issuer.clone(), jwks.clone()));
-        }
-        Ok(jwks)
-    }
-
-    async fn get(&self, uri: &Uri) -> Result<(HeaderMap, Bytes), IdpError> {
-        let shown = uri.to_string();
-        let request = Request::get(uri.clone())
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("resigner/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::new())
-            .map_err(|e| IdpError::Request(shown.clone(), e.to_string()))?;
-        let response =
-            self.http.request(request).await.map_err(|e| {
-                IdpError::Request(shown.clone(), crate::http_client::error_chain(&e))
-            })?;
-        if response.status() != StatusCode::OK {
-            return Err(IdpError::Status(shown, response.status()));
-        }
-        let (parts, body) = response.into_parts();
-        let limit = self.settings.load().max_response_bytes;
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|_| IdpError::TooLarge(shown, limit))?;
-        Ok((parts.headers, body.to_bytes()))
-    }
-
-    fn parse_jwks(&self, uri: &Uri, body: &[u8]) -> Result<Vec<VerifyKey>, IdpError> {
-        let shown = uri.to_string();
-        let doc = json::parse_object(body)
-            .map_err(|e| IdpError::Invalid(shown.clone(), format!("JWKS is {e}")))?;
-        let list = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| IdpError::Invalid(shown.clone(), "JWKS has no \"keys\" array".into()))?;
-        if list.len() > self.settings.load().max_keys {
-            return Err(IdpError::Invalid(
-                shown,
-                format!(
-                    "JWKS has {} keys; at most {} are accepted",
-                    list.len(),
-                    self.settings.load().max_keys
-                ),
-            ));
-        }
-        let mut keys = Vec::new();
-        for (index, jwk) in list.iter().enumerate() {
-            let Some(jwk) = jwk.as_object() else { continue };
-            match VerifyKey::from_jwk(jwk, &self.settings.load().algorithms) {
-                Ok(Some(key)) => keys.push(key),
-                Ok(None) => {}
-                Err(err) => tracing::warn!(index, error = %err, "skipping an unusable IdP key"),
-            }
-        }
-        if keys.is_empty() {
-            return Err(IdpError::Invalid(
-                shown,
-                "JWKS has no key usable with idp.algorithms".into(),
-            ));
-        }
-        Ok(keys)
     }
 
     fn install(&self, keys: Vec<VerifyKey>) {
@@ -420,40 +343,5 @@ impl IdpClient {
             generation,
             digest,
         })));
-    }
-}
-
-/// `Cache-Control: max-age=N` of a JWKS response (`no-store`/`no-cache` count as 0).
-fn max_age(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(header::CACHE_CONTROL)?.to_str().ok()?;
-    value.split(',').map(str::trim).find_map(|directive| {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            return Some(Duration::ZERO);
-        }
-        lower
-            .strip_prefix("max-age=")?
-            .trim_matches('"')
-            .parse()
-            .ok()
-            .map(Duration::from_secs)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_max_age() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(max_age(&headers), None);
-        headers.insert(
-            header::CACHE_CONTROL,
-            "public, max-age=120".parse().unwrap(),
-        );
-        assert_eq!(max_age(&headers), Some(Duration::from_secs(120)));
-        headers.insert(header::CACHE_CONTROL, "no-store".parse().unwrap());
-        assert_eq!(max_age(&headers), Some(Duration::ZERO));
     }
 }
