@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 use resigner::keys::{SigningKey, pem};
 
 fn main() {
@@ -57,7 +57,7 @@ fn main() {
             .expect("write store");
     }
 
-    let now = resigner::time::now_unix();
+    let now = resigner::jose::time::now_unix();
     let mut tokens = String::with_capacity(count * 700);
     for index in 0..count {
         let claims = json!({

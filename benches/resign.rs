@@ -14,13 +14,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::HeaderValue;
 use serde_json::{Map, Value, json};
 
-use resigner::alg::Alg;
+use resigner::cache::{self, CacheKey, ResignCache, Resigned};
 use resigner::config::{CacheSettings, IdpSettings};
+use resigner::jose::alg::Alg;
+use resigner::jose::time::now_unix;
 use resigner::keys::{SigningKey, VerifyKey};
-use resigner::proxy::cache::{self, CacheKey, ResignCache, Resigned};
 use resigner::proxy::claims::{self, ClaimMapping};
 use resigner::proxy::verify;
-use resigner::time::now_unix;
 
 const IDP_ISSUER: &str = "https://idp.example.com/";
 const ROUTE_AUDIENCE: &str = "https://api.example.com/orders";
@@ -158,7 +158,7 @@ fn miss(fx: &Fixture, out: &SigningKey, token: &str) -> Result<String, Box<dyn E
 /// the mapped claims, so the benchmark cannot be measuring a broken path.
 fn assert_resigned(out: &SigningKey, resigned: &str) {
     let (input, sig) = resigned.rsplit_once('.').expect("compact JWS");
-    let sig = resigner::b64::decode(sig).expect("signature is base64url");
+    let sig = resigner::jose::b64::decode(sig).expect("signature is base64url");
     out.public_jwk()
         .material
         .parse_for(out.alg())
@@ -166,9 +166,10 @@ fn assert_resigned(out: &SigningKey, resigned: &str) {
         .verify_sig(input.as_bytes(), &sig)
         .expect("re-signed token verifies under the output key");
     let payload = input.split('.').nth(1).expect("payload segment");
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&resigner::b64::decode(payload).expect("payload is base64url"))
-            .expect("payload is JSON");
+    let claims: Map<String, Value> = serde_json::from_slice(
+        &resigner::jose::b64::decode(payload).expect("payload is base64url"),
+    )
+    .expect("payload is JSON");
     assert_eq!(claims["iss"], OUTPUT_ISSUER);
     assert_eq!(claims["aud"], "legacy-orders");
     assert_eq!(claims["roles"], json!(["orders-admin", "auditor"]));

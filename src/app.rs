@@ -9,15 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::cache::{self, ResignCache};
 use crate::config::Config;
-use crate::config::reload::ReloadStatus;
-use crate::http_client::{self, Upstreams};
+use crate::http::client::{self as http_client, Upstreams};
 use crate::idp::IdpClient;
 use crate::keys::import::{self, ImportError};
 use crate::keys::store::{KeyStore, StoredSet};
 use crate::keys::{CustomKeySet, RenderedJwks};
 use crate::metrics::Metrics;
-use crate::proxy::cache::{self, ResignCache};
+use crate::reload::ReloadStatus;
 
 pub struct AppState {
     config: ArcSwap<Config>,
@@ -32,7 +32,7 @@ pub struct AppState {
     jwks: ArcSwap<RenderedJwks>,
     pub metrics: Arc<Metrics>,
     /// Threads for slow (RSA) signatures: one per core, below the workers' priority.
-    pub signing_pool: crate::signing_pool::SigningPool,
+    pub signing_pool: crate::keys::signing_pool::SigningPool,
     reload: std::sync::Mutex<ReloadStatus>,
     /// The `resigner keys import` command that publishes the configured signing keys on
     /// this process's admin listener, named when the active key is not published.
@@ -42,7 +42,7 @@ pub struct AppState {
     listeners: std::sync::OnceLock<Listeners>,
 }
 
-/// The bound listener addresses, set once by [`crate::server::start`].
+/// The bound listener addresses, set once by [`crate::http::server::start`].
 #[derive(Debug, Clone, Copy)]
 pub struct Listeners {
     pub public: std::net::SocketAddr,
@@ -54,7 +54,7 @@ pub struct Listeners {
 impl AppState {
     /// Builds the state for `config` with the custom key set already loaded from `store`;
     /// `admin_addr` is the bound admin listener. The background tasks are started by
-    /// [`crate::server::start`].
+    /// [`crate::http::server::start`].
     pub fn new(
         mut config: Config,
         store: Arc<dyn KeyStore>,
@@ -62,14 +62,14 @@ impl AppState {
         admin_addr: std::net::SocketAddr,
     ) -> Arc<Self> {
         config.generation = 1;
-        let import_command = crate::keys_cli::configured::import_command(
+        let import_command = crate::cli::keys::configured::import_command(
             config.source.as_deref(),
             admin_addr,
             config.admin_tls.is_some(),
         );
         let metrics = Arc::new(Metrics::default());
-        let signing_pool = crate::signing_pool::SigningPool::new(
-            crate::workers::default_workers(),
+        let signing_pool = crate::keys::signing_pool::SigningPool::new(
+            crate::http::workers::default_workers(),
             Some(metrics.signing_fallbacks.clone()),
         );
         let fetch = http_client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
@@ -97,7 +97,7 @@ impl AppState {
                 ok: true,
                 ..Default::default()
             }),
-            started_at: crate::time::now_unix(),
+            started_at: crate::jose::time::now_unix(),
             listeners: std::sync::OnceLock::new(),
             import_command,
         });
@@ -110,7 +110,7 @@ impl AppState {
         let _ = self.listeners.set(listeners);
     }
 
-    /// The bound listeners; `None` before [`crate::server::start`] has bound them.
+    /// The bound listeners; `None` before [`crate::http::server::start`] has bound them.
     pub fn listeners(&self) -> Option<Listeners> {
         self.listeners.get().copied()
     }
@@ -173,13 +173,13 @@ impl AppState {
             .check_published(
                 &signing.active,
                 signing.min_published_age.as_secs(),
-                crate::time::now_unix(),
+                crate::jose::time::now_unix(),
             )
             .map_err(|err| match err.needs_import() {
                 true => format!(
                     "{err}; import its public JWK: `{}` (management token in --token or ${})",
                     self.import_command,
-                    crate::keys_cli::TOKEN_ENV
+                    crate::cli::keys::TOKEN_ENV
                 ),
                 false => err.to_string(),
             })

@@ -1,39 +1,30 @@
 //! resigner: a token re-signing reverse proxy.
 //!
-//! A request flows `server` -> `router` -> `proxy::verify` -> `proxy::claims` -> `proxy::sign`
-//! -> `proxy::forward`; the IdP key client (`idp`) feeds verification and the published JWKS
-//! (`keys::key_set`). This file only declares modules and re-exports the entry points.
+//! A request flows `http::server` (accept, TLS, limits, per-core workers) -> `router` (route
+//! by prefix, well-known paths) -> `proxy` (bearer token -> `proxy::verify` -> claims mapped ->
+//! signed, through `cache`) -> `proxy::forward` -> the upstream. The IdP key client (`idp`)
+//! feeds verification and the published JWKS (`keys::key_set`); the admin listener (`admin`)
+//! manages the key store (`keys::store`). `config` is plain data: the file shape, the runtime
+//! shape and the one function between them; `reload` watches the files and swaps new
+//! snapshots into the running state (`app`). This file only declares modules and re-exports
+//! the entry points.
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod alg;
 pub mod app;
-pub mod b64;
-pub mod body;
-pub mod certs;
-pub mod check;
+pub mod cache;
 pub mod cli;
 pub mod config;
-pub mod conn_info;
-pub mod demo;
-pub mod http_client;
+pub mod http;
 pub mod idp;
-pub mod json;
+pub mod jose;
 pub mod keys;
-pub mod keys_cli;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
-pub mod request_id;
+pub mod reload;
 pub mod router;
-pub mod server;
-pub mod signing_pool;
-pub mod time;
-pub mod timeout_body;
-pub mod tls;
-pub mod token_cli;
-pub mod workers;
 
 pub use app::AppState;
 pub use config::{Config, load_config};
-pub use server::{Running, start};
+pub use http::server::{Running, start};

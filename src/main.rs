@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use resigner::alg::Alg;
+use resigner::cli::keys::{self as keys_cli, AdminClient};
 use resigner::cli::{AdminArgs, Cli, Command, KeyFiles, KeysCommand, TokenCommand};
+use resigner::jose::alg::Alg;
 use resigner::keys::{SigningKey, pem};
-use resigner::keys_cli::{self, AdminClient};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,11 +43,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config: path } => {
             let config = resigner::load_config(&path)?;
             let server = &config.server;
-            resigner::workers::process_runtime(server.scheduler, server.workers)
+            resigner::http::workers::process_runtime(server.scheduler, server.workers)
                 .context("starting the async runtime")?
                 .block_on(async {
                 let running = resigner::start(config).await?;
-                let reloader = resigner::config::reload::Reloader::new(&path, running.state.clone());
+                let reloader = resigner::reload::Reloader::new(&path, running.state.clone());
                 for resolver in running.cert_resolvers() {
                     reloader.add_cert_resolver(resolver.clone());
                 }
@@ -65,7 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Certs {
             command: resigner::cli::CertsCommand::Dev { out },
         } => {
-            let files = resigner::certs::write_dev_certs(&out)?;
+            let files = resigner::cli::certs::write_dev_certs(&out)?;
             let absolute = |path: &std::path::Path| {
                 std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
             };
@@ -87,7 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { port } => runtime()?
-            .block_on(resigner::demo::run(port))
+            .block_on(resigner::cli::demo::run(port))
             .map_err(Into::into),
         Command::Check { config, online } => {
             let config = resigner::load_config(&config)?;
@@ -98,10 +98,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.signing.active.alg()
             );
             if !online {
-                println!("{}", resigner::check::NOT_CHECKED_OFFLINE);
+                println!("{}", resigner::cli::check::NOT_CHECKED_OFFLINE);
                 return Ok(());
             }
-            let report = runtime()?.block_on(resigner::check::online(&config));
+            let report = runtime()?.block_on(resigner::cli::check::online(&config));
             report.lines.iter().for_each(|line| println!("{line}"));
             Ok(report.result()?)
         }
@@ -124,7 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            resigner::demo::write_private(&pem_path, &pem::encode(&der, "PRIVATE KEY"))
+            resigner::cli::demo::write_private(&pem_path, &pem::encode(&der, "PRIVATE KEY"))
                 .with_context(|| format!("writing {}", pem_path.display()))?;
             let jwk = serde_json::to_string_pretty(&key.public_jwk().to_json())?;
             std::fs::write(&jwk_path, jwk + "\n")
@@ -211,7 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let token = token_argument(token)?;
             print!(
                 "{}",
-                resigner::token_cli::inspect(&token, resigner::time::now_unix())?
+                resigner::cli::token::inspect(&token, resigner::jose::time::now_unix())?
             );
             Ok(())
         }
@@ -226,7 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = std::sync::Arc::new(resigner::load_config(&config)?);
             let token = token_argument(token)?;
-            let out = runtime()?.block_on(resigner::token_cli::resign(
+            let out = runtime()?.block_on(resigner::cli::token::resign(
                 config, &route, &token, !no_verify,
             ))?;
             print!("{out}");

@@ -24,7 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::alg::Alg;
+use crate::jose::alg::Alg;
 use labels::{AlgLabel, KeyLabels, KidLabel, Reason, RequestLabels};
 
 pub use prometheus_client::metrics::counter::Counter;
@@ -93,7 +93,7 @@ pub struct Metrics {
     pub cache_misses: Counter,
     /// Tokens signed, every key together.
     pub signatures: Counter,
-    /// See [`crate::signing_pool`].
+    /// See [`crate::keys::signing_pool`].
     pub signing_fallbacks: Counter,
     pub idp_fetch_ok: Counter,
     pub idp_fetch_failed: Counter,

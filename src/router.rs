@@ -12,18 +12,18 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use crate::app::AppState;
-use crate::body::{self, Body};
+use crate::http::body::{self, Body};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// Routes one request on the public listener, in its request id's span (see
-/// [`crate::request_id`]): the id is forwarded upstream and echoed on every response.
+/// [`crate::http::request_id`]): the id is forwarded upstream and echoed on every response.
 pub async fn public(
     state: &AppState,
     request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    crate::request_id::scope(request, |request| async move {
+    crate::http::request_id::scope(request, |request| async move {
         if request.uri().path() == JWKS_PATH {
             let response = jwks(state, &request);
             state

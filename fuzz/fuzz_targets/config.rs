@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 use resigner::config::{lines, parse_config};
 use resigner::keys::{SigningKey, pem};
 use resigner::proxy::claims::RESERVED;

@@ -1,11 +1,11 @@
-//! Fuzz target `json`: arbitrary bytes through `resigner::json::parse_value`, the strict
+//! Fuzz target `json`: arbitrary bytes through `resigner::jose::json::parse_value`, the strict
 //! parser every token header, payload and key import goes through, differentially against
 //! plain serde_json: the strict parser accepts exactly what serde_json accepts minus
 //! documents with a repeated member, and then yields the same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use resigner::json::{self, JsonError};
+use resigner::jose::json::{self, JsonError};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {

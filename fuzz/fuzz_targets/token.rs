@@ -14,8 +14,8 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use resigner::alg::Alg;
-use resigner::b64;
+use resigner::jose::alg::Alg;
+use resigner::jose::b64;
 use resigner::config::IdpSettings;
 use resigner::keys::{SigningKey, VerifyKey};
 use resigner::proxy::claims::{ClaimMapping, map_claims};

@@ -4,7 +4,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
-use crate::body::{self, Body};
+use crate::http::body::{self, Body};
 use crate::keys::import::ImportError;
 
 /// Everything that can stop a management API request.

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::auth::{self, Caller};
 use super::error::AdminError;
 use crate::app::AppState;
-use crate::body::{self, Body};
+use crate::http::body::{self, Body};
 use crate::keys::CustomKeySet;
 use crate::keys::import::{self, MAX_BODY_BYTES};
 use crate::keys::store::StoreError;
@@ -81,7 +81,7 @@ async fn put(state: &AppState, request: Request<Incoming>) -> Result<Response<Bo
         .map_err(|_| AdminError::TooLarge(MAX_BODY_BYTES))?
         .to_bytes();
     let imported = import::parse_body(&bytes, &state.idp_kids())?;
-    let now = crate::time::now_unix();
+    let now = crate::jose::time::now_unix();
     let published_at: BTreeMap<String, i64> = imported
         .iter()
         .map(|key| {

@@ -12,7 +12,7 @@
 //! - `GET /.well-known/jwks.json` — the same JWKS as the public listener
 //! - `GET /metrics` — Prometheus text format (see [`crate::metrics`] and the README)
 //!
-//! Every response carries the request's `X-Request-Id` (see [`crate::request_id`]).
+//! Every response carries the request's `X-Request-Id` (see [`crate::http::request_id`]).
 
 pub mod auth;
 pub mod error;
@@ -24,9 +24,10 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::body::{self, Body};
+use crate::http::body::{self, Body};
+use crate::http::request_id;
 use crate::metrics;
-use crate::{request_id, router};
+use crate::router;
 
 pub const CUSTOM_SIGNING_PATH: &str = "/api/v2/keys/custom-signing";
 

@@ -12,10 +12,10 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::body::{self, Body};
 use crate::config::RouteMode;
+use crate::http::body::{self, Body};
+use crate::jose::time::format_utc;
 use crate::metrics::Scrape;
-use crate::time::format_utc;
 
 /// Why the proxy cannot serve re-signed tokens now; empty when it can.
 pub fn readiness_reasons(state: &AppState) -> Vec<String> {
@@ -52,7 +52,7 @@ fn signing_keys(state: &AppState) -> Vec<(Arc<str>, bool, Option<String>)> {
     let config = state.config();
     let custom = state.custom_keys();
     let min_age = config.signing.min_published_age.as_secs();
-    let now = crate::time::now_unix();
+    let now = crate::jose::time::now_unix();
     config
         .signing
         .keys
@@ -99,7 +99,7 @@ pub fn status(state: &AppState) -> Value {
     let idp = state.idp.current();
     let custom = state.custom_keys();
     let reasons = readiness_reasons(state);
-    let now = crate::time::now_unix();
+    let now = crate::jose::time::now_unix();
     let reload = state.reload_status();
     let listeners = state.listeners();
     let routes: Vec<Value> = config

@@ -42,7 +42,7 @@ pub struct ServerSection {
     pub drain_timeout: Option<String>,
     /// Threads serving the public listener; 0 or absent: one per core.
     pub workers: Option<usize>,
-    /// `per_core` or `work_stealing` (see `crate::workers`).
+    /// `per_core` or `work_stealing` (see `crate::http::workers`).
     pub scheduler: Option<String>,
 }
 

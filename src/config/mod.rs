@@ -3,10 +3,8 @@
 
 pub mod file;
 pub mod lines;
-pub mod reload;
 pub mod schema;
 pub mod transport;
-pub mod triggers;
 pub mod validate;
 
 use std::path::Path;
@@ -134,7 +132,7 @@ mod example_tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::alg::Alg;
+    use crate::jose::alg::Alg;
     use crate::keys::{SigningKey, pem};
     use crate::proxy::claims::ClaimMapping;
 
@@ -250,8 +248,14 @@ mod example_tests {
         assert_eq!(config.server.body_read_timeout, Duration::from_secs(30));
         assert_eq!(config.server.max_connections, 4096);
         assert_eq!(config.server.drain_timeout, Duration::from_secs(30));
-        assert_eq!(config.server.scheduler, crate::workers::Scheduler::PerCore);
-        assert_eq!(config.server.workers, crate::workers::default_workers());
+        assert_eq!(
+            config.server.scheduler,
+            crate::http::workers::Scheduler::PerCore
+        );
+        assert_eq!(
+            config.server.workers,
+            crate::http::workers::default_workers()
+        );
         assert!(config.server.tls.is_none() && config.admin_tls.is_none());
         assert_eq!(config.admin_listen, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(config.idp.issuer, "https://idp.example.com/");

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::file::{RouteSection, ServerSection};
 use super::validate::{Problems, ServerSettings};
-use crate::tls::{ClientTls, TlsFiles, load_certified_key};
-use crate::workers::{self, Scheduler};
+use crate::http::tls::{ClientTls, TlsFiles, load_certified_key};
+use crate::http::workers::{self, Scheduler};
 
 /// Default `[server] max_header_bytes`: request line plus headers of an HTTP/1 request.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -196,8 +196,8 @@ pub(super) fn client_tls(
 
 #[cfg(test)]
 mod tests {
-    use crate::alg::Alg;
     use crate::config::{ConfigError, parse_config};
+    use crate::jose::alg::Alg;
     use crate::keys::{SigningKey, pem};
 
     /// The problems of a config whose `[server]` table holds `server`.

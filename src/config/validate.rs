@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use super::file::{self, FileConfig, OneOrMany};
 use super::transport;
-use crate::alg::Alg;
+use crate::http::tls::{ClientTls, TlsFiles};
+use crate::jose::alg::Alg;
+use crate::jose::time::parse_duration;
 use crate::keys::SigningKey;
 use crate::proxy::claims::{ClaimMapping, RESERVED};
-use crate::time::parse_duration;
-use crate::tls::{ClientTls, TlsFiles};
 
 /// The validated runtime configuration. Immutable; a reload builds a new one.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ pub struct ServerSettings {
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
     /// How the public listener's connections map onto threads.
-    pub scheduler: crate::workers::Scheduler,
+    pub scheduler: crate::http::workers::Scheduler,
     /// Threads serving the public listener (at least 1).
     pub workers: usize,
 }

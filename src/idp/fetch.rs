@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use serde_json::Value;
 
 use super::{IdpClient, IdpError};
-use crate::json;
+use crate::jose::json;
 use crate::keys::VerifyKey;
 
 /// What `resigner check --online` learns from the IdP: the JWKS URI used and its usable keys.
@@ -106,7 +106,7 @@ impl IdpClient {
             .map_err(|e| IdpError::Request(shown.clone(), e.to_string()))?;
         let response =
             self.http.request(request).await.map_err(|e| {
-                IdpError::Request(shown.clone(), crate::http_client::error_chain(&e))
+                IdpError::Request(shown.clone(), crate::http::client::error_chain(&e))
             })?;
         if response.status() != StatusCode::OK {
             return Err(IdpError::Status(shown, response.status()));

@@ -26,7 +26,7 @@ use http::{StatusCode, Uri};
 use serde_json::{Map, Value};
 
 use crate::config::IdpSettings;
-use crate::http_client::FetchClient;
+use crate::http::client::FetchClient;
 use crate::keys::VerifyKey;
 use crate::metrics::Metrics;
 

@@ -65,7 +65,7 @@ impl FetchStatus {
     /// Records and logs a failure; `retry` is when the next attempt is due, if scheduled.
     pub(super) fn failed(&self, error: &IdpError, held: Held, retry: Option<Duration>) {
         let attempt = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        let what = describe(attempt, held, retry, crate::time::now_unix());
+        let what = describe(attempt, held, retry, crate::jose::time::now_unix());
         tracing::warn!(error = %error, "IdP JWKS fetch failed {what}");
         if let Ok(mut last) = self.last_error.lock() {
             *last = Some(format!("{error} {what}"));
@@ -76,7 +76,7 @@ impl FetchStatus {
 
 /// `(attempt 3); no key set is loaded yet; next attempt in 2s at 2026-12-02T06:10:03Z`.
 fn describe(attempt: u64, held: Held, retry: Option<Duration>, now: i64) -> String {
-    let ago = |age: Duration| crate::time::describe_relative(-(age.as_secs() as i64));
+    let ago = |age: Duration| crate::jose::time::describe_relative(-(age.as_secs() as i64));
     let held = match held {
         Held::Nothing => "no key set is loaded yet".to_string(),
         Held::Good(age) => format!("keeping the last good key set (fetched {})", ago(age)),
@@ -90,7 +90,7 @@ fn describe(attempt: u64, held: Held, retry: Option<Duration>, now: i64) -> Stri
         let at = now + retry.as_secs_f64().ceil() as i64;
         text.push_str(&format!(
             "; next attempt in {retry:?} at {}",
-            crate::time::format_utc(at)
+            crate::jose::time::format_utc(at)
         ));
     }
     text

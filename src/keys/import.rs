@@ -13,9 +13,9 @@ use serde_json::{Map, Value};
 
 use super::jwk::KeyMaterial;
 use super::x509;
-use crate::alg::{Alg, KeyFamily};
-use crate::b64;
-use crate::json;
+use crate::jose::alg::{Alg, KeyFamily};
+use crate::jose::b64;
+use crate::jose::json;
 
 /// At most this many keys in a set (Auth0's limit).
 pub const MAX_KEYS: usize = 10;
@@ -250,9 +250,9 @@ fn validate_key(index: usize, key: &Value) -> Result<ImportedKey, ImportError> {
     }
     let check_alg = alg.unwrap_or(match material.family() {
         KeyFamily::Rsa => Alg::RS256,
-        KeyFamily::Ec(crate::alg::Curve::P256) => Alg::ES256,
-        KeyFamily::Ec(crate::alg::Curve::P384) => Alg::ES384,
-        KeyFamily::Ec(crate::alg::Curve::P521) => Alg::ES512,
+        KeyFamily::Ec(crate::jose::alg::Curve::P256) => Alg::ES256,
+        KeyFamily::Ec(crate::jose::alg::Curve::P384) => Alg::ES384,
+        KeyFamily::Ec(crate::jose::alg::Curve::P521) => Alg::ES512,
         KeyFamily::Ed25519 => Alg::EdDSA,
     });
     material.parse_for(check_alg).map_err(|_| {

@@ -7,8 +7,8 @@ use aws_lc_rs::rsa::PublicKeyComponents;
 use aws_lc_rs::signature::ParsedPublicKey;
 use serde_json::{Map, Value, json};
 
-use crate::alg::{Alg, Curve, KeyFamily};
-use crate::b64;
+use crate::jose::alg::{Alg, Curve, KeyFamily};
+use crate::jose::b64;
 
 /// The public part of a signing key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::import::ImportedKey;
 use super::signing::SigningKey;
-use crate::b64;
+use crate::jose::b64;
 
 /// The customer's imported public keys, as published: one immutable snapshot per version.
 #[derive(Debug, Clone, Default)]

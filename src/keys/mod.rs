@@ -6,6 +6,7 @@ pub mod jwk;
 pub mod key_set;
 pub mod pem;
 pub mod signing;
+pub mod signing_pool;
 pub mod store;
 pub mod x509;
 

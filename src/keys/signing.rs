@@ -11,8 +11,8 @@ use aws_lc_rs::signature::{
 };
 use serde_json::json;
 
-use crate::alg::{Alg, Curve, KeyFamily};
-use crate::b64;
+use crate::jose::alg::{Alg, Curve, KeyFamily};
+use crate::jose::b64;
 use crate::keys::jwk::{KeyMaterial, PublicJwk};
 use crate::keys::pem;
 
@@ -259,9 +259,10 @@ mod tests {
             parsed
                 .verify_sig(input.as_bytes(), &b64::decode(sig).unwrap())
                 .unwrap();
-            let header =
-                crate::json::parse_object(&b64::decode(input.split('.').next().unwrap()).unwrap())
-                    .unwrap();
+            let header = crate::jose::json::parse_object(
+                &b64::decode(input.split('.').next().unwrap()).unwrap(),
+            )
+            .unwrap();
             assert_eq!(header["alg"], alg.name());
             assert_eq!(header["typ"], "at+jwt");
             assert!(!format!("{key:?}").contains("pair"));

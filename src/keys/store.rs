@@ -257,7 +257,7 @@ fn read_file(path: &Path) -> Result<(StoredSet, Stamp), StoreError> {
             });
         }
     };
-    crate::json::parse_value(&bytes).map_err(|e| StoreError::Corrupt {
+    crate::jose::json::parse_value(&bytes).map_err(|e| StoreError::Corrupt {
         path: shown.clone(),
         message: e.to_string(),
     })?;

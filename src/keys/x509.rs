@@ -8,13 +8,13 @@
 //! resigner supports and a named error for the rest. Nothing else is checked here: not the
 //! signature, the chain, the validity period, names or extensions.
 //!
-//! May use: x509-parser, [`crate::keys::jwk`], [`crate::alg`].
+//! May use: x509-parser, [`crate::keys::jwk`], [`crate::jose::alg`].
 
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::alg::Curve;
+use crate::jose::alg::Curve;
 use crate::keys::jwk::KeyMaterial;
 
 /// Why no usable public key could be taken from a certificate. The texts are written to be
@@ -157,7 +157,7 @@ fn ec_point(curve: Curve, point: &[u8]) -> Result<KeyMaterial, X509Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alg::Alg;
+    use crate::jose::alg::Alg;
     use crate::keys::signing::SigningKey;
 
     /// DER tags and OID content octets for hand-built certificates.

@@ -4,7 +4,7 @@
 //! a map) is logged as that JSON value, not as a string holding JSON. Span fields are stored
 //! by [`tracing_subscriber::fmt::format::JsonFields`] and embedded as objects.
 //!
-//! May use: tracing, tracing-subscriber, serde_json, [`crate::time`].
+//! May use: tracing, tracing-subscriber, serde_json, [`crate::jose::time`].
 
 use std::fmt;
 
@@ -127,7 +127,7 @@ fn timestamp() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let seconds = crate::time::format_utc(now.as_secs() as i64);
+    let seconds = crate::jose::time::format_utc(now.as_secs() as i64);
     let whole = seconds.trim_end_matches('Z');
     format!("{whole}.{:06}Z", now.subsec_micros())
 }

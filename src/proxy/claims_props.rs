@@ -17,8 +17,8 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 use super::{ClaimMapping, RESERVED, map_claims};
-use crate::alg::Alg;
 use crate::config::parse_config;
+use crate::jose::alg::Alg;
 use crate::keys::{SigningKey, pem};
 
 /// The claims resigner writes itself, whatever the mapping says.

@@ -5,7 +5,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
 use super::verify::VerifyError;
-use crate::body::{self, Body};
+use crate::http::body::{self, Body};
 
 /// Everything that can stop a proxied request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

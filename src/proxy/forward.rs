@@ -15,11 +15,11 @@ use hyper::body::Incoming;
 
 use super::error::ProxyError;
 use crate::app::AppState;
-use crate::body::Body;
 use crate::config::Route;
-use crate::conn_info::ConnInfo;
+use crate::http::body::Body;
+use crate::http::conn_info::ConnInfo;
+use crate::http::timeout_body::{BodyReadTimeout, TimeoutBody};
 use crate::metrics::UpstreamError;
-use crate::timeout_body::{BodyReadTimeout, TimeoutBody};
 
 /// RFC 9110 §7.6.1 connection-specific headers, plus the legacy `Proxy-Connection`.
 const HOP_BY_HOP: [&str; 9] = [
@@ -129,7 +129,7 @@ pub async fn forward(
                 UpstreamError::Other
             };
             state.metrics.record_upstream_error(kind);
-            tracing::warn!(route = %route.prefix, error = %crate::http_client::error_chain(&err), "upstream request failed");
+            tracing::warn!(route = %route.prefix, error = %crate::http::client::error_chain(&err), "upstream request failed");
             return Err(ProxyError::UpstreamUnreachable);
         }
         Ok(Ok(response)) => {

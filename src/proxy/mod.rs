@@ -2,7 +2,6 @@
 //! [`handle`] never fails: it calls [`try_handle`] and turns any error into a response
 //! through the one table in [`error`].
 
-pub mod cache;
 pub mod claims;
 pub mod error;
 pub mod forward;
@@ -16,13 +15,13 @@ use http::{HeaderMap, HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 
 use crate::app::AppState;
-use crate::b64;
-use crate::body::Body;
+use crate::cache::{CacheKey, Resigned};
 use crate::config::validate::max_token_bytes;
 use crate::config::{Config, Route, RouteMode};
+use crate::http::body::Body;
 use crate::idp::{IdpKeys, Lookup};
+use crate::jose::b64;
 use crate::metrics::{self, Metrics};
-use cache::{CacheKey, Resigned};
 pub use error::ProxyError;
 use verify::VerifyError;
 
@@ -41,7 +40,7 @@ pub async fn handle(
             if !err.is_upstream() {
                 state.metrics.record_failure(err.reason());
             }
-            // The request's span (see `crate::request_id`) names its id, method and path.
+            // The request's span (see `crate::http::request_id`) names its id, method and path.
             tracing::info!(reason = err.reason(), error = %err.logged(), "request rejected");
             error::response(&err)
         }
@@ -199,7 +198,7 @@ pub async fn verify_token(
         key,
         &settings,
         audience,
-        crate::time::now_unix(),
+        crate::jose::time::now_unix(),
     )?)
 }
 
@@ -212,7 +211,7 @@ async fn resign_uncached(
 ) -> Result<Arc<Resigned>, ProxyError> {
     let settings = state.idp.settings();
     let verified = verify_token(state, token, &route.audience, idp_keys).await?;
-    let now = crate::time::now_unix();
+    let now = crate::jose::time::now_unix();
     let leeway = settings.leeway.as_secs() as i64;
     if route.mode == RouteMode::Verify {
         // Verify-only: the IdP token itself is forwarded, valid until its own exp.

@@ -6,11 +6,11 @@
 
 use serde_json::{Map, Value};
 
-use crate::alg::Alg;
-use crate::b64;
 use crate::config::IdpSettings;
 use crate::config::validate::max_token_bytes;
-use crate::json::{self, JsonError};
+use crate::jose::alg::Alg;
+use crate::jose::b64;
+use crate::jose::json::{self, JsonError};
 use crate::keys::VerifyKey;
 
 /// Why a token was rejected. The text is the `error_description` sent to the client, so it

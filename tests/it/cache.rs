@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 
 use crate::common::*;
 

@@ -58,7 +58,7 @@ async fn fatal_errors_are_json_lines_under_log_format_json() {
 
 /// A valid config (with its signing key) whose public listener is `listen`.
 pub fn config_listening_on(dir: &std::path::Path, listen: &str) -> std::path::PathBuf {
-    crate::common::write_key(&dir.join("signing.pem"), resigner::alg::Alg::ES256);
+    crate::common::write_key(&dir.join("signing.pem"), resigner::jose::alg::Alg::ES256);
     let path = dir.join("resigner.toml");
     let admin = crate::common::free_addr();
     std::fs::write(

@@ -3,7 +3,7 @@
 //! and by a hot reload, which keeps the running config and shows the same list in
 //! `/admin/status`.
 
-use resigner::config::reload::Reloader;
+use resigner::reload::Reloader;
 
 use crate::cli::resigner;
 use crate::common::*;

@@ -6,7 +6,7 @@
 //! and that the stored set (GET) and the published JWKS are unchanged.
 
 use http::Method;
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 use serde_json::{Value, json};
 
 use crate::common::idp::b64;

@@ -97,7 +97,7 @@ fn spki(algorithm: &[u8], key: &[u8]) -> Vec<u8> {
 }
 
 fn rsa_spki(jwk: &Value) -> (Vec<u8>, Vec<u8>) {
-    let decode = |m: &str| resigner::b64::decode(jwk[m].as_str().unwrap()).unwrap();
+    let decode = |m: &str| resigner::jose::b64::decode(jwk[m].as_str().unwrap()).unwrap();
     let pkcs1 = der(
         0x30,
         &[der_uint(&decode("n")), der_uint(&decode("e"))].concat(),
@@ -109,7 +109,7 @@ fn rsa_spki(jwk: &Value) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn ec_spki(jwk: &Value) -> Vec<u8> {
-    let decode = |m: &str| resigner::b64::decode(jwk[m].as_str().unwrap()).unwrap();
+    let decode = |m: &str| resigner::jose::b64::decode(jwk[m].as_str().unwrap()).unwrap();
     let point = [&[4u8][..], &decode("x"), &decode("y")].concat();
     let oids = [
         0x06, 7, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, // id-ecPublicKey
@@ -233,7 +233,7 @@ async fn hostile_tokens_are_rejected_and_never_forwarded() {
     let valid = raw_token(&key, &rs_header("idp-1"), &payload);
     let valid_ec = mint(&ec, &serde_json::from_str(&payload).unwrap());
     let (ec_input, ec_sig) = valid_ec.rsplit_once('.').unwrap();
-    let ec_sig = resigner::b64::decode(ec_sig).unwrap();
+    let ec_sig = resigner::jose::b64::decode(ec_sig).unwrap();
     let (r, s) = ec_sig.split_at(32);
     let with_sig = |sig: Vec<u8>| format!("{ec_input}.{}", b64(sig));
     let der_sig = der(0x30, &[der_uint(r), der_uint(s)].concat());

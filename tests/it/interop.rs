@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 use serde_json::Value;
 
 use crate::common::*;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use http::Method;
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 use resigner::keys::SigningKey;
 use serde_json::{Value, json};
 

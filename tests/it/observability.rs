@@ -78,7 +78,7 @@ async fn scrape(proxy: &TestProxy) -> String {
 }
 
 fn expired_claims(issuer: &str) -> Value {
-    let now = resigner::time::now_unix();
+    let now = resigner::jose::time::now_unix();
     let mut claims = claims(issuer, "https://api.test");
     claims["iat"] = json!(now - 1200);
     claims["exp"] = json!(now - 600);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::Method;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -118,7 +118,7 @@ async fn valid_token_is_resigned_mapped_and_forwarded() {
         &["legacy-orders"],
     )
     .await;
-    let now = resigner::time::now_unix();
+    let now = resigner::jose::time::now_unix();
     assert_eq!(out["iss"], "https://resigner.test/");
     assert_eq!(out["aud"], json!(["legacy-orders", "legacy-billing"]));
     assert_eq!(out["sub"], "user-42");
@@ -163,7 +163,7 @@ async fn short_lived_token_keeps_its_own_exp_and_custom_header_route() {
         .await;
     proxy.ready().await;
     let mut incoming = claims(&idp.issuer, "https://api.test");
-    let exp = resigner::time::now_unix() + 90;
+    let exp = resigner::jose::time::now_unix() + 90;
     incoming["exp"] = json!(exp);
     let token = mint(&key, &incoming);
     let reply = get(

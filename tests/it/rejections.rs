@@ -59,7 +59,7 @@ async fn every_bad_token_is_rejected_and_never_forwarded() {
         .await;
     proxy.ready().await;
 
-    let now = resigner::time::now_unix();
+    let now = resigner::jose::time::now_unix();
     let good = claims(&idp.issuer, "https://api.test");
     let payload = good.to_string();
     let hdr =

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use resigner::config::reload::Reloader;
+use resigner::reload::Reloader;
 use serde_json::Value;
 
 use crate::common::*;
@@ -20,10 +20,7 @@ fn route(upstream: &TestUpstream, rev: u32) -> String {
 }
 
 /// Waits until the reloader reports `done(status)`, up to 5 s.
-async fn until(
-    reloader: &Reloader,
-    done: impl Fn(&resigner::config::reload::ReloadStatus) -> bool,
-) {
+async fn until(reloader: &Reloader, done: impl Fn(&resigner::reload::ReloadStatus) -> bool) {
     for _ in 0..250 {
         if done(&reloader.status()) {
             return;
@@ -152,7 +149,7 @@ async fn key_file_change_reloads_and_listener_changes_wait_for_restart() {
 
     write_key(
         &proxy.dir.path().join("signing.pem"),
-        resigner::alg::Alg::ES256,
+        resigner::jose::alg::Alg::ES256,
     );
     until(&reloader, |s| s.succeeded == 1).await;
     let new_kid = proxy.active_kid();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{Method, Version};
-use resigner::config::reload::Reloader;
+use resigner::reload::Reloader;
 
 use crate::common::tls::{TestCa, https_send};
 use crate::common::*;

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use http::Method;
 use resigner::admin::error::AdminError;
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 use serde_json::{Value, json};
 
 use crate::common::*;

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use http::Method;
-use resigner::alg::Alg;
+use resigner::jose::alg::Alg;
 use serde_json::{Value, json};
 
 use crate::common::client::try_send;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::{Method, Version};
-use resigner::tls::TlsError;
+use resigner::http::tls::TlsError;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -370,7 +370,7 @@ async fn certs_dev_writes_a_ca_and_a_localhost_certificate_that_serve_https() {
         roots.add(der.unwrap()).unwrap();
     }
     for host in ["localhost", "127.0.0.1"] {
-        let client = rustls::ClientConfig::builder_with_provider(resigner::tls::provider())
+        let client = rustls::ClientConfig::builder_with_provider(resigner::http::tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots.clone())
@@ -393,8 +393,7 @@ async fn the_file_watcher_reloads_a_rewritten_certificate() {
     let first = ca.server("first");
     let (cert, key) = first.write(dir.path(), "server");
     let proxy = tls_proxy(&idp, &upstream, &cert, &key).await;
-    let reloader =
-        resigner::config::reload::Reloader::new(&proxy.config_path, proxy.running.state.clone());
+    let reloader = resigner::reload::Reloader::new(&proxy.config_path, proxy.running.state.clone());
     for resolver in proxy.running.cert_resolvers() {
         reloader.add_cert_resolver(resolver.clone());
     }

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use resigner::alg::{Alg, KeyFamily};
 use resigner::config::IdpSettings;
+use resigner::jose::alg::{Alg, KeyFamily};
 use resigner::keys::VerifyKey;
 use resigner::keys::jwk::JwkError;
 use resigner::proxy::verify::{self, VerifyError};
@@ -379,7 +379,7 @@ fn rfc_examples_verify_or_are_refused() {
                     .unwrap_or_else(|e| panic!("{name}: {e}"))
                     .unwrap_or_else(|| panic!("{name}: key skipped"));
                 let (input, sig) = compact.rsplit_once('.').unwrap();
-                let sig = resigner::b64::decode(sig).unwrap();
+                let sig = resigner::jose::b64::decode(sig).unwrap();
                 let public = key.for_alg(alg).unwrap();
                 assert!(public.verify_sig(input.as_bytes(), &sig).is_ok(), "{name}");
                 let result = verify::verify(&parsed, &key, &all, "https://api.test", RFC_NOW);

@@ -122,7 +122,7 @@ pub fn mint(key: &IdpKey, claims: &Value) -> String {
 
 /// Valid RFC 9068 claims for `issuer` and audience `aud`, expiring in an hour.
 pub fn claims(issuer: &str, aud: &str) -> Value {
-    let now = resigner::time::now_unix();
+    let now = resigner::jose::time::now_unix();
     json!({
         "iss": issuer, "sub": "user-42", "aud": aud, "iat": now - 5, "exp": now + 3600,
         "jti": format!("jti-{}", COUNTER.fetch_add(1, Ordering::Relaxed)), "client_id": "client-1",

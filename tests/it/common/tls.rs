@@ -103,7 +103,7 @@ impl TestCa {
         versions: &[&'static rustls::SupportedProtocolVersion],
         identity: Option<&Issued>,
     ) -> ClientConfig {
-        let builder = ClientConfig::builder_with_provider(resigner::tls::provider())
+        let builder = ClientConfig::builder_with_provider(resigner::http::tls::provider())
             .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(self.roots());
@@ -201,7 +201,7 @@ impl TlsFront {
     /// Serves `cert` on a new loopback port and pipes each connection to `target`; with
     /// `client_ca`, a client certificate issued by it is required.
     pub async fn start(target: SocketAddr, cert: &Issued, client_ca: Option<&TestCa>) -> TlsFront {
-        let builder = ServerConfig::builder_with_provider(resigner::tls::provider())
+        let builder = ServerConfig::builder_with_provider(resigner::http::tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap();
         let builder = match client_ca {
@@ -209,7 +209,7 @@ impl TlsFront {
             Some(ca) => builder.with_client_cert_verifier(
                 rustls::server::WebPkiClientVerifier::builder_with_provider(
                     Arc::new(ca.roots()),
-                    resigner::tls::provider(),
+                    resigner::http::tls::provider(),
                 )
                 .build()
                 .unwrap(),

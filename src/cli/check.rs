@@ -81,7 +81,7 @@ pub async fn online(config: &Config) -> OnlineReport {
 
 async fn idp(config: &Config, report: &mut OnlineReport) {
     let settings = &config.idp;
-    let http = crate::http_client::fetch_client(settings.fetch_timeout, settings.tls.as_deref());
+    let http = crate::http::client::fetch_client(settings.fetch_timeout, settings.tls.as_deref());
     let client = IdpClient::new(settings.clone(), http, Arc::new(Metrics::default()));
     match client.probe().await {
         Ok(probe) => {
@@ -148,7 +148,7 @@ impl Target {
         let config = self
             .tls
             .clone()
-            .unwrap_or_else(|| Arc::new(crate::tls::default_client_config()));
+            .unwrap_or_else(|| Arc::new(crate::http::tls::default_client_config()));
         let name = ServerName::try_from(self.host.clone())
             .map_err(|err| format!("{:?} is not a TLS server name: {err}", self.host))?;
         tokio::time::timeout(timeout, TlsConnector::from(config).connect(name, tcp))

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::b64;
 use crate::config::{Config, Route, RouteMode};
 use crate::idp::{IdpClient, Lookup};
+use crate::jose::b64;
 use crate::metrics::Metrics;
 use crate::proxy::{claims, verify};
 
@@ -70,8 +70,8 @@ pub fn inspect(token: &str, now: i64) -> Result<String, TokenCliError> {
             let _ = writeln!(
                 out,
                 "{name}: {} ({})",
-                crate::time::format_utc(at),
-                crate::time::describe_relative(at - now)
+                crate::jose::time::format_utc(at),
+                crate::jose::time::describe_relative(at - now)
             );
         }
     }
@@ -122,7 +122,7 @@ pub async fn resign(
         let _ = writeln!(out, "route {} -> {}", route.prefix, upstream(route));
         return Ok(out);
     }
-    let now = crate::time::now_unix();
+    let now = crate::jose::time::now_unix();
     let (incoming, exp) = if verify_token {
         let verified = verified(&config, route, token, now).await?;
         let _ = writeln!(
@@ -184,7 +184,7 @@ async fn verified(
     now: i64,
 ) -> Result<verify::Verified, TokenCliError> {
     let http =
-        crate::http_client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
+        crate::http::client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
     let idp = IdpClient::new(config.idp.clone(), http, Arc::new(Metrics::default()));
     idp.fetch_now()
         .await

@@ -16,8 +16,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::timeout_body::TimeoutBody;
-use crate::tls::{self, ClientTls};
+use crate::http::timeout_body::TimeoutBody;
+use crate::http::tls::{self, ClientTls};
 
 pub type Connector = HttpsConnector<HttpConnector>;
 /// The body sent upstream: the client's, each wait for a frame bounded.

@@ -67,7 +67,7 @@ pub fn write_dev_certs(out: &Path) -> Result<DevCerts, CertsError> {
         let path = path.display().to_string();
         move |source| CertsError::Write { path, source }
     };
-    crate::demo::write_private(&files.key, &key_pem).map_err(write_err(&files.key))?;
+    crate::cli::demo::write_private(&files.key, &key_pem).map_err(write_err(&files.key))?;
     std::fs::write(&files.cert, cert_pem).map_err(write_err(&files.cert))?;
     std::fs::write(&files.ca, ca_pem).map_err(write_err(&files.ca))?;
     Ok(files)
@@ -75,8 +75,8 @@ pub fn write_dev_certs(out: &Path) -> Result<DevCerts, CertsError> {
 
 /// PEM text of the CA certificate, the server certificate and the server key.
 fn generate() -> Result<(String, String, String), CertsError> {
-    let now =
-        rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(crate::time::now_unix() as u64);
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + Duration::from_secs(crate::jose::time::now_unix() as u64);
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.distinguished_name
@@ -110,7 +110,7 @@ fn generate() -> Result<(String, String, String), CertsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::{TlsFiles, load_certified_key};
+    use crate::http::tls::{TlsFiles, load_certified_key};
 
     #[test]
     fn writes_a_usable_pair_and_never_overwrites() {

@@ -14,7 +14,7 @@
 //! Either way the admin listener, the IdP key refresh, the key store and reloading run on the
 //! process runtime (an unknown-kid refetch too, though a worker asks for it); state is shared
 //! through [`crate::AppState`]. RSA signatures leave the workers for the signing threads
-//! ([`crate::signing_pool`]).
+//! ([`crate::keys::signing_pool`]).
 
 use std::future::Future;
 use std::io;

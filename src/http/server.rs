@@ -2,7 +2,7 @@
 //! auto builder; over TLS, ALPN offers `h2` and `http/1.1`), the limits that keep one client
 //! from holding the proxy, and graceful shutdown. The public listener runs one accept loop per
 //! per-core worker, or one on the shared runtime (`[server] scheduler`, see
-//! [`crate::workers`]); the admin listener always runs on the process runtime.
+//! [`crate::http::workers`]); the admin listener always runs on the process runtime.
 //!
 //! Limits, per listener (each from `[server]`):
 //! - `max_connections`: a semaphore taken *before* `accept`, so beyond the limit new
@@ -17,7 +17,7 @@
 //!   list size; `max_headers`: the HTTP/1 header count. Beyond either, hyper answers 431 and
 //!   closes (HTTP/2: h2 answers 431 on that stream).
 //! - `body_read_timeout`: carried to the proxy in [`ConnInfo`], which wraps the body it
-//!   forwards (see [`crate::timeout_body`]).
+//!   forwards (see [`crate::http::timeout_body`]).
 //!
 //! Shutdown stops accepting (the listening socket is closed, so new connections are
 //! refused), lets in-flight requests finish for up to the drain timeout, then closes what is
@@ -42,11 +42,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::AppState;
 use crate::config::{Config, ServerSettings};
-use crate::conn_info::ConnInfo;
-use crate::http_client::Upstreams;
+use crate::http::client::Upstreams;
+use crate::http::conn_info::ConnInfo;
+use crate::http::tls::{self, CertResolver, TlsError, TlsFiles};
+use crate::http::workers::{self, Scheduler};
 use crate::keys::store::{FileStore, KeyStore};
-use crate::tls::{self, CertResolver, TlsError, TlsFiles};
-use crate::workers::{self, Scheduler};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn keep_existing_replaces_same_kids_and_keeps_the_rest() {
-        use crate::alg::Alg;
+        use crate::jose::alg::Alg;
         use crate::keys::SigningKey;
         let key = |kid: &str| {
             let der = SigningKey::generate_pkcs8(Alg::ES256).unwrap();

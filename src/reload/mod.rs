@@ -1,6 +1,6 @@
 //! Hot reload of the config file, the signing key files it names and the listeners' TLS
 //! certificates: on SIGHUP, always; from the file watcher (notify on their directories,
-//! debounced 200 ms), only after an event that can change content (see [`super::triggers`])
+//! debounced 200 ms), only after an event that can change content (see [`triggers`])
 //! and only when some watched file's SHA-256 differs from what the last reload read, so reading
 //! a file (even the reloader's own reads) never reloads, an invalid file is tried once, and a
 //! file that is gone waits until it is back. The complete new config is built and validated
@@ -16,9 +16,11 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 
-use super::triggers::{Snapshot, can_change_content};
-use super::{Config, load_config};
+pub mod triggers;
+
 use crate::app::AppState;
+use crate::config::{Config, load_config};
+use triggers::{Snapshot, can_change_content};
 
 /// The outcome of the last reload, for `/admin/status`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,7 +76,7 @@ impl Reloader {
 
     /// Reloads a listener's certificate with every reload and watches its files; a bad new
     /// certificate keeps the old one and fails the reload with the reason.
-    pub fn add_cert_resolver(&self, resolver: Arc<crate::tls::CertResolver>) {
+    pub fn add_cert_resolver(&self, resolver: Arc<crate::http::tls::CertResolver>) {
         if let Ok(mut files) = self.extra_files.lock() {
             files.extend(
                 resolver
@@ -139,7 +141,7 @@ impl Reloader {
     /// One reload attempt; `seen` is what the watched files held just before it read them.
     fn reload_now(&self, trigger: &str, seen: Snapshot) -> Result<u64, Vec<String>> {
         let mut status = self.state.reload_status();
-        status.at = crate::time::now_unix();
+        status.at = crate::jose::time::now_unix();
         status.trigger = trigger.to_string();
         let result = load_config(&self.path)
             .map_err(|err| err.problems())

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tracing::Instrument;
 
-use crate::body::Body;
+use crate::http::body::Body;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 

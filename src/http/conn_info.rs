@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::http_client::Upstreams;
+use crate::http::client::Upstreams;
 
 /// What the accept loop knows about a request's connection; a request extension.
 #[derive(Clone)]

@@ -21,7 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::{Map, Value, json};
 
-use crate::alg::Alg;
+use crate::jose::alg::Alg;
 use crate::keys::SigningKey;
 use crate::keys::import::{self, MAX_BODY_BYTES};
 use crate::keys::pem;
@@ -170,7 +170,7 @@ fn keys_from_file(
 fn jwks_members(text: &str) -> Result<Vec<Value>, String> {
     serde_json::from_str::<Value>(text).map_err(|err| format!("not valid JSON: {err}"))?;
     let value =
-        crate::json::parse_value(text.as_bytes()).map_err(|err| format!("refused: {err}"))?;
+        crate::jose::json::parse_value(text.as_bytes()).map_err(|err| format!("refused: {err}"))?;
     match value {
         Value::Object(mut map) if !map.contains_key("kty") && map.contains_key("keys") => {
             match map.remove("keys") {
@@ -277,7 +277,7 @@ pub fn hash_token(mut input: impl Read) -> Result<String, KeysCliError> {
         ));
     }
     check_token(token)?;
-    Ok(crate::demo::sha256_hex(token))
+    Ok(crate::cli::demo::sha256_hex(token))
 }
 
 /// The stored key set as the management API returned it.
@@ -334,7 +334,7 @@ impl AdminClient {
         let mut authorization = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| KeysCliError::BadToken("the token is not a valid header value".into()))?;
         authorization.set_sensitive(true);
-        let connector = crate::http_client::connector(CONNECT_TIMEOUT);
+        let connector = crate::http::client::connector(CONNECT_TIMEOUT);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(connector);

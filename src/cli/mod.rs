@@ -1,11 +1,17 @@
 //! The command line (clap derive): `serve`, `demo`, `check`, `keys generate|jwks|import|list|
-//! delete`, `token hash`. The key and token commands live in [`crate::keys_cli`].
+//! delete`, `token hash`. The key and token commands live in [`crate::cli::keys`].
+
+pub mod certs;
+pub mod check;
+pub mod demo;
+pub mod keys;
+pub mod token;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::alg::Alg;
+use crate::jose::alg::Alg;
 
 #[derive(Debug, Parser)]
 #[command(name = "resigner", version, about = "Token re-signing reverse proxy")]

@@ -22,9 +22,9 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
-use crate::alg::Alg;
-use crate::b64;
-use crate::body::{self, Body};
+use crate::http::body::{self, Body};
+use crate::jose::alg::Alg;
+use crate::jose::b64;
 use crate::keys::{SigningKey, pem};
 
 pub mod ports;
@@ -41,7 +41,7 @@ pub enum DemoError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Server(#[from] crate::server::ServerError),
+    Server(#[from] crate::http::server::ServerError),
     #[error(transparent)]
     PortInUse(#[from] ports::PortInUse),
 }
@@ -80,7 +80,7 @@ impl DevIdp {
 
     /// Mints an RFC 9068 access token for `client_id` and `audience`.
     pub fn mint(&self, client_id: &str, audience: &str) -> Result<String, String> {
-        let now = crate::time::now_unix();
+        let now = crate::jose::time::now_unix();
         let mut jti = [0u8; 16];
         SystemRandom::new()
             .fill(&mut jti)
@@ -345,7 +345,7 @@ pub async fn run(port: u16) -> Result<(), DemoError> {
     );
     let config = crate::config::parse_config(&text, &dir)?;
     publish(&config).await?;
-    let running = crate::server::start(config).await?;
+    let running = crate::http::server::start(config).await?;
     running.wait_ready(std::time::Duration::from_secs(10)).await;
     let proxy = running.public_addr;
     let kid = running.state.config().signing.active.kid().to_string();
@@ -396,8 +396,10 @@ async fn publish(config: &crate::config::Config) -> Result<(), DemoError> {
         .await
         .map_err(|e| DemoError::Key(e.to_string()))?;
     let active = &config.signing.active;
-    let published_at =
-        std::collections::BTreeMap::from([(active.kid().to_string(), crate::time::now_unix())]);
+    let published_at = std::collections::BTreeMap::from([(
+        active.kid().to_string(),
+        crate::jose::time::now_unix(),
+    )]);
     store
         .compare_and_set(
             current.version,

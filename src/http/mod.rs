@@ -1,0 +1,13 @@
+//! HTTP plumbing, inbound and outbound: the listeners and connections (`server`, `workers`
+//! for per-core runtimes, `conn_info` handed to each request), bodies (`body`,
+//! `timeout_body`), request ids (`request_id`), the outbound client with per-route TLS
+//! (`client`) and TLS material (`tls`).
+
+pub mod body;
+pub mod client;
+pub mod conn_info;
+pub mod request_id;
+pub mod server;
+pub mod timeout_body;
+pub mod tls;
+pub mod workers;
