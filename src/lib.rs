@@ -24,7 +24,8 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod router;
+pub mod service;
 
 pub use app::AppState;
 pub use config::{Config, load_config};
-pub use http::server::{Running, start};
+pub use service::{Running, start};

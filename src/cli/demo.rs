@@ -41,7 +41,7 @@ pub enum DemoError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Server(#[from] crate::http::server::ServerError),
+    Server(#[from] crate::service::ServerError),
     #[error(transparent)]
     PortInUse(#[from] ports::PortInUse),
 }
@@ -345,7 +345,7 @@ pub async fn run(port: u16) -> Result<(), DemoError> {
     );
     let config = crate::config::parse_config(&text, &dir)?;
     publish(&config).await?;
-    let running = crate::http::server::start(config).await?;
+    let running = crate::service::start(config).await?;
     running.wait_ready(std::time::Duration::from_secs(10)).await;
     let proxy = running.public_addr;
     let kid = running.state.config().signing.active.kid().to_string();

@@ -31,7 +31,7 @@ pub mod configured;
 /// The management API path, appended to the admin base URL.
 pub const KEYS_PATH: &str = "/api/v2/keys/custom-signing";
 /// The environment variable `--token` falls back to.
-pub const TOKEN_ENV: &str = "RESIGNER_ADMIN_TOKEN";
+pub use crate::app::hints::TOKEN_ENV;
 /// The order algorithms are tried in for a PEM key given without `--alg`.
 pub const INFER_ORDER: [Alg; 5] = [Alg::EdDSA, Alg::ES256, Alg::ES384, Alg::ES512, Alg::RS256];
 

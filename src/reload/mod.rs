@@ -14,29 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use serde::Serialize;
 
 pub mod triggers;
 
 use crate::app::AppState;
+pub use crate::app::ReloadStatus;
 use crate::config::{Config, load_config};
 use triggers::{Snapshot, can_change_content};
-
-/// The outcome of the last reload, for `/admin/status`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ReloadStatus {
-    /// Config generation now serving.
-    pub generation: u64,
-    /// Unix time of the last attempt (0: none yet).
-    pub at: i64,
-    pub trigger: String,
-    pub ok: bool,
-    pub errors: Vec<String>,
-    /// Settings that changed in the file but only apply after a restart.
-    pub needs_restart: Vec<String>,
-    pub succeeded: u64,
-    pub failed: u64,
-}
 
 /// A reload step run after the config swap (TLS certificates, for instance); an error keeps
 /// that part's old state and is reported like a config problem.

@@ -17,9 +17,9 @@ pub mod upstream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use resigner::http::server::Running;
 use resigner::jose::alg::Alg;
 use resigner::keys::{SigningKey, pem};
+use resigner::service::Running;
 
 pub use client::{Reply, get, get_bearer, send};
 pub use idp::{IdpKey, TestIdp, claims, mint, raw_token};

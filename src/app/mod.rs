@@ -3,6 +3,8 @@
 //! upstream client, the rendered JWKS and the counters. Handlers load each snapshot once and
 //! use it to the end of the request.
 
+pub mod hints;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,6 @@ use crate::keys::import::{self, ImportError};
 use crate::keys::store::{KeyStore, StoredSet};
 use crate::keys::{CustomKeySet, RenderedJwks};
 use crate::metrics::Metrics;
-use crate::reload::ReloadStatus;
 
 pub struct AppState {
     config: ArcSwap<Config>,
@@ -42,7 +43,24 @@ pub struct AppState {
     listeners: std::sync::OnceLock<Listeners>,
 }
 
-/// The bound listener addresses, set once by [`crate::http::server::start`].
+/// The outcome of the last reload, for `/admin/status`; written by
+/// [`crate::reload::Reloader`].
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    /// Config generation now serving.
+    pub generation: u64,
+    /// Unix time of the last attempt (0: none yet).
+    pub at: i64,
+    pub trigger: String,
+    pub ok: bool,
+    pub errors: Vec<String>,
+    /// Settings that changed in the file but only apply after a restart.
+    pub needs_restart: Vec<String>,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// The bound listener addresses, set once by [`crate::service::start`].
 #[derive(Debug, Clone, Copy)]
 pub struct Listeners {
     pub public: std::net::SocketAddr,
@@ -54,7 +72,7 @@ pub struct Listeners {
 impl AppState {
     /// Builds the state for `config` with the custom key set already loaded from `store`;
     /// `admin_addr` is the bound admin listener. The background tasks are started by
-    /// [`crate::http::server::start`].
+    /// [`crate::service::start`].
     pub fn new(
         mut config: Config,
         store: Arc<dyn KeyStore>,
@@ -62,7 +80,7 @@ impl AppState {
         admin_addr: std::net::SocketAddr,
     ) -> Arc<Self> {
         config.generation = 1;
-        let import_command = crate::cli::keys::configured::import_command(
+        let import_command = hints::import_command(
             config.source.as_deref(),
             admin_addr,
             config.admin_tls.is_some(),
@@ -110,7 +128,7 @@ impl AppState {
         let _ = self.listeners.set(listeners);
     }
 
-    /// The bound listeners; `None` before [`crate::http::server::start`] has bound them.
+    /// The bound listeners; `None` before [`crate::service::start`] has bound them.
     pub fn listeners(&self) -> Option<Listeners> {
         self.listeners.get().copied()
     }
@@ -179,7 +197,7 @@ impl AppState {
                 true => format!(
                     "{err}; import its public JWK: `{}` (management token in --token or ${})",
                     self.import_command,
-                    crate::cli::keys::TOKEN_ENV
+                    hints::TOKEN_ENV
                 ),
                 false => err.to_string(),
             })

@@ -1,0 +1,233 @@
+//! The running service, wired together: [`start`] opens the key store and builds the state
+//! ([`crate::app::AppState`]) from a validated config, binds the public and admin listeners
+//! (TLS when configured), starts the IdP key client and the store's followers, and serves the
+//! public listener through [`crate::router`] (one accept loop per per-core worker, each with
+//! its own upstream pools) and the admin listener through [`crate::admin`]. [`Running`] is the
+//! handle: bound addresses, state, certificates for reload, shutdown.
+//!
+//! The one place that knows every part; nothing but the command line (and tests) imports it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::app::AppState;
+use crate::config::{Config, ServerSettings};
+use crate::http::body::Body;
+use crate::http::client::Upstreams;
+use crate::http::server::{AcceptLoop, Handler, Limits};
+use crate::http::tls::{self, CertResolver, TlsError, TlsFiles};
+use crate::http::workers::{self, Scheduler};
+use crate::keys::store::{FileStore, KeyStore};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Store(#[from] crate::keys::store::StoreError),
+    #[error("key store {path} holds an invalid key set: {message}")]
+    InvalidStore { path: String, message: String },
+    #[error("cannot start the worker threads: {0}")]
+    Workers(std::io::Error),
+    #[error("TLS for the {listener} listener: {source}")]
+    Tls {
+        listener: &'static str,
+        source: TlsError,
+    },
+}
+
+/// A running proxy: its bound addresses, its state, and the handle to stop it.
+pub struct Running {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub state: Arc<AppState>,
+    /// The listeners' certificates (public first), for reload: see [`Running::cert_resolvers`].
+    certs: Vec<Arc<CertResolver>>,
+    /// `Some(drain timeout)` starts the shutdown.
+    shutdown: watch::Sender<Option<Duration>>,
+    tasks: Vec<JoinHandle<()>>,
+    /// IdP refresh, key store polling and following: aborted at shutdown.
+    background: Vec<JoinHandle<()>>,
+}
+
+/// The public listener: routes, the JWKS, well-known paths.
+#[derive(Clone)]
+struct Public(Arc<AppState>);
+
+impl Handler for Public {
+    fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static + use<> {
+        let state = self.0.clone();
+        async move { crate::router::public(&state, request, peer).await }
+    }
+}
+
+/// The admin listener: the management APIs, health, status, metrics.
+#[derive(Clone)]
+struct Admin(Arc<AppState>);
+
+impl Handler for Admin {
+    fn handle(
+        &self,
+        request: Request<Incoming>,
+        _peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static + use<> {
+        let state = self.0.clone();
+        async move { crate::admin::handle(&state, request).await }
+    }
+}
+
+/// The listener limits of `[server]`.
+fn limits(settings: &ServerSettings) -> Limits {
+    Limits {
+        header_read_timeout: settings.header_read_timeout,
+        max_header_bytes: settings.max_header_bytes,
+        max_headers: settings.max_headers,
+        body_read_timeout: settings.body_read_timeout,
+        max_connections: settings.max_connections,
+        drain_timeout: settings.drain_timeout,
+    }
+}
+
+/// Binds both listeners, starts the IdP key client and serves until [`Running::shutdown`].
+pub async fn start(config: Config) -> Result<Running, ServerError> {
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })
+    };
+    let acceptor = |listener: &'static str, files: &Option<TlsFiles>| {
+        let Some(files) = files else {
+            return Ok(None);
+        };
+        let tls_err = |source| ServerError::Tls { listener, source };
+        let resolver = Arc::new(CertResolver::load(listener, files.clone()).map_err(tls_err)?);
+        let config = tls::server_config(resolver.clone()).map_err(tls_err)?;
+        Ok::<_, ServerError>(Some((resolver, TlsAcceptor::from(config))))
+    };
+    let public_tls = acceptor("server", &config.server.tls)?;
+    let admin_tls = acceptor("admin", &config.admin_tls)?;
+    let public = bind(config.server.listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    let public_addr = public.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.server.listen,
+        source,
+    })?;
+    let admin_addr = admin.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.admin_listen,
+        source,
+    })?;
+    let settings = config.server.clone();
+    let store = FileStore::open(&config.keys.store)?;
+    let stored = store.load().await?;
+    let custom = crate::app::custom_set(&stored, &Default::default()).map_err(|err| {
+        ServerError::InvalidStore {
+            path: config.keys.store.display().to_string(),
+            message: err.message,
+        }
+    })?;
+    let poll = config.keys.poll_interval;
+    let state = AppState::new(config, store.clone(), custom, admin_addr);
+    state.set_listeners(crate::app::Listeners {
+        public: public_addr,
+        public_tls: public_tls.is_some(),
+        admin: admin_addr,
+        admin_tls: admin_tls.is_some(),
+    });
+    let idp_task = tokio::spawn(state.idp.clone().run());
+    let store_tasks = [
+        tokio::spawn(store.watch_file(poll)),
+        tokio::spawn(state.clone().follow_store()),
+    ];
+    let (shutdown, rx) = watch::channel(None);
+    let certs = [&public_tls, &admin_tls]
+        .into_iter()
+        .flatten()
+        .map(|(resolver, _)| resolver.clone())
+        .collect();
+    let acceptor = |tls: Option<(Arc<CertResolver>, TlsAcceptor)>| tls.map(|(_, a)| a);
+    let public_loop = AcceptLoop::new(
+        Public(state.clone()),
+        acceptor(public_tls),
+        limits(&settings),
+    );
+    let mut tasks = match settings.scheduler {
+        Scheduler::WorkStealing => vec![tokio::spawn(public_loop.run(public, rx.clone()))],
+        Scheduler::PerCore => {
+            let rx = rx.clone();
+            let upstream = state.config().upstream.clone();
+            workers::spawn_per_core(public, settings.workers, move |listener| {
+                let worker = public_loop.clone().with_upstreams(Arc::new(Upstreams::new(
+                    upstream.connect_timeout,
+                    upstream.pool_idle_timeout,
+                )));
+                worker.run(listener, rx.clone())
+            })
+            .map_err(ServerError::Workers)?
+        }
+    };
+    let admin_loop = AcceptLoop::new(Admin(state.clone()), acceptor(admin_tls), limits(&settings));
+    tasks.push(tokio::spawn(admin_loop.run(admin, rx.clone())));
+    tracing::info!(%public_addr, %admin_addr, public_tls = settings.tls.is_some(), scheduler = settings.scheduler.as_str(), workers = settings.workers, "resigner listening");
+    let mut background = vec![idp_task];
+    background.extend(store_tasks);
+    Ok(Running {
+        public_addr,
+        admin_addr,
+        state,
+        certs,
+        shutdown,
+        tasks,
+        background,
+    })
+}
+
+impl Running {
+    /// Waits until the IdP keys are loaded, up to `timeout`. Returns whether they are.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.state.idp.current().is_none() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// The certificates of the TLS listeners (public first, then admin; none without TLS).
+    /// Call [`CertResolver::reload`] on each to pick up new files, which
+    /// [`CertResolver::watched_files`] names.
+    pub fn cert_resolvers(&self) -> &[Arc<CertResolver>] {
+        &self.certs
+    }
+
+    /// Stops accepting (new connections are refused), lets in-flight requests finish for up
+    /// to `drain`, closes the connections still open, then returns.
+    pub async fn shutdown(self, drain: Duration) {
+        let _ = self.shutdown.send(Some(drain));
+        // One deadline for every listener task (each per-core worker is one) together.
+        let deadline = tokio::time::Instant::now() + drain + workers::BLOCKING_GRACE;
+        for task in self.tasks {
+            let _ = tokio::time::timeout_at(deadline, task).await;
+        }
+        for task in self.background {
+            task.abort();
+        }
+    }
+}
