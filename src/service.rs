@@ -62,33 +62,31 @@ pub struct Running {
     background: Vec<JoinHandle<()>>,
 }
 
-/// The public listener: routes, the JWKS, well-known paths.
-#[derive(Clone)]
-struct Public(Arc<AppState>);
+/// Which listener a request came in on: the public one (routes, the JWKS, well-known paths)
+/// or the admin one (management APIs, health, status, metrics).
+#[derive(Clone, Copy)]
+enum Listener {
+    Public,
+    Admin,
+}
 
-impl Handler for Public {
+/// The handler of both listeners: the state and which listener it serves.
+#[derive(Clone)]
+struct Serve(Arc<AppState>, Listener);
+
+impl Handler for Serve {
     fn handle(
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static + use<> {
-        let state = self.0.clone();
-        async move { crate::router::public(&state, request, peer).await }
-    }
-}
-
-/// The admin listener: the management APIs, health, status, metrics.
-#[derive(Clone)]
-struct Admin(Arc<AppState>);
-
-impl Handler for Admin {
-    fn handle(
-        &self,
-        request: Request<Incoming>,
-        _peer: SocketAddr,
-    ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static + use<> {
-        let state = self.0.clone();
-        async move { crate::admin::handle(&state, request).await }
+        let (state, listener) = (self.0.clone(), self.1);
+        async move {
+            match listener {
+                Listener::Public => crate::router::public(&state, request, peer).await,
+                Listener::Admin => crate::admin::handle(&state, request).await,
+            }
+        }
     }
 }
 
@@ -162,7 +160,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .collect();
     let acceptor = |tls: Option<(Arc<CertResolver>, TlsAcceptor)>| tls.map(|(_, a)| a);
     let public_loop = AcceptLoop::new(
-        Public(state.clone()),
+        Serve(state.clone(), Listener::Public),
         acceptor(public_tls),
         limits(&settings),
     );
@@ -181,7 +179,11 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             .map_err(ServerError::Workers)?
         }
     };
-    let admin_loop = AcceptLoop::new(Admin(state.clone()), acceptor(admin_tls), limits(&settings));
+    let admin_loop = AcceptLoop::new(
+        Serve(state.clone(), Listener::Admin),
+        acceptor(admin_tls),
+        limits(&settings),
+    );
     tasks.push(tokio::spawn(admin_loop.run(admin, rx.clone())));
     tracing::info!(%public_addr, %admin_addr, public_tls = settings.tls.is_some(), scheduler = settings.scheduler.as_str(), workers = settings.workers, "resigner listening");
     let mut background = vec![idp_task];

@@ -114,17 +114,15 @@ impl Alg {
     /// The aws-lc-rs verification primitive. RSA variants refuse moduli under 2048 bits;
     /// ECDSA variants take the fixed-length `r || s` form JWS uses, never DER.
     pub fn verification(self) -> &'static dyn VerificationAlgorithm {
+        if let Some(rsa) = self.rsa_parameters() {
+            return rsa;
+        }
         match self {
-            Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-            Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-            Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-            Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-            Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-            Alg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
             Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
             Alg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
             Alg::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
-            Alg::EdDSA => &signature::ED25519,
+            // EdDSA; every RSA variant was answered by `rsa_parameters` above.
+            _ => &signature::ED25519,
         }
     }
 

@@ -10,7 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use super::labels::{
     Action, AlgLabel, KeyLabels, KidLabel, Kind, Reason, RequestLabels, ResultLabel,
@@ -27,99 +27,105 @@ fn upstream_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+/// Registers `metric` under `name` with `help` and returns the handle the hot path keeps.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// Builds every series and registers it under the `resigner_` names listed in the README.
     pub fn new() -> Self {
         let mut registry = Registry::default();
-        let by_route = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let by_route = register(
+            &mut registry,
             "resigner_requests",
             "Requests on the public listener by route prefix (\"none\": no route, \"jwks\": the JWKS) and status",
-            by_route.clone(),
+            Family::<RequestLabels, Counter>::default(),
         );
-        let failures = Family::<Reason, Counter>::default();
-        registry.register(
+        let failures = register(
+            &mut registry,
             "resigner_verification_failures",
             "Proxied requests refused before forwarding, by reason",
-            failures.clone(),
+            Family::<Reason, Counter>::default(),
         );
-        let lookups = Family::<ResultLabel, Counter>::default();
-        registry.register(
+        let lookups = register(
+            &mut registry,
             "resigner_resign_cache_lookups",
             "Re-sign cache lookups of verified tokens by result (hit, miss)",
-            lookups.clone(),
+            Family::<ResultLabel, Counter>::default(),
         );
-        let by_key = Family::<KeyLabels, Counter>::default();
-        registry.register(
+        let by_key = register(
+            &mut registry,
             "resigner_signatures",
             "Tokens signed, by signing key kid and alg",
-            by_key.clone(),
+            Family::<KeyLabels, Counter>::default(),
         );
-        let signing_seconds = HistogramFamily::<AlgLabel>::new_with_constructor(signing_histogram);
-        registry.register(
+        let signing_seconds = register(
+            &mut registry,
             "resigner_signature_duration_seconds",
             "Time to sign one token, by alg",
-            signing_seconds.clone(),
+            HistogramFamily::<AlgLabel>::new_with_constructor(signing_histogram),
         );
-        let signing_fallbacks = Counter::default();
-        registry.register(
+        let signing_fallbacks = register(
+            &mut registry,
             "resigner_signing_fallbacks",
             "RSA signatures that waited 250ms for idle CPU and then ran at normal priority",
-            signing_fallbacks.clone(),
+            Counter::default(),
         );
-        let fetches = Family::<ResultLabel, Counter>::default();
-        registry.register(
+        let fetches = register(
+            &mut registry,
             "resigner_idp_jwks_fetches",
             "IdP JWKS fetches by result (ok, failed, suppressed: an unknown-kid refetch skipped by the cooldown)",
-            fetches.clone(),
+            Family::<ResultLabel, Counter>::default(),
         );
-        let upstream_seconds = upstream_histogram();
-        registry.register(
+        let upstream_seconds = register(
+            &mut registry,
             "resigner_upstream_duration_seconds",
             "Time from sending a request upstream to its response headers",
-            upstream_seconds.clone(),
+            upstream_histogram(),
         );
-        let upstream_errors = Family::<Kind, Counter>::default();
-        registry.register(
+        let upstream_errors = register(
+            &mut registry,
             "resigner_upstream_errors",
             "Upstream requests that got no response, by kind (connect, timeout, other)",
-            upstream_errors.clone(),
+            Family::<Kind, Counter>::default(),
         );
-        let admin = Family::<Action, Counter>::default();
-        registry.register(
+        let admin = register(
+            &mut registry,
             "resigner_admin_changes",
             "Custom signing key set changes through the management API, by action (put, delete)",
-            admin.clone(),
+            Family::<Action, Counter>::default(),
         );
-        let reloads = Family::<ResultLabel, Counter>::default();
-        registry.register(
+        let reloads = register(
+            &mut registry,
             "resigner_config_reloads",
             "Configuration reloads by result (ok, failed)",
-            reloads.clone(),
+            Family::<ResultLabel, Counter>::default(),
         );
-        let idp_age = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        let idp_age = register(
+            &mut registry,
             "resigner_idp_jwks_age_seconds",
             "Seconds since the current IdP key set was last fetched successfully (NaN before the first)",
-            idp_age.clone(),
+            Gauge::<f64, AtomicU64>::default(),
         );
-        let idp_loaded = Gauge::default();
-        registry.register(
+        let idp_loaded = register(
+            &mut registry,
             "resigner_idp_jwks_loaded",
             "1 when a usable IdP key set is loaded, else 0",
-            idp_loaded.clone(),
+            Gauge::default(),
         );
-        let ready = Gauge::default();
-        registry.register(
+        let ready = register(
+            &mut registry,
             "resigner_ready",
             "1 when /readyz answers 200 (IdP keys loaded, active signing key published), else 0",
-            ready.clone(),
+            Gauge::default(),
         );
-        let key_published = Family::<KidLabel, Gauge>::default();
-        registry.register(
+        let key_published = register(
+            &mut registry,
             "resigner_signing_key_published",
             "Per configured signing key: 1 when its public JWK is in the published custom key set (and older than min_published_age), else 0",
-            key_published.clone(),
+            Family::<KidLabel, Gauge>::default(),
         );
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         registry.register(
@@ -127,17 +133,17 @@ impl Metrics {
             "The running build: resigner's version",
             build,
         );
-        let cache_entries = Gauge::default();
-        registry.register(
+        let cache_entries = register(
+            &mut registry,
             "resigner_resign_cache_entries",
             "Re-signed tokens in the cache",
-            cache_entries.clone(),
+            Gauge::default(),
         );
-        let cache_weighted_bytes = Gauge::default();
-        registry.register(
+        let cache_weighted_bytes = register(
+            &mut registry,
             "resigner_resign_cache_weighted_bytes",
             "Weighted size of the re-sign cache: bytes (token + 160 per entry); the entry count when bounded by max_entries",
-            cache_weighted_bytes.clone(),
+            Gauge::default(),
         );
         let member = |family: &Family<ResultLabel, Counter>, result| {
             family.get_or_create_owned(&ResultLabel { result })
