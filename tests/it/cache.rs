@@ -1,26 +1,19 @@
 //! The re-sign cache: a hit skips signing, concurrent misses on one token sign once, and a
 //! signing key change makes every cached token unreachable.
 
-use std::sync::Arc;
-
 use resigner::jose::alg::Alg;
 
 use crate::common::*;
 
 #[tokio::test]
 async fn cache_hit_skips_signing_and_concurrent_misses_sign_once() {
-    let key = IdpKey::rs256("k1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = Arc::new(
-        ProxyBuilder::new(&idp)
-            .signing_alg(Alg::RS256)
-            .api_route(&upstream)
-            .start()
-            .await,
-    );
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let fixture = Fixture::builder()
+        .await
+        .signing_alg(Alg::RS256)
+        .start()
+        .await;
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let token = fixture.token();
     assert_eq!(get_bearer(&proxy.url("/api/a"), &token).await.status, 200);
     assert_eq!(proxy.counter(|m| &m.signatures), 1);
     assert_eq!(get_bearer(&proxy.url("/api/b"), &token).await.status, 200);
@@ -33,7 +26,7 @@ async fn cache_hit_skips_signing_and_concurrent_misses_sign_once() {
     let seen = upstream.seen();
     assert_eq!(seen[0].bearer(), seen[1].bearer());
 
-    let fresh = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let fresh = fixture.token();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (url, token) = (proxy.url("/api/c"), fresh.clone());
@@ -52,12 +45,9 @@ async fn cache_hit_skips_signing_and_concurrent_misses_sign_once() {
 
 #[tokio::test]
 async fn signing_key_change_invalidates_cached_tokens() {
-    let key = IdpKey::rs256("k1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp).api_route(&upstream).start().await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let fixture = Fixture::start().await;
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let token = fixture.token();
     assert_eq!(get_bearer(&proxy.url("/api/a"), &token).await.status, 200);
     let old_kid = proxy.active_kid();
     let new_kid = proxy.rotate_signing_key(Alg::EdDSA).await;
@@ -73,7 +63,7 @@ async fn signing_key_change_invalidates_cached_tokens() {
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     crate::proxy::verify_with_published_jwks(
-        &proxy,
+        proxy,
         &forwarded,
         jsonwebtoken::Algorithm::EdDSA,
         &["https://api.test"],

@@ -7,47 +7,27 @@ use crate::common::*;
 
 #[tokio::test]
 async fn check_reports_every_problem_with_its_line() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
+    let servers = Fixture::builder().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = ProxyBuilder::new(&idp).write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let write = |builder: &FixtureBuilder| {
+        let config = builder.write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+        let text = std::fs::read_to_string(&config).unwrap();
+        (config, text)
+    };
+    let (config, _) = write(&servers);
     let path = config.to_str().unwrap();
     let good = resigner(&["check", "--config", path], "", &[]).await;
     good.ok();
     assert!(good.stdout.contains("config OK"), "{}", good.stdout);
 
-    let text = std::fs::read_to_string(&config).unwrap();
-    let broken = text
-        .replace(
-            "issuer = \"https://resigner.test/\"",
-            "issuer = \"https://resigner.test/\"\nmax_ttl_typo = \"5m\"",
-        )
-        .replace(
-            "[idp]\n",
-            "[idp]\nalgorithms = [\"none\", \"HS256\"]\nleeway = \"10h\"\n",
-        );
-    std::fs::write(&config, &broken).unwrap();
-    let unknown = resigner(&["check", "--config", path], "", &[]).await;
-    assert_eq!(unknown.code, Some(1));
-    assert!(
-        unknown.stderr.contains("max_ttl_typo") && unknown.stderr.contains("line"),
-        "{}",
-        unknown.stderr
-    );
-
-    let semantic = text.replace(
-        "[idp]\n",
-        "[idp]\nalgorithms = [\"none\", \"HS256\"]\nleeway = \"10h\"\n",
-    );
-    std::fs::write(&config, &semantic).unwrap();
+    let servers = servers
+        .idp("algorithms", ["none", "HS256"])
+        .idp("leeway", "10h");
+    let (_, semantic) = write(&servers);
     let run = resigner(&["check", "--config", path], "", &[]).await;
     assert_eq!(run.code, Some(1));
-    let algorithms_line = semantic
-        .lines()
-        .position(|l| l.starts_with("algorithms"))
-        .unwrap()
-        + 1;
-    let leeway_line = algorithms_line + 1;
+    let line_of = |key: &str| semantic.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    let (algorithms_line, leeway_line) = (line_of("algorithms"), line_of("leeway"));
     assert!(
         run.stderr
             .contains(&format!("line {algorithms_line}: idp.algorithms: \"none\"")),
@@ -68,21 +48,28 @@ async fn check_reports_every_problem_with_its_line() {
         run.stderr
     );
     assert!(run.stderr.contains("3 problem(s)"), "{}", run.stderr);
+
+    write(&servers.set("signing", "max_ttl_typo", "5m"));
+    let unknown = resigner(&["check", "--config", path], "", &[]).await;
+    assert_eq!(unknown.code, Some(1));
+    assert!(
+        unknown.stderr.contains("max_ttl_typo") && unknown.stderr.contains("line"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[tokio::test]
 async fn token_inspect_and_resign_dry_run() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
+    let route = Route::new("/api")
+        .claims("audience", "legacy")
+        .claims("set", serde_json::json!({"tier": 3}));
+    let servers = Fixture::builder().await.route(route);
     let dir = tempfile::tempdir().unwrap();
-    let builder = ProxyBuilder::new(&idp).route(&format!(
-        "prefix = \"/api\"\nupstream = \"{}\"\naudience = \"https://api.test\"\n[routes.claims]\naudience = \"legacy\"\nset = {{ tier = 3 }}\n",
-        upstream.url
-    ));
-    let config = builder.write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let config = servers.write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
     let path = config.to_str().unwrap();
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (upstream, token) = (&servers.upstream, servers.token());
+    let expired = servers.mint(|claims| claims["exp"] = serde_json::json!(1));
 
     let inspected = resigner(&["token", "inspect", "-"], &format!("{token}\n"), &[]).await;
     inspected.ok();
@@ -125,17 +112,9 @@ async fn token_inspect_and_resign_dry_run() {
     );
     assert_eq!(upstream.count(), 0, "a dry run forwards nothing");
 
-    let mut expired = claims(&idp.issuer, "https://api.test");
-    expired["exp"] = serde_json::json!(1);
     let rejected = resigner(
         &[
-            "token",
-            "resign",
-            "--config",
-            path,
-            "--route",
-            "/api",
-            &mint(&key, &expired),
+            "token", "resign", "--config", path, "--route", "/api", &expired,
         ],
         "",
         &[],
@@ -158,7 +137,7 @@ async fn token_inspect_and_resign_dry_run() {
             "--route",
             "/api",
             "--no-verify",
-            &mint(&key, &expired),
+            &expired,
         ],
         "",
         &[],

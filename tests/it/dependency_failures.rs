@@ -63,18 +63,44 @@ const IDP_ROWS: [(&str, Fault, &str); 10] = [
     ),
 ];
 
-struct Idp {
-    key: IdpKey,
-    idp: TestIdp,
-    gate: TcpGate,
+/// The fixture's IdP (kid `k1`), its key and the gate before it.
+struct Idp<'a> {
+    key: &'a IdpKey,
+    idp: &'a TestIdp,
+    gate: &'a TcpGate,
 }
 
-impl Idp {
-    async fn start() -> Idp {
-        let key = IdpKey::rs256("k1");
-        let idp = TestIdp::start(&[&key]).await;
-        let gate = TcpGate::start(idp.addr).await;
-        Idp { key, idp, gate }
+/// A fixture whose proxy fetches the IdP keys through a gate, refreshing every 100 ms, giving
+/// up after 300 ms. With a `fault`, the IdP has it from the start and the proxy is not ready.
+async fn gated(fault: Option<Fault>) -> (Fixture, TcpGate) {
+    let builder = Fixture::builder_with(IdpKey::rs256("k1")).await;
+    let gate = TcpGate::start(builder.idp.addr).await;
+    let builder = builder
+        .jwks_uri(&format!("http://{}/jwks.json", gate.addr))
+        .idp("fetch_timeout", "300ms")
+        .idp("refresh", "100ms")
+        .idp("refresh_min", "100ms");
+    let Some(fault) = fault else {
+        return (builder.start().await, gate);
+    };
+    let (idp, key) = (&builder.idp, builder.key());
+    Idp {
+        key,
+        idp,
+        gate: &gate,
+    }
+    .apply(fault)
+    .await;
+    (builder.start_not_ready().await, gate)
+}
+
+impl<'a> Idp<'a> {
+    fn of(fixture: &'a Fixture, gate: &'a TcpGate) -> Idp<'a> {
+        Idp {
+            key: &fixture.key,
+            idp: &fixture.idp,
+            gate,
+        }
     }
 
     async fn apply(&self, fault: Fault) {
@@ -114,23 +140,11 @@ impl Idp {
         self.gate.open().await;
         self.idp.set_delay(Duration::ZERO);
         self.idp.set_mode(Mode::Up);
-        self.idp.set_keys(&[&self.key]);
-    }
-
-    /// A proxy fetching through the gate, refreshing every 100 ms, giving up after 300 ms.
-    async fn proxy(&self, upstream: &TestUpstream) -> TestProxy {
-        ProxyBuilder::new(&self.idp)
-            .jwks_uri(&format!("http://{}/jwks.json", self.gate.addr))
-            .idp("fetch_timeout = \"300ms\"")
-            .idp("refresh = \"100ms\"")
-            .idp("refresh_min = \"100ms\"")
-            .api_route(upstream)
-            .start()
-            .await
+        self.idp.set_keys(&[self.key]);
     }
 
     fn token(&self) -> String {
-        mint(&self.key, &claims(&self.idp.issuer, "https://api.test"))
+        mint(self.key, &claims(&self.idp.issuer, AUDIENCE))
     }
 }
 
@@ -157,10 +171,8 @@ async fn timed(proxy: &TestProxy, token: &str) -> (u16, String, Duration) {
 async fn a_failing_idp_never_replaces_the_last_good_key_set() {
     let mut failures = vec![];
     for (name, fault, error) in IDP_ROWS {
-        let idp = Idp::start().await;
-        let upstream = TestUpstream::start().await;
-        let proxy = idp.proxy(&upstream).await;
-        proxy.ready().await;
+        let (fixture, gate) = gated(None).await;
+        let (proxy, idp) = (&fixture.proxy, Idp::of(&fixture, &gate));
         let current = || proxy.running.state.idp.current().expect("a key set");
         let generation = current().generation;
         let failed = || proxy.counter(|m| &m.idp_fetch_failed);
@@ -171,13 +183,13 @@ async fn a_failing_idp_never_replaces_the_last_good_key_set() {
             problems.push("no failed fetch".to_string());
         }
 
-        let (status, _, took) = timed(&proxy, &idp.token()).await;
+        let (status, _, took) = timed(proxy, &idp.token()).await;
         if status != 200 || took > Duration::from_secs(2) {
             problems.push(format!("valid token: {status} after {took:?}"));
         }
         let stranger = IdpKey::rs256("k-new");
         let token = mint(&stranger, &claims(&idp.idp.issuer, "https://api.test"));
-        let (status, www, took) = timed(&proxy, &token).await;
+        let (status, www, took) = timed(proxy, &token).await;
         if status != 401 || !www.contains("invalid_token") || took > Duration::from_secs(3) {
             problems.push(format!("unknown kid: {status} {www} after {took:?}"));
         }
@@ -199,7 +211,7 @@ async fn a_failing_idp_never_replaces_the_last_good_key_set() {
         idp.heal().await;
         let state = &proxy.running.state;
         if !eventually(Duration::from_secs(10), || state.idp.last_error().is_none()).await
-            || timed(&proxy, &idp.token()).await.0 != 200
+            || timed(proxy, &idp.token()).await.0 != 200
         {
             problems.push("did not recover".into());
         }
@@ -214,10 +226,9 @@ async fn a_failing_idp_never_replaces_the_last_good_key_set() {
 async fn without_a_good_key_set_yet_the_proxy_answers_503_until_the_idp_heals() {
     let mut failures = vec![];
     for (name, fault, _) in IDP_ROWS {
-        let idp = Idp::start().await;
-        idp.apply(fault).await;
-        let upstream = TestUpstream::start().await;
-        let proxy = idp.proxy(&upstream).await;
+        let (fixture, gate) = gated(Some(fault)).await;
+        let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+        let idp = Idp::of(&fixture, &gate);
         let mut problems = vec![];
         let failed = || proxy.counter(|m| &m.idp_fetch_failed);
         if !eventually(Duration::from_secs(5), || failed() >= 1).await {
@@ -237,7 +248,7 @@ async fn without_a_good_key_set_yet_the_proxy_answers_503_until_the_idp_heals() 
         }
         idp.heal().await;
         if !proxy.running.wait_ready(Duration::from_secs(10)).await
-            || timed(&proxy, &idp.token()).await.0 != 200
+            || timed(proxy, &idp.token()).await.0 != 200
         {
             problems.push("did not recover".into());
         }
@@ -250,10 +261,8 @@ async fn without_a_good_key_set_yet_the_proxy_answers_503_until_the_idp_heals() 
 
 #[tokio::test]
 async fn a_set_without_the_current_kid_is_a_rotation_and_replaces_the_set() {
-    let idp = Idp::start().await;
-    let upstream = TestUpstream::start().await;
-    let proxy = idp.proxy(&upstream).await;
-    proxy.ready().await;
+    let (fixture, gate) = gated(None).await;
+    let (proxy, idp) = (&fixture.proxy, Idp::of(&fixture, &gate));
     let rotated = IdpKey::rs256("k2");
     idp.idp.set_keys(&[&rotated]);
     let state = &proxy.running.state;
@@ -264,11 +273,11 @@ async fn a_set_without_the_current_kid_is_a_rotation_and_replaces_the_set() {
             .is_some_and(|keys| keys.kids() == ["k2"])
     });
     assert!(replaced.await, "the rotated set was installed");
-    let (status, www, _) = timed(&proxy, &idp.token()).await;
+    let (status, www, _) = timed(proxy, &idp.token()).await;
     assert_eq!(status, 401, "a token under the removed kid: {www}");
     assert!(www.contains("invalid_token"), "{www}");
     let token = mint(&rotated, &claims(&idp.idp.issuer, "https://api.test"));
-    assert_eq!(timed(&proxy, &token).await.0, 200);
+    assert_eq!(timed(proxy, &token).await.0, 200);
     let jwks = get(&proxy.url("/.well-known/jwks.json"), &[]).await;
     let text = String::from_utf8_lossy(&jwks.body);
     assert!(
@@ -327,16 +336,13 @@ const UPSTREAM_ROWS: [(&str, UpFault, ClientSees); 6] = [
 
 #[tokio::test]
 async fn upstream_failures_give_502_504_or_a_cut_off_body_and_the_pool_recovers() {
-    let idp = Idp::start().await;
     let raw = RawUpstream::start(Answer::Ok(2)).await;
     let gate = TcpGate::start(raw.addr).await;
-    let route = format!(
-        "prefix = \"/api\"\nupstream = \"http://{}\"\naudience = \"https://api.test\"\ntimeout = \"500ms\"\n",
-        gate.addr
-    );
-    let proxy = ProxyBuilder::new(&idp.idp).route(&route).start().await;
-    proxy.ready().await;
-    let token = idp.token();
+    let route = Route::new("/api")
+        .upstream(format!("http://{}", gate.addr))
+        .set("timeout", "500ms");
+    let fixture = Fixture::builder().await.route(route).start().await;
+    let (proxy, token) = (&fixture.proxy, fixture.token());
     let request = format!(
         "GET /api/x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     );

@@ -66,11 +66,9 @@ fn set(key: Value) -> Value {
 
 #[tokio::test]
 async fn hostile_key_imports_are_refused_and_change_nothing() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let proxy = ProxyBuilder::new(&idp).start().await;
-    proxy.ready().await;
-    let before = snapshot(&proxy).await;
+    let fixture = Fixture::start().await;
+    let proxy = &fixture.proxy;
+    let before = snapshot(proxy).await;
     assert_eq!(before.0, 200, "the signing key is published");
 
     let ec = public_jwk(Alg::ES256);
@@ -328,7 +326,7 @@ async fn hostile_key_imports_are_refused_and_change_nothing() {
     let total = rows.len();
     for row in rows {
         let name = &row.name;
-        let reply = put_raw(&proxy, &row.body).await;
+        let reply = put_raw(proxy, &row.body).await;
         assert_eq!(reply.status, row.status, "{name}: {:?}", reply.body);
         let body = reply.json();
         assert_eq!(body["statusCode"], row.status, "{name}");
@@ -348,7 +346,7 @@ async fn hostile_key_imports_are_refused_and_change_nothing() {
             reply.body.len()
         );
         assert_eq!(
-            snapshot(&proxy).await,
+            snapshot(proxy).await,
             before,
             "{name} changed the stored set or the JWKS"
         );

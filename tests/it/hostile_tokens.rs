@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::idp::b64;
 use crate::common::*;
+use crate::rejections::strict_fixture;
 
 /// The order of P-256, big-endian.
 const P256_N: [u8; 32] = [
@@ -211,22 +212,22 @@ async fn raw_status(addr: std::net::SocketAddr, request: &str) -> u16 {
 
 #[tokio::test]
 async fn hostile_tokens_are_rejected_and_never_forwarded() {
-    let key = IdpKey::rs256("idp-1");
     let ec = IdpKey::es256("ec-1");
     let weak = WeakRsa::new("weak-1");
     let ed = Ed25519KeyPair::generate().unwrap();
     let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "use": "sig", "alg": "EdDSA", "x": b64(ed.public_key().as_ref())});
-    let idp = TestIdp::start(&[&key, &ec]).await;
-    // The IdP publishes the weak key and the Ed25519 key too: resigner must skip both.
-    idp.set_jwks(json!({"keys": [key.jwk, ec.jwk, weak.jwk, ed_jwk]}));
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp)
-        .idp("algorithms = [\"RS256\", \"PS256\", \"ES256\"]")
-        .idp("require_typ = \"at+jwt\"")
-        .api_route(&upstream)
-        .start()
-        .await;
-    proxy.ready().await;
+    let Fixture {
+        proxy,
+        upstream,
+        idp,
+        key,
+    } = strict_fixture(&ec, |builder| {
+        // The IdP publishes the weak key and the Ed25519 key too: resigner must skip both.
+        builder
+            .also_serve_jwk(weak.jwk.clone())
+            .also_serve_jwk(ed_jwk)
+    })
+    .await;
 
     let payload = claims(&idp.issuer, "https://api.test").to_string();
     let rs_header = |kid: &str| json!({"alg": "RS256", "kid": kid, "typ": "at+jwt"}).to_string();

@@ -41,23 +41,16 @@ use crate::common::raw_client::exchange;
 use crate::common::raw_upstream::{Answer, RawRequest, RawUpstream};
 use crate::common::*;
 
-/// A proxy with `/api` -> a raw upstream (prefix stripped) and a valid token for it.
-async fn setup(answer: Answer, server: &[&str]) -> (TestProxy, RawUpstream, String, TestIdp) {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
+/// A fixture with `/api` -> a raw upstream (prefix stripped), changed by `more`.
+async fn setup(
+    answer: Answer,
+    more: impl FnOnce(FixtureBuilder) -> FixtureBuilder,
+) -> (Fixture, RawUpstream) {
     let upstream = RawUpstream::start(answer).await;
-    let route = format!(
-        "prefix = \"/api\"\nupstream = \"{}\"\naudience = \"https://api.test\"\nstrip_prefix = true\n",
-        upstream.url
-    );
-    let mut builder = ProxyBuilder::new(&idp).route(&route);
-    for line in server {
-        builder = builder.server(line);
-    }
-    let proxy = builder.start().await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
-    (proxy, upstream, token, idp)
+    let builder = Fixture::builder()
+        .await
+        .route(Route::api().upstream(&upstream.url));
+    (more(builder).start().await, upstream)
 }
 
 /// One row: the bytes sent, the answer the client gets, and the check of the one request
@@ -300,7 +293,8 @@ fn cases() -> Vec<Case> {
 
 #[tokio::test]
 async fn hand_written_requests_are_refused_or_forwarded_once_and_well_formed() {
-    let (proxy, upstream, token, _idp) = setup(Answer::Ok(2), &["max_header_bytes = 131072"]).await;
+    let (fixture, upstream) = setup(Answer::Ok(2), |b| b.server("max_header_bytes", 131072)).await;
+    let (proxy, token) = (&fixture.proxy, fixture.token());
     let addr = proxy.running.public_addr;
     let mut failures = vec![];
     for case in cases() {
@@ -351,7 +345,8 @@ async fn hand_written_requests_are_refused_or_forwarded_once_and_well_formed() {
 #[tokio::test]
 async fn a_client_that_stops_reading_a_large_response_holds_only_its_own_connection() {
     const LARGE: usize = 256 * 1024 * 1024;
-    let (proxy, upstream, token, _idp) = setup(Answer::Ok(LARGE), &[]).await;
+    let (fixture, upstream) = setup(Answer::Ok(LARGE), |b| b).await;
+    let (proxy, token) = (&fixture.proxy, fixture.token());
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(16 * 1024).unwrap();
     let mut stalled = socket.connect(proxy.running.public_addr).await.unwrap();

@@ -22,17 +22,9 @@ print(json.dumps({"claims": claims, "header": header}))
 
 #[tokio::test]
 async fn pyjwt_verifies_forwarded_tokens_for_every_output_algorithm() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
     for alg in [Alg::RS256, Alg::PS256, Alg::ES256, Alg::ES384, Alg::EdDSA] {
-        let upstream = TestUpstream::start().await;
-        let proxy = ProxyBuilder::new(&idp)
-            .signing_alg(alg)
-            .api_route(&upstream)
-            .start()
-            .await;
-        proxy.ready().await;
-        let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+        let fixture = Fixture::builder().await.signing_alg(alg).start().await;
+        let (proxy, upstream, token) = (&fixture.proxy, &fixture.upstream, fixture.token());
         assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 200);
         let forwarded = upstream.last().bearer();
         let jwks_url = proxy.url("/.well-known/jwks.json");

@@ -60,18 +60,16 @@ fn assert_auth0_error(reply: &Reply, status: u16, needle: &str) {
 
 #[tokio::test]
 async fn get_put_delete_with_etags_and_the_jwks_follows() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let proxy = ProxyBuilder::new(&idp).unpublished().start().await;
-    proxy.ready().await;
+    let fixture = Fixture::builder().await.unpublished().start().await;
+    let proxy = &fixture.proxy;
 
-    let empty = admin(&proxy, Method::GET, ADMIN_TOKEN, &[], b"").await;
+    let empty = admin(proxy, Method::GET, ADMIN_TOKEN, &[], b"").await;
     assert_auth0_error(&empty, 404, "No custom signing keys found");
 
     let (a, b) = (public_jwk(Alg::ES256), public_jwk(Alg::RS256));
     let mut no_kid = public_jwk(Alg::EdDSA);
     no_kid.as_object_mut().unwrap().remove("kid");
-    let written = put(&proxy, &json!({"keys": [a, b, no_kid]})).await;
+    let written = put(proxy, &json!({"keys": [a, b, no_kid]})).await;
     assert_eq!(written.status, 200, "{:?}", written.body);
     let etag = written.headers["etag"].to_str().unwrap().to_string();
     let stored = written.json();
@@ -82,12 +80,12 @@ async fn get_put_delete_with_etags_and_the_jwks_follows() {
         "kid filled with the RFC 7638 thumbprint"
     );
 
-    let read = admin(&proxy, Method::GET, ADMIN_TOKEN, &[], b"").await;
+    let read = admin(proxy, Method::GET, ADMIN_TOKEN, &[], b"").await;
     assert_eq!(read.status, 200);
     assert_eq!(read.json(), stored);
     assert_eq!(read.headers["etag"], etag.as_str());
 
-    let jwks = get_jwks(&proxy).await;
+    let jwks = get_jwks(proxy).await;
     let kids: Vec<Value> = jwks.json()["keys"]
         .as_array()
         .unwrap()
@@ -118,7 +116,7 @@ async fn get_put_delete_with_etags_and_the_jwks_follows() {
     // If-Match: a stale ETag is refused for PUT and DELETE, the current one is accepted.
     let stale = "\"stale\"";
     let refused = admin(
-        &proxy,
+        proxy,
         Method::PUT,
         ADMIN_TOKEN,
         &[("content-type", "application/json"), ("if-match", stale)],
@@ -128,7 +126,7 @@ async fn get_put_delete_with_etags_and_the_jwks_follows() {
     assert_auth0_error(&refused, 412, "If-Match");
     assert_auth0_error(
         &admin(
-            &proxy,
+            proxy,
             Method::DELETE,
             ADMIN_TOKEN,
             &[("if-match", stale)],
@@ -139,12 +137,12 @@ async fn get_put_delete_with_etags_and_the_jwks_follows() {
         "If-Match",
     );
     assert_eq!(
-        snapshot(&proxy).await.0,
+        snapshot(proxy).await.0,
         stored,
         "a refused write changes nothing"
     );
     let replaced = admin(
-        &proxy,
+        proxy,
         Method::PUT,
         ADMIN_TOKEN,
         &[
@@ -161,7 +159,7 @@ async fn get_put_delete_with_etags_and_the_jwks_follows() {
         "PUT replaces the whole set"
     );
 
-    let after_put = get_jwks(&proxy).await;
+    let after_put = get_jwks(proxy).await;
     assert_ne!(
         after_put.headers["etag"].to_str().unwrap(),
         jwks_etag,
@@ -178,16 +176,16 @@ async fn get_put_delete_with_etags_and_the_jwks_follows() {
         200
     );
 
-    let deleted = admin(&proxy, Method::DELETE, ADMIN_TOKEN, &[], b"").await;
+    let deleted = admin(proxy, Method::DELETE, ADMIN_TOKEN, &[], b"").await;
     assert_eq!(deleted.status, 204);
     assert!(deleted.body.is_empty());
     assert_eq!(
-        admin(&proxy, Method::GET, ADMIN_TOKEN, &[], b"")
+        admin(proxy, Method::GET, ADMIN_TOKEN, &[], b"")
             .await
             .status,
         404
     );
-    let kids: Vec<Value> = get_jwks(&proxy).await.json()["keys"]
+    let kids: Vec<Value> = get_jwks(proxy).await.json()["keys"]
         .as_array()
         .unwrap()
         .iter()
@@ -195,7 +193,7 @@ async fn get_put_delete_with_etags_and_the_jwks_follows() {
         .collect();
     assert_eq!(kids, [json!("idp-1")]);
     assert_auth0_error(
-        &admin(&proxy, Method::POST, ADMIN_TOKEN, &[], b"").await,
+        &admin(proxy, Method::POST, ADMIN_TOKEN, &[], b"").await,
         405,
         "Method",
     );
@@ -203,11 +201,9 @@ async fn get_put_delete_with_etags_and_the_jwks_follows() {
 
 #[tokio::test]
 async fn every_bad_import_is_a_400_naming_the_problem_and_changes_nothing() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let proxy = ProxyBuilder::new(&idp).start().await;
-    proxy.ready().await;
-    let before = snapshot(&proxy).await;
+    let fixture = Fixture::start().await;
+    let proxy = &fixture.proxy;
+    let before = snapshot(proxy).await;
     let good = public_jwk(Alg::ES256);
     let with = |member: &str, value: Value| {
         let mut key = good.clone();
@@ -426,7 +422,7 @@ async fn every_bad_import_is_a_400_naming_the_problem_and_changes_nothing() {
     ];
     let count = cases.len();
     for (name, body, needle) in cases {
-        let reply = put(&proxy, &body).await;
+        let reply = put(proxy, &body).await;
         assert_auth0_error(&reply, 400, needle);
         let set_level = [
             "eleven keys",
@@ -444,7 +440,7 @@ async fn every_bad_import_is_a_400_naming_the_problem_and_changes_nothing() {
         }
 
         assert_eq!(
-            snapshot(&proxy).await,
+            snapshot(proxy).await,
             before,
             "{name} changed the stored set or the JWKS"
         );
@@ -497,10 +493,10 @@ async fn every_bad_import_is_a_400_naming_the_problem_and_changes_nothing() {
         ),
     ];
     for (name, headers, body, status, needle) in raw_cases {
-        let reply = admin(&proxy, Method::PUT, ADMIN_TOKEN, &headers, &body).await;
+        let reply = admin(proxy, Method::PUT, ADMIN_TOKEN, &headers, &body).await;
         assert_auth0_error(&reply, status, needle);
         assert_eq!(
-            snapshot(&proxy).await,
+            snapshot(proxy).await,
             before,
             "{name} changed the stored set or the JWKS"
         );
@@ -532,9 +528,8 @@ fn cert_for(alg: Alg) -> (Vec<u8>, String, Value) {
 #[tokio::test]
 async fn x5c_with_the_same_key_is_accepted() {
     use aws_lc_rs::digest;
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let proxy = ProxyBuilder::new(&idp).unpublished().start().await;
+    let fixture = Fixture::builder().await.unpublished().start().await;
+    let proxy = &fixture.proxy;
     for alg in [Alg::RS256, Alg::ES384, Alg::EdDSA] {
         let (_, cert, mut jwk) = cert_for(alg);
         use base64::Engine;
@@ -546,22 +541,21 @@ async fn x5c_with_the_same_key_is_accepted() {
             &digest::SHA256,
             &der
         )));
-        let reply = put(&proxy, &json!({"keys": [jwk]})).await;
+        let reply = put(proxy, &json!({"keys": [jwk]})).await;
         assert_eq!(reply.status, 200, "{alg}: {:?}", reply.body);
     }
 }
 
 #[tokio::test]
 async fn authentication_and_scopes() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
     let reader = "reader-token-abcdefghijklmnop";
-    let proxy = ProxyBuilder::new(&idp)
-        .admin("audience = \"https://resigner.test/api/v2/\"")
-        .admin(&format!("[[admin.tokens]]\nname = \"reader\"\nsha256 = \"{}\"\nscopes = [\"read:custom_signing_keys\"]", sha256_hex(reader)))
+    let fixture = Fixture::builder()
+        .await
+        .admin("audience", "https://resigner.test/api/v2/")
+        .admin_token("reader", reader, &["read:custom_signing_keys"])
         .start()
         .await;
-    proxy.ready().await;
+    let (proxy, idp, key) = (&fixture.proxy, &fixture.idp, &fixture.key);
     let body = json!({"keys": [public_jwk(Alg::ES256)]}).to_string();
     let json_type = [("content-type", "application/json")];
 
@@ -569,23 +563,23 @@ async fn authentication_and_scopes() {
     assert_auth0_error(&missing, 401, "Invalid token.");
     assert!(missing.www().starts_with("Bearer"));
     assert_auth0_error(
-        &admin(&proxy, Method::GET, "wrong-token", &[], b"").await,
+        &admin(proxy, Method::GET, "wrong-token", &[], b"").await,
         401,
         "Invalid token.",
     );
 
     assert_eq!(
-        admin(&proxy, Method::GET, reader, &[], b"").await.status,
+        admin(proxy, Method::GET, reader, &[], b"").await.status,
         200
     );
-    let forbidden = admin(&proxy, Method::PUT, reader, &json_type, body.as_bytes()).await;
+    let forbidden = admin(proxy, Method::PUT, reader, &json_type, body.as_bytes()).await;
     assert_auth0_error(
         &forbidden,
         403,
         "create:custom_signing_keys, update:custom_signing_keys",
     );
     assert_auth0_error(
-        &admin(&proxy, Method::DELETE, reader, &[], b"").await,
+        &admin(proxy, Method::DELETE, reader, &[], b"").await,
         403,
         "delete:custom_signing_keys",
     );
@@ -596,22 +590,20 @@ async fn authentication_and_scopes() {
         c["scope"] = json!(scope);
         c
     };
-    let read_only = mint(&key, &admin_claims("read:custom_signing_keys"));
+    let read_only = mint(key, &admin_claims("read:custom_signing_keys"));
     assert_eq!(
-        admin(&proxy, Method::GET, &read_only, &[], b"")
-            .await
-            .status,
+        admin(proxy, Method::GET, &read_only, &[], b"").await.status,
         200
     );
     assert_auth0_error(
-        &admin(&proxy, Method::PUT, &read_only, &json_type, body.as_bytes()).await,
+        &admin(proxy, Method::PUT, &read_only, &json_type, body.as_bytes()).await,
         403,
         "expected all of",
     );
-    let only_create = mint(&key, &admin_claims("create:custom_signing_keys"));
+    let only_create = mint(key, &admin_claims("create:custom_signing_keys"));
     assert_auth0_error(
         &admin(
-            &proxy,
+            proxy,
             Method::PUT,
             &only_create,
             &json_type,
@@ -627,14 +619,14 @@ async fn authentication_and_scopes() {
         "update:custom_signing_keys",
         "read:custom_signing_keys"
     ]);
-    let writer = mint(&key, &rbac);
-    let written = admin(&proxy, Method::PUT, &writer, &json_type, body.as_bytes()).await;
+    let writer = mint(key, &rbac);
+    let written = admin(proxy, Method::PUT, &writer, &json_type, body.as_bytes()).await;
     assert_eq!(written.status, 200, "{:?}", written.body);
 
     // The proxy's own audience, a foreign issuer, and a token signed by a customer key: 401.
-    let api_token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let api_token = mint(key, &claims(&idp.issuer, "https://api.test"));
     assert_auth0_error(
-        &admin(&proxy, Method::GET, &api_token, &[], b"").await,
+        &admin(proxy, Method::GET, &api_token, &[], b"").await,
         401,
         "Invalid token.",
     );
@@ -642,7 +634,7 @@ async fn authentication_and_scopes() {
     let mut customer_jwk = customer.jwk.clone();
     customer_jwk.as_object_mut().unwrap().remove("use");
     assert_eq!(
-        put(&proxy, &json!({"keys": [customer_jwk]})).await.status,
+        put(proxy, &json!({"keys": [customer_jwk]})).await.status,
         200
     );
     let forged = mint(
@@ -650,12 +642,12 @@ async fn authentication_and_scopes() {
         &admin_claims("read:custom_signing_keys delete:custom_signing_keys"),
     );
     assert_auth0_error(
-        &admin(&proxy, Method::DELETE, &forged, &[], b"").await,
+        &admin(proxy, Method::DELETE, &forged, &[], b"").await,
         401,
         "Invalid token.",
     );
     assert_eq!(
-        admin(&proxy, Method::GET, ADMIN_TOKEN, &[], b"")
+        admin(proxy, Method::GET, ADMIN_TOKEN, &[], b"")
             .await
             .status,
         200,
@@ -665,16 +657,9 @@ async fn authentication_and_scopes() {
 
 #[tokio::test]
 async fn only_a_published_key_signs() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp)
-        .unpublished()
-        .api_route(&upstream)
-        .start()
-        .await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let fixture = Fixture::builder().await.unpublished().start().await;
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let token = fixture.token();
     let refused = get_bearer(&proxy.url("/api/x"), &token).await;
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     assert!(refused.headers.contains_key("retry-after"));
@@ -691,10 +676,10 @@ async fn only_a_published_key_signs() {
     // A key with the same kid but other material is not "published".
     let mut impostor = public_jwk(Alg::ES256);
     impostor["kid"] = active["kid"].clone();
-    assert_eq!(put(&proxy, &json!({"keys": [impostor]})).await.status, 200);
+    assert_eq!(put(proxy, &json!({"keys": [impostor]})).await.status, 200);
     assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 503);
 
-    assert_eq!(put(&proxy, &json!({"keys": [active]})).await.status, 200);
+    assert_eq!(put(proxy, &json!({"keys": [active]})).await.status, 200);
     assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 200);
     assert_eq!(get(&proxy.admin_url("/readyz"), &[]).await.status, 200);
     assert_eq!(
@@ -705,7 +690,7 @@ async fn only_a_published_key_signs() {
 
     // Deleting the set pauses re-signing again (cached tokens included).
     assert_eq!(
-        admin(&proxy, Method::DELETE, ADMIN_TOKEN, &[], b"")
+        admin(proxy, Method::DELETE, ADMIN_TOKEN, &[], b"")
             .await
             .status,
         204
@@ -715,16 +700,12 @@ async fn only_a_published_key_signs() {
 
 #[tokio::test]
 async fn min_published_age_delays_a_newly_published_key() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp)
-        .api_route(&upstream)
+    let fixture = Fixture::builder()
+        .await
         .min_published_age("2s")
         .start()
         .await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (proxy, token) = (&fixture.proxy, fixture.token());
     let early = get_bearer(&proxy.url("/api/x"), &token).await;
     assert_eq!(early.status, 503);
     tokio::time::sleep(Duration::from_millis(3100)).await;

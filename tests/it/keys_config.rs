@@ -47,14 +47,11 @@ fn config_with_kid(idp: &TestIdp, upstream: &TestUpstream, dir: &Path, key_file:
     let (listen, admin) = (free_addr(), free_addr());
     let config = ProxyBuilder::new(idp)
         .api_route(upstream)
+        .set("signing.keys.0", "path", key_file)
+        .set("signing.keys.0", "kid", "primary")
         .write_config(dir, &listen, &admin);
     let text = std::fs::read_to_string(&config).unwrap();
-    let keyed = text.replace(
-        "path = \"signing.pem\"\nalg = \"ES256\"\n",
-        &format!("path = \"{key_file}\"\nalg = \"ES256\"\nkid = \"primary\"\n"),
-    );
-    assert_ne!(keyed, text, "the builder's key entry changed shape");
-    std::fs::write(&config, keyed).unwrap();
+    assert!(text.contains("kid = \"primary\""), "{text}");
     config.display().to_string()
 }
 
@@ -190,14 +187,14 @@ async fn import_with_config_uses_configured_kids_and_keep_existing_merges() {
     }
     // Two configured keys, "primary" (active) and "next".
     let config = config_with_kid(&idp, &upstream, d, "primary.pem");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("[signing]\n", "[signing]\nactive = \"primary\"\n")
-        .replace(
-            "kid = \"primary\"\n",
-            "kid = \"primary\"\n[[signing.keys]]\npath = \"next.pem\"\nalg = \"ES256\"\nkid = \"next\"\n",
-        );
-    std::fs::write(&config, text).unwrap();
+    let mut doc: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let signing = doc["signing"].as_table_mut().unwrap();
+    signing.insert("active".into(), "primary".into());
+    let next: toml::Table = "path = \"next.pem\"\nalg = \"ES256\"\nkid = \"next\""
+        .parse()
+        .unwrap();
+    signing["keys"].as_array_mut().unwrap().push(next.into());
+    std::fs::write(&config, toml::to_string(&doc).unwrap()).unwrap();
     let running = resigner::start(resigner::load_config(Path::new(&config)).unwrap())
         .await
         .expect("proxy starts");

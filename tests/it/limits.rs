@@ -34,13 +34,19 @@ fn status_of(answer: &[u8]) -> String {
         .to_string()
 }
 
+/// A fixture with one `[server]` limit set.
+async fn limited(key: &str, value: impl serde::Serialize) -> Fixture {
+    Fixture::builder().await.server(key, value).start().await
+}
+
 fn head(token: &str, extra: &str) -> String {
     format!("GET /api/x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n{extra}\r\n")
 }
 
 #[tokio::test]
 async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
-    let (proxy, upstream, _, _idp) = proxy_with(&["header_read_timeout = \"500ms\""]).await;
+    let fixture = limited("header_read_timeout", "500ms").await;
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
     let stream = TcpStream::connect(proxy.running.public_addr).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     let started = Instant::now();
@@ -72,7 +78,8 @@ async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
 
 #[tokio::test]
 async fn a_silent_connection_or_half_a_preface_is_closed_at_the_header_read_timeout() {
-    let (proxy, _upstream, _, _idp) = proxy_with(&["header_read_timeout = \"500ms\""]).await;
+    let fixture = limited("header_read_timeout", "500ms").await;
+    let proxy = &fixture.proxy;
     for (name, sent) in [
         ("nothing", &b""[..]),
         ("half an HTTP/2 preface", &b"PRI * HTTP/2.0\r\n"[..]),
@@ -93,9 +100,17 @@ async fn a_silent_connection_or_half_a_preface_is_closed_at_the_header_read_time
 
 #[tokio::test]
 async fn oversized_heads_and_too_many_headers_get_431() {
-    let (proxy, upstream, token, _idp) =
-        proxy_with(&["max_header_bytes = 8192", "max_headers = 20"]).await;
-    let addr = proxy.running.public_addr;
+    let fixture = Fixture::builder()
+        .await
+        .server("max_header_bytes", 8192)
+        .server("max_headers", 20)
+        .start()
+        .await;
+    let (addr, upstream, token) = (
+        fixture.proxy.running.public_addr,
+        &fixture.upstream,
+        fixture.token(),
+    );
     let exchange = |request: Vec<u8>| async move {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.write_all(&request).await.unwrap();
@@ -141,8 +156,12 @@ async fn oversized_heads_and_too_many_headers_get_431() {
 
 #[tokio::test]
 async fn a_stalled_request_body_gets_408_and_a_steady_one_passes() {
-    let (proxy, upstream, token, _idp) = proxy_with(&["body_read_timeout = \"400ms\""]).await;
-    let addr = proxy.running.public_addr;
+    let fixture = limited("body_read_timeout", "400ms").await;
+    let (addr, upstream, token) = (
+        fixture.proxy.running.public_addr,
+        &fixture.upstream,
+        fixture.token(),
+    );
     let post = |length: usize| {
         format!(
             "POST /api/upload HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
@@ -201,7 +220,8 @@ async fn jwks_request(addr: SocketAddr) -> TcpStream {
 
 #[tokio::test]
 async fn beyond_max_connections_new_connections_wait_for_a_free_slot() {
-    let (proxy, _upstream, _, _idp) = proxy_with(&["max_connections = 2"]).await;
+    let fixture = limited("max_connections", 2).await;
+    let proxy = &fixture.proxy;
     let addr = proxy.running.public_addr;
     let idle_a = TcpStream::connect(addr).await.unwrap();
     let _idle_b = TcpStream::connect(addr).await.unwrap();

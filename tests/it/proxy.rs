@@ -11,17 +11,32 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const MAPPED_ROUTE: &str = r#"prefix = "/orders"
-upstream = "UPSTREAM/legacy"
-audience = "https://api.test"
-header = "Authorization"
-[routes.claims]
-audience = ["legacy-orders", "legacy-billing"]
-copy = ["sub", "scope", "email", "https://idp.test/roles", "level", "flag", "jti"]
-rename = { "https://idp.test/roles" = "roles", "level" = "clearance" }
-set = { tenant = "acme", tier = 2, beta = false, regions = ["eu", "us"] }
-remove = ["email"]
-"#;
+/// `/orders` -> the upstream's `/legacy` (prefix kept), every kind of claim mapping.
+fn mapped_route() -> Route {
+    let copy = [
+        "sub",
+        "scope",
+        "email",
+        "https://idp.test/roles",
+        "level",
+        "flag",
+        "jti",
+    ];
+    Route::new("/orders")
+        .upstream("/legacy")
+        .set("header", "Authorization")
+        .claims("audience", ["legacy-orders", "legacy-billing"])
+        .claims("copy", copy)
+        .claims(
+            "rename",
+            json!({"https://idp.test/roles": "roles", "level": "clearance"}),
+        )
+        .claims(
+            "set",
+            json!({"tenant": "acme", "tier": 2, "beta": false, "regions": ["eu", "us"]}),
+        )
+        .claims("remove", ["email"])
+}
 
 /// Verifies `token` with jsonwebtoken (an independent implementation) against the JWKS the
 /// proxy publishes over HTTP.
@@ -59,16 +74,10 @@ pub async fn verify_with_jwks_at(
 
 #[tokio::test]
 async fn valid_token_is_resigned_mapped_and_forwarded() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp)
-        .route(&MAPPED_ROUTE.replace("UPSTREAM", &upstream.url))
-        .start()
-        .await;
-    proxy.ready().await;
-    let incoming = claims(&idp.issuer, "https://api.test");
-    let token = mint(&key, &incoming);
+    let fixture = Fixture::builder().await.route(mapped_route()).start().await;
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let incoming = fixture.claims();
+    let token = mint(&fixture.key, &incoming);
 
     let reply = get(
         &proxy.url("/orders/42?expand=lines"),
@@ -112,7 +121,7 @@ async fn valid_token_is_resigned_mapped_and_forwarded() {
     );
 
     let out = verify_with_published_jwks(
-        &proxy,
+        proxy,
         &forwarded,
         jsonwebtoken::Algorithm::ES256,
         &["legacy-orders"],
@@ -148,24 +157,16 @@ async fn valid_token_is_resigned_mapped_and_forwarded() {
 
 #[tokio::test]
 async fn short_lived_token_keeps_its_own_exp_and_custom_header_route() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let route = format!(
-        "prefix = \"/v1\"\nupstream = \"{}\"\naudience = \"https://api.test\"\nheader = \"X-Legacy-Token\"\n",
-        upstream.url
-    );
-    let proxy = ProxyBuilder::new(&idp)
+    let fixture = Fixture::builder()
+        .await
         .signing_alg(Alg::RS256)
         .max_ttl("1h")
-        .route(&route)
+        .route(Route::new("/v1").set("header", "X-Legacy-Token"))
         .start()
         .await;
-    proxy.ready().await;
-    let mut incoming = claims(&idp.issuer, "https://api.test");
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
     let exp = resigner::jose::time::now_unix() + 90;
-    incoming["exp"] = json!(exp);
-    let token = mint(&key, &incoming);
+    let token = fixture.mint(|claims| claims["exp"] = json!(exp));
     let reply = get(
         &proxy.url("/v1/x"),
         &[
@@ -192,7 +193,7 @@ async fn short_lived_token_keeps_its_own_exp_and_custom_header_route() {
         "custom headers carry the bare token"
     );
     let out = verify_with_published_jwks(
-        &proxy,
+        proxy,
         &forwarded,
         jsonwebtoken::Algorithm::RS256,
         &["https://api.test"],
@@ -212,15 +213,14 @@ async fn short_lived_token_keeps_its_own_exp_and_custom_header_route() {
 
 #[tokio::test]
 async fn jwks_lists_signing_key_first_then_idp_keys_with_etag() {
-    let key = IdpKey::rs256("idp-1");
-    let other = IdpKey::es256("idp-2");
-    let idp = TestIdp::start(&[&key, &other]).await;
-    let proxy = ProxyBuilder::new(&idp)
+    let fixture = Fixture::builder()
+        .await
+        .also_serve(&IdpKey::es256("idp-2"))
         .discover()
-        .idp("algorithms = [\"RS256\", \"ES256\"]")
+        .idp("algorithms", ["RS256", "ES256"])
         .start()
         .await;
-    proxy.ready().await;
+    let proxy = &fixture.proxy;
     let reply = get(&proxy.url("/.well-known/jwks.json"), &[]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.headers["content-type"], "application/json");
@@ -257,21 +257,19 @@ async fn jwks_lists_signing_key_first_then_idp_keys_with_etag() {
 
 #[tokio::test]
 async fn upstream_failures_map_to_502_504_and_5xx_passes_through() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let proxy = ProxyBuilder::new(&idp)
-        .api_route(&upstream)
-        .route(&format!("prefix = \"/down\"\nupstream = \"http://{closed}\"\naudience = \"https://api.test\"\n"))
-        .route(&format!("prefix = \"/slow\"\nupstream = \"{}\"\naudience = \"https://api.test\"\ntimeout = \"300ms\"\n", upstream.url))
+    let fixture = Fixture::builder()
+        .await
+        .route(Route::api())
+        .route(Route::new("/down").upstream(format!("http://{closed}")))
+        .route(Route::new("/slow").set("timeout", "300ms"))
         .start()
         .await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let token = fixture.token();
 
     let down = get_bearer(&proxy.url("/down/x"), &token).await;
     assert_eq!(down.status, 502);
@@ -309,12 +307,9 @@ async fn upstream_failures_map_to_502_504_and_5xx_passes_through() {
 
 #[tokio::test]
 async fn unknown_path_is_404_and_admin_reports_status() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp).api_route(&upstream).start().await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let fixture = Fixture::start().await;
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let token = fixture.token();
     let reply = get_bearer(&proxy.url("/apix/y"), &token).await;
     assert_eq!(reply.status, 404, "prefixes match on segment boundaries");
     for path in ["/api/../admin", "/api/%2e%2e/admin", "/api/x%2F..%2Fadmin"] {
@@ -332,17 +327,19 @@ async fn unknown_path_is_404_and_admin_reports_status() {
 
 #[tokio::test]
 async fn verify_only_and_passthrough_routes() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp)
+    let fixture = Fixture::builder()
+        .await
         .unpublished()
-        .route(&format!("prefix = \"/v\"\nmode = \"verify\"\nupstream = \"{}\"\naudience = \"https://api.test\"\n", upstream.url))
-        .route(&format!("prefix = \"/public\"\nmode = \"passthrough\"\nupstream = \"{}\"\n", upstream.url))
+        .route(Route::new("/v").set("mode", "verify"))
+        .route(
+            Route::new("/public")
+                .set("mode", "passthrough")
+                .without("audience"),
+        )
         .start()
         .await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let token = fixture.token();
 
     // verify: the IdP token itself is forwarded; no signing key needs to be published.
     let reply = get(
@@ -387,13 +384,13 @@ async fn verify_only_and_passthrough_routes() {
 
 #[tokio::test]
 async fn route_modes_are_validated() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = ProxyBuilder::new(&idp)
-        .route("prefix = \"/a\"\nmode = \"passthrough\"\nupstream = \"http://127.0.0.1:9\"\naudience = \"x\"\n")
-        .route("prefix = \"/b\"\nmode = \"proxy\"\nupstream = \"http://127.0.0.1:9\"\naudience = \"x\"\n")
-        .route("prefix = \"/c\"\nupstream = \"http://127.0.0.1:9\"\n")
+    let closed = |prefix| Route::new(prefix).upstream("http://127.0.0.1:9");
+    let config = Fixture::builder()
+        .await
+        .route(closed("/a").set("mode", "passthrough").set("audience", "x"))
+        .route(closed("/b").set("mode", "proxy").set("audience", "x"))
+        .route(closed("/c").without("audience"))
         .write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
     let problems = resigner::load_config(&config).unwrap_err().problems();
     assert_eq!(problems.len(), 3, "{problems:#?}");

@@ -44,20 +44,30 @@ fn without(base: &Value, name: &str) -> Value {
     claims
 }
 
+/// The proxy both token tables (here and `hostile_tokens`) run against: RS256, PS256 and
+/// ES256 allowed, `typ` required, the IdP serving `idp-1` (RSA), `ec` and what `more` adds.
+pub async fn strict_fixture(
+    ec: &IdpKey,
+    more: impl FnOnce(FixtureBuilder) -> FixtureBuilder,
+) -> Fixture {
+    let builder = Fixture::builder()
+        .await
+        .also_serve(ec)
+        .idp("algorithms", ["RS256", "PS256", "ES256"])
+        .idp("require_typ", "at+jwt");
+    more(builder).start().await
+}
+
 #[tokio::test]
 async fn every_bad_token_is_rejected_and_never_forwarded() {
-    let key = IdpKey::rs256("idp-1");
     let ec = IdpKey::es256("ec-1");
     let impostor = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key, &ec]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp)
-        .idp("algorithms = [\"RS256\", \"PS256\", \"ES256\"]")
-        .idp("require_typ = \"at+jwt\"")
-        .api_route(&upstream)
-        .start()
-        .await;
-    proxy.ready().await;
+    let Fixture {
+        proxy,
+        upstream,
+        idp,
+        key,
+    } = strict_fixture(&ec, |builder| builder).await;
 
     let now = resigner::jose::time::now_unix();
     let good = claims(&idp.issuer, "https://api.test");

@@ -8,16 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use resigner::reload::Reloader;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::*;
-
-fn route(upstream: &TestUpstream, rev: u32) -> String {
-    format!(
-        "prefix = \"/api\"\nupstream = \"{}\"\naudience = \"https://api.test\"\n[routes.claims]\nset = {{ rev = {rev} }}\n",
-        upstream.url
-    )
-}
 
 /// Waits until the reloader reports `done(status)`, up to 5 s.
 async fn until(reloader: &Reloader, done: impl Fn(&resigner::reload::ReloadStatus) -> bool) {
@@ -44,17 +37,14 @@ fn forwarded_claims(upstream: &TestUpstream) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_under_load_drops_nothing_and_applies_new_claims() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp)
-        .route(&route(&upstream, 0))
+    let fixture = Fixture::builder()
+        .await
+        .route(Route::new("/api").claims("set", json!({"rev": 0})))
         .start()
         .await;
-    proxy.ready().await;
-    let reloader = Reloader::new(&proxy.config_path, proxy.running.state.clone());
-    let _tasks = reloader.spawn();
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let (reloader, _tasks) = proxy.watch();
+    let token = fixture.token();
 
     let done = Arc::new(AtomicBool::new(false));
     let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -75,13 +65,15 @@ async fn reload_under_load_drops_nothing_and_applies_new_claims() {
         })
         .collect();
 
-    let original = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let claim = |rev: u32| move |doc: &mut ConfigDoc| doc.set("routes.0.claims.set", "rev", rev);
     for rev in 1..=20u32 {
         let before = reloader.status();
         if rev == 10 {
             // Invalid: a reserved claim in `set`. The running config must stay.
-            let text = original.replace("set = { rev = 0 }", "set = { rev = 10, exp = 1 }");
-            std::fs::write(&proxy.config_path, text).unwrap();
+            proxy.rewrite_config(|doc| {
+                claim(rev)(doc);
+                doc.set("routes.0.claims.set", "exp", 1);
+            });
             until(&reloader, |s| s.failed == before.failed + 1).await;
             let status = reloader.status();
             assert!(!status.ok);
@@ -94,8 +86,7 @@ async fn reload_under_load_drops_nothing_and_applies_new_claims() {
                 status.errors
             );
         } else {
-            let text = original.replace("set = { rev = 0 }", &format!("set = {{ rev = {rev} }}"));
-            std::fs::write(&proxy.config_path, text).unwrap();
+            proxy.rewrite_config(claim(rev));
             until(&reloader, |s| s.succeeded == before.succeeded + 1).await;
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -127,7 +118,7 @@ async fn reload_under_load_drops_nothing_and_applies_new_claims() {
         200
     );
     assert_eq!(
-        forwarded_claims(&upstream)["rev"],
+        forwarded_claims(upstream)["rev"],
         20,
         "requests after the last reload follow the new claims"
     );
@@ -138,13 +129,9 @@ async fn reload_under_load_drops_nothing_and_applies_new_claims() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_file_change_reloads_and_listener_changes_wait_for_restart() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp).api_route(&upstream).start().await;
-    proxy.ready().await;
-    let reloader = Reloader::new(&proxy.config_path, proxy.running.state.clone());
-    let _tasks = reloader.spawn();
+    let fixture = Fixture::start().await;
+    let proxy = &fixture.proxy;
+    let (reloader, _tasks) = proxy.watch();
     let old_kid = proxy.active_kid();
 
     write_key(
@@ -154,16 +141,14 @@ async fn key_file_change_reloads_and_listener_changes_wait_for_restart() {
     until(&reloader, |s| s.succeeded == 1).await;
     let new_kid = proxy.active_kid();
     assert_ne!(old_kid, new_kid, "the rewritten key file was loaded");
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let token = fixture.token();
     assert_eq!(
         get_bearer(&proxy.url("/api/x"), &token).await.status,
         503,
         "the new key is not published yet"
     );
 
-    let text = std::fs::read_to_string(&proxy.config_path).unwrap();
-    let moved = text.replacen("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:1\"", 1);
-    std::fs::write(&proxy.config_path, moved).unwrap();
+    proxy.rewrite_config(|doc| doc.set("server", "listen", "127.0.0.1:1"));
     until(&reloader, |s| s.succeeded == 2).await;
     assert!(
         reloader
@@ -185,14 +170,10 @@ async fn key_file_change_reloads_and_listener_changes_wait_for_restart() {
 #[tokio::test]
 async fn sighup_reloads_resigner_serve() {
     use std::process::{Command, Stdio};
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
+    let servers = Fixture::builder().await;
     let dir = tempfile::tempdir().unwrap();
-    let admin = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().to_string()
-    };
-    let config = ProxyBuilder::new(&idp).write_config(dir.path(), "127.0.0.1:0", &admin);
+    let admin = free_addr();
+    let config = servers.write_config(dir.path(), "127.0.0.1:0", &admin);
     let mut child = Command::new(env!("CARGO_BIN_EXE_resigner"))
         .args(["serve", "--config"])
         .arg(&config)

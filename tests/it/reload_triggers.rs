@@ -21,7 +21,7 @@ const SETTLE: Duration = Duration::from_millis(1200);
 
 /// A proxy serving HTTPS from certificate files in their own directory, with a file watcher.
 struct Watched {
-    proxy: TestProxy,
+    fixture: Fixture,
     reloader: Arc<Reloader>,
     _tasks: Vec<tokio::task::JoinHandle<()>>,
     ca: TestCa,
@@ -29,33 +29,23 @@ struct Watched {
     cert_key: PathBuf,
     token: String,
     _certs: tempfile::TempDir,
-    _idp: TestIdp,
-    _upstream: TestUpstream,
 }
 
 impl Watched {
     async fn start() -> Watched {
-        let key = IdpKey::rs256("idp-1");
-        let idp = TestIdp::start(&[&key]).await;
-        let upstream = TestUpstream::start().await;
         let ca = TestCa::new("test CA");
         let certs = tempfile::tempdir().unwrap();
         let (cert, cert_key) = ca.server("resigner").write(certs.path(), "server");
-        let proxy = ProxyBuilder::new(&idp)
-            .api_route(&upstream)
-            .server(&format!("tls_cert = \"{}\"", cert.display()))
-            .server(&format!("tls_key = \"{}\"", cert_key.display()))
+        let fixture = Fixture::builder()
+            .await
+            .server("tls_cert", &cert)
+            .server("tls_key", &cert_key)
             .start()
             .await;
-        proxy.ready().await;
-        let reloader = Reloader::new(&proxy.config_path, proxy.running.state.clone());
-        for resolver in proxy.running.cert_resolvers() {
-            reloader.add_cert_resolver(resolver.clone());
-        }
-        let tasks = reloader.spawn();
-        let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+        let (reloader, tasks) = fixture.proxy.watch();
+        let token = fixture.token();
         Watched {
-            proxy,
+            fixture,
             reloader,
             _tasks: tasks,
             ca,
@@ -63,16 +53,14 @@ impl Watched {
             cert_key,
             token,
             _certs: certs,
-            _idp: idp,
-            _upstream: upstream,
         }
     }
 
     /// Every file the reloader watches: config, signing key, TLS certificate and TLS key.
     fn files(&self) -> [PathBuf; 4] {
         [
-            self.proxy.config_path.clone(),
-            self.proxy.dir.path().join("signing.pem"),
+            self.fixture.proxy.config_path.clone(),
+            self.fixture.proxy.dir.path().join("signing.pem"),
             self.cert.clone(),
             self.cert_key.clone(),
         ]
@@ -80,7 +68,7 @@ impl Watched {
 
     /// One proxied request over HTTPS with the test token; asserts it is served.
     async fn request(&self) {
-        let port = self.proxy.running.public_addr.port();
+        let port = self.fixture.proxy.running.public_addr.port();
         let url = format!("https://localhost:{port}/api/orders");
         let auth = format!("Bearer {}", self.token);
         let client = self.ca.client_config(None);
@@ -99,7 +87,7 @@ impl Watched {
 
     /// `resigner_config_reloads_total` and cache hits from the admin listener's `/metrics`.
     async fn scrape(&self) -> ([f64; 2], f64) {
-        let reply = get(&self.proxy.admin_url("/metrics"), &[]).await;
+        let reply = get(&self.fixture.proxy.admin_url("/metrics"), &[]).await;
         let text = String::from_utf8(reply.body.to_vec()).unwrap();
         let reloads = |result| {
             sample(
@@ -158,14 +146,14 @@ fn edited(proxy: &TestProxy, edit: u32) -> String {
 async fn reading_watched_files_never_reloads_and_the_cache_keeps_hitting() {
     let watched = Watched::start().await;
     watched.request().await;
-    let generation = watched.proxy.running.state.config().generation;
+    let generation = watched.fixture.proxy.running.state.config().generation;
     const ROUNDS: u32 = 10;
     for _ in 0..ROUNDS {
         for file in watched.files() {
             cat(&file);
         }
         // What `resigner check` does: load the config, its key files and TLS files.
-        resigner::load_config(&watched.proxy.config_path).unwrap();
+        resigner::load_config(&watched.fixture.proxy.config_path).unwrap();
         watched.request().await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -173,20 +161,23 @@ async fn reading_watched_files_never_reloads_and_the_cache_keeps_hitting() {
     watched.request().await;
     let (_, hits) = watched.scrape().await;
     assert_eq!(hits, f64::from(ROUNDS + 1), "every repeated request hit");
-    assert_eq!(watched.proxy.counter(|m| &m.signatures), 1);
-    assert_eq!(watched.proxy.running.state.config().generation, generation);
+    assert_eq!(watched.fixture.proxy.counter(|m| &m.signatures), 1);
+    assert_eq!(
+        watched.fixture.proxy.running.state.config().generation,
+        generation
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_editor_save_and_an_in_place_write_each_reload_once() {
     let watched = Watched::start().await;
     watched.request().await;
-    let config = &watched.proxy.config_path;
-    editor_save(config, &edited(&watched.proxy, 1));
+    let config = &watched.fixture.proxy.config_path;
+    editor_save(config, &edited(&watched.fixture.proxy, 1));
     watched.expect_reloads(1, 0, "editor save").await;
 
     // In place (truncate, then two writes 50 ms apart): one reload after the writes settle.
-    let text = edited(&watched.proxy, 2);
+    let text = edited(&watched.fixture.proxy, 2);
     let (head, tail) = text.split_at(text.len() / 2);
     let mut file = std::fs::File::options()
         .write(true)
@@ -211,7 +202,7 @@ async fn an_editor_save_and_an_in_place_write_each_reload_once() {
     watched.request().await;
     let (_, hits) = watched.scrape().await;
     assert_eq!(hits, 1.0);
-    assert_eq!(watched.proxy.counter(|m| &m.signatures), 2);
+    assert_eq!(watched.fixture.proxy.counter(|m| &m.signatures), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +227,7 @@ async fn touch_and_chmod_do_not_reload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_file_waits_and_reloads_once_when_it_returns_changed() {
     let watched = Watched::start().await;
-    let config = &watched.proxy.config_path;
+    let config = &watched.fixture.proxy.config_path;
     let original = std::fs::read_to_string(config).unwrap();
     std::fs::remove_file(config).unwrap();
     watched.expect_reloads(0, 0, "a missing file waits").await;
@@ -256,7 +247,7 @@ async fn a_deleted_file_waits_and_reloads_once_when_it_returns_changed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_file_is_refused_once_and_its_fix_reloads() {
     let watched = Watched::start().await;
-    let config = &watched.proxy.config_path;
+    let config = &watched.fixture.proxy.config_path;
     let original = std::fs::read_to_string(config).unwrap();
     std::fs::write(config, "[server\nlisten = ").unwrap();
     watched.expect_reloads(0, 1, "invalid file").await;
@@ -282,7 +273,7 @@ async fn an_invalid_file_is_refused_once_and_its_fix_reloads() {
 async fn a_kubernetes_configmap_swap_reloads_once() {
     use std::os::unix::fs::symlink;
     let watched = Watched::start().await;
-    let dir = watched.proxy.dir.path();
+    let dir = watched.fixture.proxy.dir.path();
     let names = ["resigner.toml", "signing.pem"];
     // The kubelet's layout: NAME -> ..data/NAME, ..data -> ..v1 (a timestamped directory).
     std::fs::create_dir(dir.join("..v1")).unwrap();
@@ -299,7 +290,7 @@ async fn a_kubernetes_configmap_swap_reloads_once() {
         .expect_reloads(0, 0, "same content behind symlinks")
         .await;
     for _ in 0..5 {
-        cat(&watched.proxy.config_path);
+        cat(&watched.fixture.proxy.config_path);
     }
     watched
         .expect_reloads(0, 0, "reads through the symlinks")
@@ -308,7 +299,11 @@ async fn a_kubernetes_configmap_swap_reloads_once() {
     // An update: a new directory, then `..data` swapped to it with one rename.
     std::fs::create_dir(dir.join("..v2")).unwrap();
     std::fs::copy(dir.join("signing.pem"), dir.join("..v2/signing.pem")).unwrap();
-    std::fs::write(dir.join("..v2/resigner.toml"), edited(&watched.proxy, 1)).unwrap();
+    std::fs::write(
+        dir.join("..v2/resigner.toml"),
+        edited(&watched.fixture.proxy, 1),
+    )
+    .unwrap();
     symlink("..v2", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     std::fs::remove_dir_all(dir.join("..v1")).unwrap();

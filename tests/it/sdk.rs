@@ -25,31 +25,25 @@ fn sdk_dir() -> PathBuf {
 
 /// A proxy with no custom keys, the full-scope test token and a read-only one, and two fresh
 /// public JWKs written to a file for the script.
-struct Fixture {
-    _idp: TestIdp,
-    proxy: TestProxy,
+struct Sdk {
+    fixture: Fixture,
     keys: Vec<Value>,
     keys_file: PathBuf,
 }
 
-impl Fixture {
-    async fn start() -> Fixture {
-        let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
-        let proxy = ProxyBuilder::new(&idp)
+impl Sdk {
+    async fn start() -> Sdk {
+        let fixture = Fixture::builder()
+            .await
             .unpublished()
-            .admin(&format!(
-                "[[admin.tokens]]\nname = \"sdk-reader\"\nsha256 = \"{}\"\nscopes = [\"read:custom_signing_keys\"]",
-                sha256_hex(READER)
-            ))
+            .admin_token("sdk-reader", READER, &["read:custom_signing_keys"])
             .start()
             .await;
-        proxy.ready().await;
         let keys = vec![public_jwk(Alg::ES256), public_jwk(Alg::RS256)];
-        let keys_file = proxy.dir.path().join("sdk-keys.json");
+        let keys_file = fixture.proxy.dir.path().join("sdk-keys.json");
         std::fs::write(&keys_file, Value::from(keys.clone()).to_string()).unwrap();
-        Fixture {
-            _idp: idp,
-            proxy,
+        Sdk {
+            fixture,
             keys,
             keys_file,
         }
@@ -61,7 +55,7 @@ impl Fixture {
         let mut command = Command::new(program);
         command
             .arg(sdk_dir().join(script))
-            .arg(self.proxy.admin_url("/api/v2"))
+            .arg(self.fixture.admin_url("/api/v2"))
             .arg(ADMIN_TOKEN)
             .arg(READER)
             .arg(&self.keys_file)
@@ -155,13 +149,13 @@ impl Fixture {
     async fn assert_empty(&self) {
         let reply = send(
             Method::GET,
-            &self.proxy.admin_url(PATH),
+            &self.fixture.admin_url(PATH),
             &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
             b"",
         )
         .await;
         assert_eq!(reply.status, 404, "{:?}", reply.body);
-        let jwks = get(&self.proxy.url("/.well-known/jwks.json"), &[])
+        let jwks = get(&self.fixture.url("/.well-known/jwks.json"), &[])
             .await
             .json();
         let kids: Vec<&Value> = jwks["keys"]
@@ -192,20 +186,20 @@ async fn node_sdk_custom_signing_client() {
         "tests/sdk has auth0 {version}, not 7.x: {INSTALL}"
     );
 
-    let fixture = Fixture::start().await;
-    let output = fixture.run("node", "custom_signing.mjs").await;
-    let summary = fixture.summary(&output, "npm auth0 (node tests/sdk/custom_signing.mjs)");
+    let sdk = Sdk::start().await;
+    let output = sdk.run("node", "custom_signing.mjs").await;
+    let summary = sdk.summary(&output, "npm auth0 (node tests/sdk/custom_signing.mjs)");
     assert_eq!(summary["sdk"], "auth0");
     assert_eq!(summary["version"], version.as_str());
-    fixture.check_steps(&summary);
-    fixture.assert_empty().await;
+    sdk.check_steps(&summary);
+    sdk.assert_empty().await;
 }
 
 #[tokio::test]
 async fn python_sdk_custom_signing() {
-    let fixture = Fixture::start().await;
-    let output = fixture.run("python3", "custom_signing.py").await;
-    let summary = fixture.summary(
+    let sdk = Sdk::start().await;
+    let output = sdk.run("python3", "custom_signing.py").await;
+    let summary = sdk.summary(
         &output,
         "PyPI auth0-python (python3 tests/sdk/custom_signing.py)",
     );
@@ -215,6 +209,6 @@ async fn python_sdk_custom_signing() {
         "auth0-python {} is not 6.x: {INSTALL}",
         summary["version"]
     );
-    fixture.check_steps(&summary);
-    fixture.assert_empty().await;
+    sdk.check_steps(&summary);
+    sdk.assert_empty().await;
 }

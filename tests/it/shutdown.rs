@@ -32,11 +32,13 @@ async fn refused(addr: std::net::SocketAddr) -> bool {
 #[tokio::test]
 async fn per_core_workers_and_the_shared_runtime_serve_concurrent_connections_and_drain() {
     for (scheduler, workers) in [("per_core", 3), ("work_stealing", 2)] {
-        let (proxy, upstream, token, _idp) = proxy_with(&[
-            &format!("scheduler = \"{scheduler}\""),
-            &format!("workers = {workers}"),
-        ])
-        .await;
+        let fixture = Fixture::builder()
+            .await
+            .server("scheduler", scheduler)
+            .server("workers", workers)
+            .start()
+            .await;
+        let (proxy, upstream, token) = (&fixture.proxy, &fixture.upstream, fixture.token());
         let requests: Vec<_> = (0..24)
             .map(|i| in_flight(proxy.url(&format!("/api/{i}")), &token))
             .collect();
@@ -57,7 +59,7 @@ async fn per_core_workers_and_the_shared_runtime_serve_concurrent_connections_an
         let slow = in_flight(proxy.url("/api/slow"), &token);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let addr = proxy.running.public_addr;
-        let shutdown = tokio::spawn(proxy.running.shutdown(Duration::from_secs(10)));
+        let shutdown = tokio::spawn(fixture.proxy.running.shutdown(Duration::from_secs(10)));
         let reply = slow
             .await
             .unwrap()
@@ -73,15 +75,16 @@ async fn per_core_workers_and_the_shared_runtime_serve_concurrent_connections_an
 
 #[tokio::test]
 async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are_refused() {
-    let (proxy, upstream, token, _idp) = proxy_with(&[]).await;
+    let fixture = Fixture::start().await;
+    let (upstream, token) = (&fixture.upstream, fixture.token());
     upstream.set_delay(Duration::from_millis(1500));
-    let request = in_flight(proxy.url("/api/slow"), &token);
+    let request = in_flight(fixture.url("/api/slow"), &token);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(upstream.count(), 1, "the request is at the upstream");
 
-    let addr = proxy.running.public_addr;
+    let addr = fixture.proxy.running.public_addr;
     let started = Instant::now();
-    let shutdown = tokio::spawn(proxy.running.shutdown(Duration::from_secs(10)));
+    let shutdown = tokio::spawn(fixture.proxy.running.shutdown(Duration::from_secs(10)));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         refused(addr).await,
@@ -103,13 +106,17 @@ async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are
 
 #[tokio::test]
 async fn the_drain_timeout_bounds_the_wait() {
-    let (proxy, upstream, token, _idp) = proxy_with(&[]).await;
-    upstream.set_delay(Duration::from_secs(10));
-    let request = in_flight(proxy.url("/api/slow"), &token);
+    let fixture = Fixture::start().await;
+    fixture.upstream.set_delay(Duration::from_secs(10));
+    let request = in_flight(fixture.url("/api/slow"), &fixture.token());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
-    proxy.running.shutdown(Duration::from_millis(400)).await;
+    fixture
+        .proxy
+        .running
+        .shutdown(Duration::from_millis(400))
+        .await;
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(350) && took < Duration::from_secs(3),
@@ -182,18 +189,14 @@ async fn serve_ready(config: &std::path::Path, admin: &str) -> Serve {
 
 #[tokio::test]
 async fn resigner_serve_drains_on_sigterm_and_exits_0() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
+    let servers = Fixture::builder().await.server("drain_timeout", "20s");
+    let upstream = &servers.upstream;
     let dir = tempfile::tempdir().unwrap();
     let (listen, admin) = (free_addr(), free_addr());
-    let config = ProxyBuilder::new(&idp)
-        .api_route(&upstream)
-        .server("drain_timeout = \"20s\"")
-        .write_config(dir.path(), &listen, &admin);
+    let config = servers.write_config(dir.path(), &listen, &admin);
     let mut child = serve_ready(&config, &admin).await;
     let pid = child.0.id().to_string();
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let token = servers.token();
     upstream.set_delay(Duration::from_millis(1500));
     let request = in_flight(format!("http://{listen}/api/slow"), &token);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -31,7 +31,8 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn status_names_version_listeners_routes_and_readiness_in_rfc3339() {
-    let (proxy, upstream, _token, _idp) = proxy_with(&[]).await;
+    let fixture = Fixture::start().await;
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
     let status = get(&proxy.admin_url("/admin/status"), &[]).await.json();
 
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
@@ -60,7 +61,8 @@ async fn status_names_version_listeners_routes_and_readiness_in_rfc3339() {
 
 #[tokio::test]
 async fn metrics_show_build_readiness_and_each_signing_key() {
-    let (proxy, _upstream, _token, _idp) = proxy_with(&[]).await;
+    let fixture = Fixture::start().await;
+    let proxy = &fixture.proxy;
     let text =
         String::from_utf8(get(&proxy.admin_url("/metrics"), &[]).await.body.to_vec()).unwrap();
     let build = format!(
@@ -76,14 +78,8 @@ async fn metrics_show_build_readiness_and_each_signing_key() {
 
 #[tokio::test]
 async fn an_unpublished_signing_key_is_not_ready_with_the_reason_everywhere() {
-    let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = ProxyBuilder::new(&idp)
-        .api_route(&upstream)
-        .unpublished()
-        .start()
-        .await;
-    proxy.ready().await;
+    let fixture = Fixture::builder().await.unpublished().start().await;
+    let proxy = &fixture.proxy;
     let kid = proxy.active_kid();
 
     let status = get(&proxy.admin_url("/admin/status"), &[]).await.json();

@@ -29,20 +29,20 @@ async fn stored(admin_url: &str) -> Value {
 
 #[tokio::test]
 async fn restart_keeps_the_set() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let proxy = ProxyBuilder::new(&idp).start().await;
+    let mut fixture = Fixture::start().await;
     let extra = public_jwk(Alg::PS256);
-    let signing = proxy.active_jwk();
+    let signing = fixture.proxy.active_jwk();
     assert_eq!(
-        proxy
+        fixture
+            .proxy
             .put_keys(&json!({"keys": [signing, extra]}))
             .await
             .status,
         200
     );
-    let before = stored(&proxy.admin_url("")).await;
-    let proxy = proxy.restart().await;
+    let before = stored(&fixture.admin_url("")).await;
+    fixture.proxy = fixture.proxy.restart().await;
+    let proxy = &fixture.proxy;
     proxy.ready().await;
     assert_eq!(stored(&proxy.admin_url("")).await, before);
     let jwks = get(&proxy.url("/.well-known/jwks.json"), &[]).await.json();
@@ -51,10 +51,8 @@ async fn restart_keeps_the_set() {
 
 #[tokio::test]
 async fn edits_by_another_process_are_validated_and_picked_up() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let proxy = ProxyBuilder::new(&idp).start().await;
-    proxy.ready().await;
+    let fixture = Fixture::start().await;
+    let proxy = &fixture.proxy;
     let store_path = proxy.dir.path().join("keys.json");
     let signing = proxy.active_jwk();
     let added = public_jwk(Alg::ES384);
@@ -99,11 +97,9 @@ async fn edits_by_another_process_are_validated_and_picked_up() {
 
 #[tokio::test]
 async fn corrupt_store_stops_start_up_naming_the_file() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
+    let servers = Fixture::builder().await;
     let dir = tempfile::tempdir().unwrap();
-    let config_path =
-        ProxyBuilder::new(&idp).write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let config_path = servers.write_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
     std::fs::write(
         dir.path().join("keys.json"),
         b"{\"version\": 3, \"keys\": [{\"kty\"",
@@ -170,11 +166,10 @@ async fn spawn_serve(config: &std::path::Path, admin: &str) -> Child {
 
 #[tokio::test]
 async fn kill_9_during_a_put_loop_leaves_the_old_or_the_new_set() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
+    let servers = Fixture::builder().await;
     let dir = tempfile::tempdir().unwrap();
     let (listen, admin) = (free_addr(), free_addr());
-    let config = ProxyBuilder::new(&idp).write_config(dir.path(), &listen, &admin);
+    let config = servers.write_config(dir.path(), &listen, &admin);
     let auth = format!("Bearer {ADMIN_TOKEN}");
     let headers = [
         ("authorization", auth.as_str()),

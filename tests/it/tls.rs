@@ -4,7 +4,7 @@
 //! HTTP/2 header lists over the limit, TLS settings checked with the config, and the
 //! `certs dev` output serving HTTPS. Outbound TLS is in `tls_outbound`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::{Method, Version};
@@ -15,41 +15,53 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::client::try_send;
-use crate::common::tls::{TestCa, https_send, presented_cert};
+use crate::common::tls::{Issued, TestCa, https_send, presented_cert};
 use crate::common::*;
 
-/// `tls_cert`/`tls_key` lines for `[server]` or `[admin]`.
-fn tls_lines(cert: &Path, key: &Path) -> [String; 2] {
-    [
-        format!("tls_cert = \"{}\"", cert.display()),
-        format!("tls_key = \"{}\"", key.display()),
-    ]
+/// A fixture whose public listener serves `cert` and `key` over TLS, with the route `/api`.
+async fn tls_fixture(cert: &Path, key: &Path) -> FixtureBuilder {
+    Fixture::builder()
+        .await
+        .server("tls_cert", cert)
+        .server("tls_key", key)
 }
 
-/// A proxy whose public listener serves `server` over TLS, with the route `/api` -> `upstream`.
-async fn tls_proxy(idp: &TestIdp, upstream: &TestUpstream, cert: &Path, key: &Path) -> TestProxy {
-    let [cert_line, key_line] = tls_lines(cert, key);
-    let proxy = ProxyBuilder::new(idp)
-        .api_route(upstream)
-        .server(&cert_line)
-        .server(&key_line)
-        .start()
-        .await;
-    proxy.ready().await;
-    proxy
+/// A fixture serving HTTPS with a certificate a test CA issued for `name`, written to `dir`
+/// as `server.pem` and `server-key.pem`; `more` changes the fixture.
+struct Https {
+    ca: TestCa,
+    dir: tempfile::TempDir,
+    issued: Issued,
+    cert: PathBuf,
+    key: PathBuf,
+    fixture: Fixture,
+}
+
+impl Https {
+    async fn start(name: &str, more: impl FnOnce(FixtureBuilder) -> FixtureBuilder) -> Https {
+        let ca = TestCa::new("test CA");
+        let dir = tempfile::tempdir().unwrap();
+        let issued = ca.server(name);
+        let (cert, key) = issued.write(dir.path(), "server");
+        let fixture = more(tls_fixture(&cert, &key).await).start().await;
+        Https {
+            ca,
+            dir,
+            issued,
+            cert,
+            key,
+            fixture,
+        }
+    }
 }
 
 #[tokio::test]
 async fn https_serves_http1_and_http2_and_forwards_proto_https() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let ca = TestCa::new("test CA");
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, cert_key) = ca.server("resigner").write(dir.path(), "server");
-    let proxy = tls_proxy(&idp, &upstream, &cert, &cert_key).await;
+    let https = Https::start("resigner", |b| b).await;
+    let (ca, fixture) = (&https.ca, &https.fixture);
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
     let port = proxy.running.public_addr.port();
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let token = fixture.token();
     let auth = format!("Bearer {token}");
 
     for (version, shown) in [
@@ -106,17 +118,17 @@ async fn https_serves_http1_and_http2_and_forwards_proto_https() {
 
 #[tokio::test]
 async fn the_admin_listener_serves_https_too() {
-    let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
     let ca = TestCa::new("test CA");
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = ca.server("admin").write(dir.path(), "admin");
-    let [cert_line, key_line] = tls_lines(&cert, &key);
-    let proxy = ProxyBuilder::new(&idp)
+    let fixture = Fixture::builder()
+        .await
         .unpublished()
-        .admin(&cert_line)
-        .admin(&key_line)
+        .admin("tls_cert", &cert)
+        .admin("tls_key", &key)
         .start()
         .await;
+    let proxy = &fixture.proxy;
     let url = format!(
         "https://localhost:{}/healthz",
         proxy.running.admin_addr.port()
@@ -162,13 +174,8 @@ fn legacy_client_hello(version: [u8; 2]) -> Vec<u8> {
 
 #[tokio::test]
 async fn tls_1_0_and_1_1_clients_are_refused_and_1_2_works() {
-    let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
-    let upstream = TestUpstream::start().await;
-    let ca = TestCa::new("test CA");
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = ca.server("resigner").write(dir.path(), "server");
-    let proxy = tls_proxy(&idp, &upstream, &cert, &key).await;
-    let addr = proxy.running.public_addr;
+    let https = Https::start("resigner", |b| b).await;
+    let (ca, addr) = (&https.ca, https.fixture.proxy.running.public_addr);
 
     for (version, name) in [([3, 1], "TLS 1.0"), ([3, 2], "TLS 1.1")] {
         let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -194,15 +201,16 @@ async fn tls_1_0_and_1_1_clients_are_refused_and_1_2_works() {
 
 #[tokio::test]
 async fn a_reloaded_certificate_is_served_and_a_broken_one_keeps_the_old() {
-    let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
-    let upstream = TestUpstream::start().await;
-    let ca = TestCa::new("test CA");
-    let dir = tempfile::tempdir().unwrap();
-    let first = ca.server("first");
-    let (cert, key) = first.write(dir.path(), "server");
-    let proxy = tls_proxy(&idp, &upstream, &cert, &key).await;
-    let addr = proxy.running.public_addr;
-    let resolvers = proxy.running.cert_resolvers();
+    let Https {
+        ca,
+        dir,
+        issued: first,
+        cert,
+        key,
+        fixture,
+    } = Https::start("first", |b| b).await;
+    let addr = fixture.proxy.running.public_addr;
+    let resolvers = fixture.proxy.running.cert_resolvers();
     assert_eq!(resolvers.len(), 1, "only the public listener has TLS");
     let resolver = &resolvers[0];
     assert_eq!(resolver.watched_files(), [&*cert, &*key]);
@@ -242,26 +250,18 @@ async fn a_reloaded_certificate_is_served_and_a_broken_one_keeps_the_old() {
 
 #[tokio::test]
 async fn tls_settings_are_checked_with_the_config() {
-    let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
     let ca = TestCa::new("test CA");
     let dir = tempfile::tempdir().unwrap();
     let (cert, _) = ca.server("a").write(dir.path(), "a");
     let (_, other_key) = ca.server("b").write(dir.path(), "b");
     let ca_file = ca.write(dir.path(), "ca.pem");
-    let [cert_line, key_line] = tls_lines(&cert, &other_key);
-    let builder = ProxyBuilder::new(&idp)
-        .server(&cert_line)
-        .server(&key_line)
-        .admin(&format!("tls_cert = \"{}\"", cert.display()))
-        .route(&format!(
-            "prefix = \"/plain\"\nupstream = \"http://127.0.0.1:1\"\naudience = \"a\"\nca_file = \"{}\"\n",
-            ca_file.display()
-        ))
-        .route(&format!(
-            "prefix = \"/half\"\nupstream = \"https://127.0.0.1:1\"\naudience = \"a\"\nclient_cert = \"{}\"\n",
-            cert.display()
-        ))
-        .idp("ca_file = \"missing-ca.pem\"");
+    let route = |prefix, upstream| Route::new(prefix).upstream(upstream).set("audience", "a");
+    let builder = tls_fixture(&cert, &other_key)
+        .await
+        .admin("tls_cert", &cert)
+        .route(route("/plain", "http://127.0.0.1:1").set("ca_file", &ca_file))
+        .route(route("/half", "https://127.0.0.1:1").set("client_cert", &cert))
+        .idp("ca_file", "missing-ca.pem");
     let config_dir = tempfile::tempdir().unwrap();
     let path = builder.write_config(config_dir.path(), "127.0.0.1:0", "127.0.0.1:0");
     let err = resigner::load_config(&path).unwrap_err();
@@ -281,19 +281,8 @@ async fn tls_settings_are_checked_with_the_config() {
 
 #[tokio::test]
 async fn http2_header_lists_over_max_header_bytes_get_431() {
-    let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
-    let upstream = TestUpstream::start().await;
-    let ca = TestCa::new("test CA");
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = ca.server("resigner").write(dir.path(), "server");
-    let [cert_line, key_line] = tls_lines(&cert, &key);
-    let proxy = ProxyBuilder::new(&idp)
-        .api_route(&upstream)
-        .server(&cert_line)
-        .server(&key_line)
-        .server("max_header_bytes = 16384")
-        .start()
-        .await;
+    let https = Https::start("resigner", |b| b.server("max_header_bytes", 16384)).await;
+    let (ca, proxy, upstream) = (&https.ca, &https.fixture.proxy, &https.fixture.upstream);
     let url = format!(
         "https://localhost:{}/.well-known/jwks.json",
         proxy.running.public_addr.port()
@@ -361,9 +350,7 @@ async fn certs_dev_writes_a_ca_and_a_localhost_certificate_that_serve_https() {
     assert!(String::from_utf8_lossy(&second.stderr).contains("refusing to overwrite"));
     assert_eq!(std::fs::read(&key).unwrap(), before);
 
-    let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = tls_proxy(&idp, &upstream, &cert, &key).await;
+    let fixture = tls_fixture(&cert, &key).await.start().await;
     let mut roots = rustls::RootCertStore::empty();
     let ca_pem = std::fs::read(&ca).unwrap();
     for der in CertificateDer::pem_slice_iter(&ca_pem) {
@@ -375,7 +362,7 @@ async fn certs_dev_writes_a_ca_and_a_localhost_certificate_that_serve_https() {
             .unwrap()
             .with_root_certificates(roots.clone())
             .with_no_client_auth();
-        let port = proxy.running.public_addr.port();
+        let port = fixture.proxy.running.public_addr.port();
         let url = format!("https://{host}:{port}/.well-known/jwks.json");
         let reply = https_send(client, Version::HTTP_2, Method::GET, &url, &[], b"")
             .await
@@ -386,19 +373,16 @@ async fn certs_dev_writes_a_ca_and_a_localhost_certificate_that_serve_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_watcher_reloads_a_rewritten_certificate() {
-    let idp = TestIdp::start(&[&IdpKey::rs256("idp-1")]).await;
-    let upstream = TestUpstream::start().await;
-    let ca = TestCa::new("test CA");
-    let dir = tempfile::tempdir().unwrap();
-    let first = ca.server("first");
-    let (cert, key) = first.write(dir.path(), "server");
-    let proxy = tls_proxy(&idp, &upstream, &cert, &key).await;
-    let reloader = resigner::reload::Reloader::new(&proxy.config_path, proxy.running.state.clone());
-    for resolver in proxy.running.cert_resolvers() {
-        reloader.add_cert_resolver(resolver.clone());
-    }
-    let _tasks = reloader.spawn();
-    let addr = proxy.running.public_addr;
+    let Https {
+        ca,
+        dir,
+        issued: first,
+        key,
+        fixture,
+        ..
+    } = Https::start("first", |b| b).await;
+    let (reloader, _tasks) = fixture.proxy.watch();
+    let addr = fixture.proxy.running.public_addr;
     assert_eq!(presented_cert(addr, &ca).await, first.chain()[0]);
 
     let second = ca.server("second");

@@ -14,35 +14,27 @@ fn addr_of(url: &str) -> SocketAddr {
     url.trim_start_matches("http://").parse().unwrap()
 }
 
-/// Routes to `front` with the given extra route lines.
-fn https_route(prefix: &str, front: SocketAddr, lines: &[String]) -> String {
-    format!(
-        "prefix = \"{prefix}\"\nupstream = \"https://127.0.0.1:{}\"\naudience = \"https://api.test\"\nstrip_prefix = true\n{}\n",
-        front.port(),
-        lines.join("\n")
-    )
+/// A route `prefix` -> `front` over https (prefix stripped).
+fn https_route(prefix: &str, front: SocketAddr) -> Route {
+    Route::new(prefix)
+        .upstream(format!("https://127.0.0.1:{}", front.port()))
+        .set("strip_prefix", true)
 }
 
 #[tokio::test]
 async fn https_upstreams_are_verified_with_the_route_ca_file() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
+    let builder = Fixture::builder().await;
     let upstream_ca = TestCa::new("upstream CA");
-    let front = TlsFront::start(addr_of(&upstream.url), &upstream_ca.server("legacy"), None).await;
+    let legacy = upstream_ca.server("legacy");
+    let front = TlsFront::start(addr_of(&builder.upstream.url), &legacy, None).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = upstream_ca.write(dir.path(), "upstream-ca.pem");
-    let proxy = ProxyBuilder::new(&idp)
-        .route(&https_route(
-            "/private",
-            front.addr,
-            &[format!("ca_file = \"{}\"", ca_file.display())],
-        ))
-        .route(&https_route("/public-roots", front.addr, &[]))
+    let fixture = builder
+        .route(https_route("/private", front.addr).set("ca_file", &ca_file))
+        .route(https_route("/public-roots", front.addr))
         .start()
         .await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (proxy, upstream, token) = (&fixture.proxy, &fixture.upstream, fixture.token());
 
     let reply = get_bearer(&proxy.url("/private/orders"), &token).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
@@ -61,13 +53,11 @@ async fn https_upstreams_are_verified_with_the_route_ca_file() {
 
 #[tokio::test]
 async fn mtls_upstreams_get_the_route_client_certificate() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
+    let builder = Fixture::builder().await;
     let server_ca = TestCa::new("upstream CA");
     let client_ca = TestCa::new("client CA");
     let front = TlsFront::start(
-        addr_of(&upstream.url),
+        addr_of(&builder.upstream.url),
         &server_ca.server("legacy"),
         Some(&client_ca),
     )
@@ -78,34 +68,19 @@ async fn mtls_upstreams_get_the_route_client_certificate() {
     let (stranger_cert, stranger_key) = TestCa::new("stranger CA")
         .client("resigner")
         .write(dir.path(), "stranger");
-    let ca_line = format!("ca_file = \"{}\"", ca_file.display());
-    let identity = |cert: &Path, key: &Path| {
-        [
-            ca_line.clone(),
-            format!("client_cert = \"{}\"", cert.display()),
-            format!("client_key = \"{}\"", key.display()),
-        ]
+    let trusting = |prefix| https_route(prefix, front.addr).set("ca_file", &ca_file);
+    let identity = |prefix, cert: &Path, key: &Path| {
+        trusting(prefix)
+            .set("client_cert", cert)
+            .set("client_key", key)
     };
-    let proxy = ProxyBuilder::new(&idp)
-        .route(&https_route(
-            "/mtls",
-            front.addr,
-            &identity(&client_cert, &client_key),
-        ))
-        .route(&https_route(
-            "/no-cert",
-            front.addr,
-            std::slice::from_ref(&ca_line),
-        ))
-        .route(&https_route(
-            "/wrong-cert",
-            front.addr,
-            &identity(&stranger_cert, &stranger_key),
-        ))
+    let fixture = builder
+        .route(identity("/mtls", &client_cert, &client_key))
+        .route(trusting("/no-cert"))
+        .route(identity("/wrong-cert", &stranger_cert, &stranger_key))
         .start()
         .await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
+    let (proxy, upstream, token) = (&fixture.proxy, &fixture.upstream, fixture.token());
 
     for _ in 0..3 {
         let reply = get_bearer(&proxy.url("/mtls/orders"), &token).await;
@@ -138,28 +113,24 @@ async fn mtls_upstreams_get_the_route_client_certificate() {
 
 #[tokio::test]
 async fn idp_keys_are_fetched_over_https_with_the_idp_ca_file() {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
+    let builder = Fixture::builder().await;
     let idp_ca = TestCa::new("IdP CA");
-    let front = TlsFront::start(idp.addr, &idp_ca.server("idp"), None).await;
+    let front = TlsFront::start(builder.idp.addr, &idp_ca.server("idp"), None).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = idp_ca.write(dir.path(), "idp-ca.pem");
     let jwks_uri = format!("https://127.0.0.1:{}/jwks.json", front.addr.port());
 
-    let proxy = ProxyBuilder::new(&idp)
+    let fixture = builder
         .jwks_uri(&jwks_uri)
-        .idp(&format!("ca_file = \"{}\"", ca_file.display()))
-        .api_route(&upstream)
+        .idp("ca_file", &ca_file)
         .start()
         .await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
-    assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 200);
+    let token = fixture.token();
+    assert_eq!(get_bearer(&fixture.url("/api/x"), &token).await.status, 200);
 
-    let untrusting = ProxyBuilder::new(&idp)
+    let untrusting = ProxyBuilder::new(&fixture.idp)
         .jwks_uri(&jwks_uri)
-        .api_route(&upstream)
+        .api_route(&fixture.upstream)
         .start()
         .await;
     assert!(

@@ -1,11 +1,14 @@
-//! Builders for the servers the tests run on loopback: [`idp::TestIdp`],
-//! [`upstream::TestUpstream`] and [`TestProxy`] (the real proxy, started in-process from a real
-//! config file and a real key file); for failure tests, [`raw_upstream::RawUpstream`] (strict
+//! Builders for the servers the tests run on loopback: [`Fixture`] (all of the below, started
+//! together, with a token minter), [`idp::TestIdp`], [`upstream::TestUpstream`] and
+//! [`TestProxy`] (the real proxy, started in-process from a real config file, built as a
+//! [`ConfigDoc`], and a real key file); for failure tests, [`raw_upstream::RawUpstream`] (strict
 //! framing, resets, hangs), [`gate::TcpGate`] (a server that goes down and comes back) and
 //! [`raw_client`] (hand-written requests); [`serve::ServeChild`] runs `resigner serve` as a
 //! child process.
 
 pub mod client;
+pub mod config_doc;
+pub mod fixture;
 pub mod gate;
 pub mod idp;
 pub mod raw_client;
@@ -15,34 +18,44 @@ pub mod tls;
 pub mod upstream;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resigner::jose::alg::Alg;
 use resigner::keys::{SigningKey, pem};
+use resigner::reload::Reloader;
 use resigner::service::Running;
+use serde_json::json;
 
 pub use client::{Reply, get, get_bearer, send};
+pub use config_doc::{ConfigDoc, Route};
+pub use fixture::{AUDIENCE, Fixture, FixtureBuilder};
 pub use idp::{IdpKey, TestIdp, claims, mint, raw_token};
 pub use upstream::TestUpstream;
 
-/// Builds a proxy config file around a test IdP and starts the proxy.
+/// Builds a proxy config document around a test IdP and starts the proxy. The typed
+/// methods ([`ProxyBuilder::set`], [`ProxyBuilder::add_route`]) set keys of the document;
+/// [`ProxyBuilder::server`], [`ProxyBuilder::admin`], [`ProxyBuilder::idp`] and
+/// [`ProxyBuilder::route`] take TOML text, parse it and merge it in the same way.
+#[derive(Clone)]
 pub struct ProxyBuilder {
-    issuer: String,
-    jwks_uri: Option<String>,
-    idp_lines: Vec<String>,
+    doc: ConfigDoc,
     signing_alg: Alg,
-    routes: Vec<String>,
-    max_ttl: String,
     publish: bool,
-    admin_lines: Vec<String>,
-    min_published_age: Option<String>,
-    server_lines: Vec<String>,
     /// Fixed listen addresses (public, admin) instead of ephemeral ports.
     listen: Option<(String, String)>,
 }
 
 /// The static management token every test proxy accepts (all four scopes).
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// The four scopes of the management API.
+pub const ALL_SCOPES: [&str; 4] = [
+    "read:custom_signing_keys",
+    "create:custom_signing_keys",
+    "update:custom_signing_keys",
+    "delete:custom_signing_keys",
+];
 
 /// Hex SHA-256, as `[[admin.tokens]] sha256` wants it.
 pub fn sha256_hex(text: &str) -> String {
@@ -55,43 +68,53 @@ pub fn sha256_hex(text: &str) -> String {
 
 impl ProxyBuilder {
     pub fn new(idp: &TestIdp) -> Self {
+        let mut doc = ConfigDoc::default();
+        doc.set("server", "listen", "127.0.0.1:0");
+        doc.set("keys", "store", "keys.json");
+        doc.set("keys", "poll_interval", "100ms");
+        doc.set("admin", "listen", "127.0.0.1:0");
+        doc.set("idp", "issuer", &idp.issuer);
+        doc.set("idp", "jwks_uri", idp.jwks_uri());
+        doc.set("signing", "issuer", "https://resigner.test/");
+        doc.set("signing", "max_ttl", "5m");
+        let key = json!({"path": "signing.pem", "alg": Alg::ES256.to_string()});
+        doc.push("signing", "keys", config_doc::table(key));
         ProxyBuilder {
-            issuer: idp.issuer.clone(),
-            jwks_uri: Some(idp.jwks_uri()),
-            idp_lines: vec![],
+            doc,
             signing_alg: Alg::ES256,
-            routes: vec![],
-            max_ttl: "5m".into(),
             publish: true,
-            admin_lines: vec![],
-            min_published_age: None,
-            server_lines: vec![],
             listen: None,
         }
+        .admin_token("tests", ADMIN_TOKEN, &ALL_SCOPES)
     }
 
-    /// Listens on these fixed addresses (see [`free_addr`]), so a restart keeps them.
-    pub fn listen_on(mut self, public: &str, admin: &str) -> Self {
-        self.listen = Some((public.to_string(), admin.to_string()));
+    /// Sets `key` in `section` (`"server"`, `"idp"`, ...): `.set("server", "max_headers", 20)`.
+    pub fn set(mut self, section: &str, key: &str, value: impl serde::Serialize) -> Self {
+        self.doc.set(section, key, value);
         self
     }
 
-    /// Adds a line to `[server]`, e.g. `max_headers = 20`.
-    pub fn server(mut self, line: &str) -> Self {
-        self.server_lines.push(line.to_string());
+    /// Adds a `[[routes]]` table.
+    pub fn add_route(mut self, route: Route) -> Self {
+        self.doc.push("", "routes", route.into_table());
+        self
+    }
+
+    /// Adds an `[[admin.tokens]]` entry accepting `token` with `scopes`.
+    pub fn admin_token(mut self, name: &str, token: &str, scopes: &[&str]) -> Self {
+        let entry = json!({"name": name, "sha256": sha256_hex(token), "scopes": scopes});
+        self.doc.push("admin", "tokens", config_doc::table(entry));
         self
     }
 
     /// Fetches the IdP keys from `uri` instead of the test IdP's own URL.
-    pub fn jwks_uri(mut self, uri: &str) -> Self {
-        self.jwks_uri = Some(uri.to_string());
-        self
+    pub fn jwks_uri(self, uri: &str) -> Self {
+        self.set("idp", "jwks_uri", uri)
     }
 
     /// Adds `min_published_age` to `[signing]`.
-    pub fn min_published_age(mut self, age: &str) -> Self {
-        self.min_published_age = Some(age.to_string());
-        self
+    pub fn min_published_age(self, age: &str) -> Self {
+        self.set("signing", "min_published_age", age)
     }
 
     /// Start without importing the signing key's public JWK (the signing guard then holds).
@@ -100,80 +123,61 @@ impl ProxyBuilder {
         self
     }
 
-    /// Adds a line to `[admin]`, e.g. `audience = "https://resigner.test/admin"`.
-    pub fn admin(mut self, line: &str) -> Self {
-        self.admin_lines.push(line.to_string());
-        self
-    }
-
     /// Leave `jwks_uri` out so the proxy discovers it from the OpenID configuration.
     pub fn discover(mut self) -> Self {
-        self.jwks_uri = None;
-        self
-    }
-
-    /// Adds a line to `[idp]`, e.g. `algorithms = ["RS256", "PS256"]`.
-    pub fn idp(mut self, line: &str) -> Self {
-        self.idp_lines.push(line.to_string());
+        self.doc.remove("idp", "jwks_uri");
         self
     }
 
     pub fn signing_alg(mut self, alg: Alg) -> Self {
         self.signing_alg = alg;
-        self
+        self.set("signing.keys.0", "alg", alg.to_string())
     }
 
-    pub fn max_ttl(mut self, ttl: &str) -> Self {
-        self.max_ttl = ttl.into();
-        self
-    }
-
-    /// Adds a `[[routes]]` table; `body` holds its keys (and optionally `[routes.claims]`).
-    pub fn route(mut self, body: &str) -> Self {
-        self.routes.push(body.to_string());
-        self
+    pub fn max_ttl(self, ttl: &str) -> Self {
+        self.set("signing", "max_ttl", ttl)
     }
 
     /// A route `/api` -> `upstream` for audience `https://api.test` (prefix stripped).
     pub fn api_route(self, upstream: &TestUpstream) -> Self {
-        let body = format!(
-            "prefix = \"/api\"\nupstream = \"{}\"\naudience = \"https://api.test\"\nstrip_prefix = true\n",
-            upstream.url
-        );
-        self.route(&body)
+        self.add_route(Route::api().upstream(&upstream.url))
     }
 
     /// Writes `signing.pem` and `resigner.toml` into `dir` with the given listen addresses
     /// (for running the proxy as a child process); returns the config path.
     pub fn write_config(&self, dir: &std::path::Path, listen: &str, admin_listen: &str) -> PathBuf {
-        write_key(&dir.join("signing.pem"), self.signing_alg);
-        let text = self
-            .config_text("signing.pem")
-            .replacen("listen = \"127.0.0.1:0\"", "listen = \"@PUBLIC@\"", 1)
-            .replacen("listen = \"127.0.0.1:0\"", "listen = \"@ADMIN@\"", 1)
-            .replace("@PUBLIC@", listen)
-            .replace("@ADMIN@", admin_listen);
+        self.write(dir, listen, admin_listen).0
+    }
 
+    fn write(&self, dir: &std::path::Path, listen: &str, admin: &str) -> (PathBuf, ConfigDoc) {
+        write_key(&dir.join("signing.pem"), self.signing_alg);
+        let mut doc = self.doc.clone();
+        doc.set("server", "listen", listen);
+        doc.set("admin", "listen", admin);
         let config_path = dir.join("resigner.toml");
-        std::fs::write(&config_path, &text).expect("write config");
-        config_path
+        std::fs::write(&config_path, doc.render()).expect("write config");
+        (config_path, doc)
+    }
+
+    /// Listens on these fixed addresses (see [`free_addr`]), so a restart keeps them.
+    pub fn listen_on(mut self, public: &str, admin: &str) -> Self {
+        self.listen = Some((public.to_string(), admin.to_string()));
+        self
     }
 
     pub async fn start(self) -> TestProxy {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (public, admin) = self.listen.clone().unwrap_or_else(|| {
-            let any = "127.0.0.1:0".to_string();
-            (any.clone(), any)
-        });
-        let config_path = self.write_config(dir.path(), &public, &admin);
-        let text = std::fs::read_to_string(&config_path).unwrap();
-        let config = resigner::load_config(&config_path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let any = "127.0.0.1:0".to_string();
+        let (public, admin) = self.listen.clone().unwrap_or((any.clone(), any));
+        let (config_path, doc) = self.write(dir.path(), &public, &admin);
+        let config =
+            resigner::load_config(&config_path).unwrap_or_else(|e| panic!("{e}\n{}", doc.render()));
         let running = resigner::start(config).await.expect("proxy starts");
         let proxy = TestProxy {
             running,
             dir,
             config_path,
-            builder_text: text,
+            doc: Mutex::new(doc),
         };
         if self.publish {
             let jwk = proxy.active_jwk();
@@ -186,60 +190,52 @@ impl ProxyBuilder {
         }
         proxy
     }
+}
 
-    fn config_text(&self, key_file: &str) -> String {
-        let mut text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[keys]\nstore = \"keys.json\"\npoll_interval = \"100ms\"\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\n{}\n[[admin.tokens]]\nname = \"tests\"\nsha256 = \"{}\"\n\
-             scopes = [\"read:custom_signing_keys\", \"create:custom_signing_keys\", \"update:custom_signing_keys\", \"delete:custom_signing_keys\"]\n\
-             [idp]\nissuer = \"{}\"\n",
-            self.server_lines.join("\n"),
-            self.admin_lines.join("\n"),
-            sha256_hex(ADMIN_TOKEN),
-            self.issuer
-        );
-        if let Some(uri) = &self.jwks_uri {
-            text.push_str(&format!("jwks_uri = \"{uri}\"\n"));
-        }
-        for line in &self.idp_lines {
-            text.push_str(line);
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "[signing]\nissuer = \"https://resigner.test/\"\nmax_ttl = \"{}\"\n",
-            self.max_ttl
-        ));
-        if let Some(age) = &self.min_published_age {
-            text.push_str(&format!("min_published_age = \"{age}\"\n"));
-        }
-        text.push_str(&format!(
-            "[[signing.keys]]\npath = \"{key_file}\"\nalg = \"{}\"\n",
-            self.signing_alg
-        ));
+/// The line form: TOML text parsed and merged into the document (no text is patched), for
+/// tests written before the typed methods; new tests use [`Fixture`] or [`ProxyBuilder::set`].
+#[allow(dead_code, reason = "kept for tests on other branches")]
+impl ProxyBuilder {
+    /// Merges `line` into `[server]`, e.g. `max_headers = 20`.
+    pub fn server(self, line: &str) -> Self {
+        self.merged("[server]", line)
+    }
 
-        for route in &self.routes {
-            text.push_str("[[routes]]\n");
-            text.push_str(route);
-            text.push('\n');
-        }
-        text
+    /// Merges `line` into `[admin]`, e.g. `audience = "https://resigner.test/admin"`.
+    pub fn admin(self, line: &str) -> Self {
+        self.merged("[admin]", line)
+    }
+
+    /// Merges `line` into `[idp]`, e.g. `algorithms = ["RS256", "PS256"]`.
+    pub fn idp(self, line: &str) -> Self {
+        self.merged("[idp]", line)
+    }
+
+    /// Adds a `[[routes]]` table from TOML text: its keys (and optionally `[routes.claims]`).
+    pub fn route(self, body: &str) -> Self {
+        self.merged("[[routes]]", body)
+    }
+
+    fn merged(mut self, header: &str, text: &str) -> Self {
+        self.doc.merge(header, text);
+        self
     }
 }
 
 /// A ready proxy with `/api` -> a test upstream and the given `[server]` lines, a valid
 /// token for it, and the IdP it trusts (keep it alive while the proxy runs).
+#[allow(
+    dead_code,
+    reason = "kept for tests on other branches; new tests use Fixture"
+)]
 pub async fn proxy_with(lines: &[&str]) -> (TestProxy, TestUpstream, String, TestIdp) {
-    let key = IdpKey::rs256("idp-1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let mut builder = ProxyBuilder::new(&idp).api_route(&upstream);
-    for line in lines {
-        builder = builder.server(line);
-    }
-    let proxy = builder.start().await;
-    proxy.ready().await;
-    let token = mint(&key, &claims(&idp.issuer, "https://api.test"));
-    (proxy, upstream, token, idp)
+    let fixture = Fixture::builder()
+        .await
+        .with_proxy(|builder| lines.iter().fold(builder, |b, line| b.server(line)))
+        .start()
+        .await;
+    let token = fixture.token();
+    (fixture.proxy, fixture.upstream, token, fixture.idp)
 }
 
 /// The public JWK of a freshly generated key for `alg`.
@@ -266,7 +262,8 @@ pub struct TestProxy {
     pub running: Running,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
-    builder_text: String,
+    /// The config as written to `config_path` (updated by [`TestProxy::rotate_signing_key`]).
+    doc: Mutex<ConfigDoc>,
 }
 
 impl TestProxy {
@@ -293,7 +290,7 @@ impl TestProxy {
             running,
             dir,
             config_path,
-            builder_text,
+            doc,
         } = self;
         running.shutdown(Duration::from_secs(5)).await;
         let config = resigner::load_config(&config_path).expect("config still valid");
@@ -302,8 +299,27 @@ impl TestProxy {
             running,
             dir,
             config_path,
-            builder_text,
+            doc,
         }
+    }
+
+    /// Starts a file watcher on the config, key and certificate files, as `resigner serve`
+    /// does; keep the tasks while the test runs.
+    pub fn watch(&self) -> (Arc<Reloader>, Vec<tokio::task::JoinHandle<()>>) {
+        let reloader = Reloader::new(&self.config_path, self.running.state.clone());
+        for resolver in self.running.cert_resolvers() {
+            reloader.add_cert_resolver(resolver.clone());
+        }
+        let tasks = reloader.spawn();
+        (reloader, tasks)
+    }
+
+    /// Rewrites the config file: the config the proxy runs (as started, or as last rotated),
+    /// changed by `edit`. Each call starts from that config again; edits do not pile up.
+    pub fn rewrite_config(&self, edit: impl FnOnce(&mut ConfigDoc)) {
+        let mut doc = self.doc.lock().expect("config lock").clone();
+        edit(&mut doc);
+        std::fs::write(&self.config_path, doc.render()).expect("write config");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -351,16 +367,12 @@ impl TestProxy {
     pub async fn rotate_signing_key(&self, alg: Alg) -> String {
         let name = format!("signing-{}.pem", self.running.state.config().generation + 1);
         write_key(&self.dir.path().join(&name), alg);
-        let text = self
-            .builder_text
-            .replace("path = \"signing.pem\"", &format!("path = \"{name}\""));
-        let text = text.replace(
-            &format!(
-                "alg = \"{}\"",
-                self.running.state.config().signing.active.alg()
-            ),
-            &format!("alg = \"{alg}\""),
-        );
+        let text = {
+            let mut doc = self.doc.lock().expect("config lock");
+            doc.set("signing.keys.0", "path", &name);
+            doc.set("signing.keys.0", "alg", alg.to_string());
+            doc.render()
+        };
         std::fs::write(&self.config_path, text).expect("write config");
         let config = resigner::load_config(&self.config_path).expect("reloaded config is valid");
         let kid = config.signing.active.kid().to_string();
