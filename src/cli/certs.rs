@@ -11,6 +11,8 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
+use crate::cli::files::write_private;
+
 /// Why the development certificates could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {
@@ -67,10 +69,32 @@ pub fn write_dev_certs(out: &Path) -> Result<DevCerts, CertsError> {
         let path = path.display().to_string();
         move |source| CertsError::Write { path, source }
     };
-    crate::cli::demo::write_private(&files.key, &key_pem).map_err(write_err(&files.key))?;
+    write_private(&files.key, &key_pem).map_err(write_err(&files.key))?;
     std::fs::write(&files.cert, cert_pem).map_err(write_err(&files.cert))?;
     std::fs::write(&files.ca, ca_pem).map_err(write_err(&files.ca))?;
     Ok(files)
+}
+
+/// `resigner certs dev`: writes the files into `out` and prints how to use them.
+pub fn dev(out: &Path) -> Result<(), CertsError> {
+    let files = write_dev_certs(out)?;
+    let absolute = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    println!(
+        "wrote {} (development CA), {} and {} (localhost certificate and key, 0600)\n\n\
+         Serve HTTPS: in [server] (or [admin]; relative paths would be resolved from \
+         the config file's directory)\n  \
+         tls_cert = \"{}\"\n  tls_key = \"{}\"\n\
+         Then trust the CA in clients, for example:\n  \
+         curl --cacert {} https://localhost:8080/.well-known/jwks.json\n\
+         Development only: do not add this CA to a system trust store you keep.",
+        files.ca.display(),
+        files.cert.display(),
+        files.key.display(),
+        absolute(&files.cert).display(),
+        absolute(&files.key).display(),
+        files.ca.display(),
+    );
+    Ok(())
 }
 
 /// PEM text of the CA certificate, the server certificate and the server key.
