@@ -11,18 +11,15 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::cli::files::write_private;
+use crate::cli::files::{at, write_private};
 
 /// Why the development certificates could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {
     #[error("{0} exists; refusing to overwrite it (move it away or pick another --out)")]
     Exists(String),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot write {0}: {1}")]
+    Write(String, #[source] std::io::Error),
     #[error("cannot generate the certificates: {0}")]
     Generate(#[from] rcgen::Error),
 }
@@ -61,17 +58,10 @@ pub fn write_dev_certs(out: &Path) -> Result<DevCerts, CertsError> {
         }
     }
     let (ca_pem, cert_pem, key_pem) = generate()?;
-    std::fs::create_dir_all(out).map_err(|source| CertsError::Write {
-        path: out.display().to_string(),
-        source,
-    })?;
-    let write_err = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| CertsError::Write { path, source }
-    };
-    write_private(&files.key, &key_pem).map_err(write_err(&files.key))?;
-    std::fs::write(&files.cert, cert_pem).map_err(write_err(&files.cert))?;
-    std::fs::write(&files.ca, ca_pem).map_err(write_err(&files.ca))?;
+    std::fs::create_dir_all(out).map_err(at(out, CertsError::Write))?;
+    write_private(&files.key, &key_pem).map_err(at(&files.key, CertsError::Write))?;
+    std::fs::write(&files.cert, cert_pem).map_err(at(&files.cert, CertsError::Write))?;
+    std::fs::write(&files.ca, ca_pem).map_err(at(&files.ca, CertsError::Write))?;
     Ok(files)
 }
 

@@ -1,7 +1,7 @@
 //! Files the command line writes that hold a secret: a private key (signing key, TLS key,
 //! the demo's key) is created new, never over an existing file, readable by its owner only
 //! (mode 0600 on Unix) and synced before the command says it wrote it. Used by `keys
-//! generate`, `certs dev` and `demo`.
+//! generate`, `certs dev` and `demo`. [`at`] names the file in an I/O error.
 //!
 //! May use: the standard library only.
 
@@ -20,4 +20,14 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()
+}
+
+/// For `map_err`: an I/O error on `path` as `variant(path shown, error)`, e.g.
+/// `.map_err(at(&path, MyError::Write))`.
+pub fn at<E>(
+    path: &Path,
+    variant: fn(String, std::io::Error) -> E,
+) -> impl FnOnce(std::io::Error) -> E {
+    let shown = path.display().to_string();
+    move |source| variant(shown, source)
 }

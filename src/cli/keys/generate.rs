@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::CliError;
-use crate::cli::files::write_private;
+use crate::cli::files::{at, write_private};
 use crate::jose::alg::Alg;
 use crate::keys::{SigningKey, SigningKeyError, pem};
 
@@ -22,18 +22,10 @@ pub enum GenerateError {
     Key(String),
     #[error("{0} exists; refusing to overwrite a key (move it away first)")]
     Exists(String),
-    #[error("creating {path}")]
-    CreateDir {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("writing {path}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("creating {0}")]
+    CreateDir(String, #[source] std::io::Error),
+    #[error("writing {0}")]
+    Write(String, #[source] std::io::Error),
 }
 
 /// Generates an `alg` key and writes `out.pem` and `out.jwk.json`; prints what it wrote.
@@ -49,18 +41,12 @@ pub fn generate(alg: &str, out: &Path, kid: Option<String>) -> Result<(), CliErr
         }
     }
     if let Some(parent) = pem_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| GenerateError::CreateDir {
-            path: parent.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(parent).map_err(at(parent, GenerateError::CreateDir))?;
     }
-    let write = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| GenerateError::Write { path, source }
-    };
-    write_private(&pem_path, &pem::encode(&der, "PRIVATE KEY")).map_err(write(&pem_path))?;
+    write_private(&pem_path, &pem::encode(&der, "PRIVATE KEY"))
+        .map_err(at(&pem_path, GenerateError::Write))?;
     let jwk = serde_json::to_string_pretty(&key.public_jwk().to_json())?;
-    std::fs::write(&jwk_path, jwk + "\n").map_err(write(&jwk_path))?;
+    std::fs::write(&jwk_path, jwk + "\n").map_err(at(&jwk_path, GenerateError::Write))?;
     println!(
         "wrote {} (private, 0600) and {} (public JWK), kid {}",
         pem_path.display(),
