@@ -11,16 +11,15 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
+use crate::cli::files::{at, write_private};
+
 /// Why the development certificates could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {
     #[error("{0} exists; refusing to overwrite it (move it away or pick another --out)")]
     Exists(String),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot write {0}: {1}")]
+    Write(String, #[source] std::io::Error),
     #[error("cannot generate the certificates: {0}")]
     Generate(#[from] rcgen::Error),
 }
@@ -59,18 +58,33 @@ pub fn write_dev_certs(out: &Path) -> Result<DevCerts, CertsError> {
         }
     }
     let (ca_pem, cert_pem, key_pem) = generate()?;
-    std::fs::create_dir_all(out).map_err(|source| CertsError::Write {
-        path: out.display().to_string(),
-        source,
-    })?;
-    let write_err = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| CertsError::Write { path, source }
-    };
-    crate::cli::demo::write_private(&files.key, &key_pem).map_err(write_err(&files.key))?;
-    std::fs::write(&files.cert, cert_pem).map_err(write_err(&files.cert))?;
-    std::fs::write(&files.ca, ca_pem).map_err(write_err(&files.ca))?;
+    std::fs::create_dir_all(out).map_err(at(out, CertsError::Write))?;
+    write_private(&files.key, &key_pem).map_err(at(&files.key, CertsError::Write))?;
+    std::fs::write(&files.cert, cert_pem).map_err(at(&files.cert, CertsError::Write))?;
+    std::fs::write(&files.ca, ca_pem).map_err(at(&files.ca, CertsError::Write))?;
     Ok(files)
+}
+
+/// `resigner certs dev`: writes the files into `out` and prints how to use them.
+pub fn dev(out: &Path) -> Result<(), CertsError> {
+    let files = write_dev_certs(out)?;
+    let absolute = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    println!(
+        "wrote {} (development CA), {} and {} (localhost certificate and key, 0600)\n\n\
+         Serve HTTPS: in [server] (or [admin]; relative paths would be resolved from \
+         the config file's directory)\n  \
+         tls_cert = \"{}\"\n  tls_key = \"{}\"\n\
+         Then trust the CA in clients, for example:\n  \
+         curl --cacert {} https://localhost:8080/.well-known/jwks.json\n\
+         Development only: do not add this CA to a system trust store you keep.",
+        files.ca.display(),
+        files.cert.display(),
+        files.key.display(),
+        absolute(&files.cert).display(),
+        absolute(&files.key).display(),
+        files.ca.display(),
+    );
+    Ok(())
 }
 
 /// PEM text of the CA certificate, the server certificate and the server key.

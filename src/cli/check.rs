@@ -6,6 +6,7 @@
 //! upstream (TCP, plus a TLS handshake for `https`, with the route's CA and client
 //! certificate) within `[upstream] connect_timeout`, reporting every failure at once.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
 
+use crate::cli::{CliError, runtime};
 use crate::config::{Config, Route};
 use crate::idp::IdpClient;
 use crate::metrics::Metrics;
@@ -50,6 +52,25 @@ impl OnlineReport {
             Err(OnlineProblems(self.problems))
         }
     }
+}
+
+/// `resigner check`: validates the config at `path` and prints what was (and was not)
+/// checked; with `online`, also what [`online`] found.
+pub fn run(path: &Path, online: bool) -> Result<(), CliError> {
+    let config = crate::load_config(path)?;
+    println!(
+        "config OK: {} route(s), active signing key {} ({})",
+        config.routes.len(),
+        config.signing.active.kid(),
+        config.signing.active.alg()
+    );
+    if !online {
+        println!("{NOT_CHECKED_OFFLINE}");
+        return Ok(());
+    }
+    let report = runtime::block_on(self::online(&config))?;
+    report.lines.iter().for_each(|line| println!("{line}"));
+    Ok(report.result()?)
 }
 
 /// Contacts the IdP and every route's upstream; never stops at the first failure.

@@ -1,15 +1,29 @@
-//! The command line (clap derive): `serve`, `demo`, `check`, `keys generate|jwks|import|list|
-//! delete`, `token hash`. The key and token commands live in [`crate::cli::keys`].
+//! The command line: the clap types (here), and one function per command that the binary's
+//! `main` calls, each returning [`CliError`]: [`serve::run`], [`demo::run`], [`check::run`],
+//! [`certs::dev`], `keys generate|jwks|import|list|delete` ([`keys`]), `token hash|inspect|
+//! resign` ([`token::command`]) and [`completions`]. Shared by several commands: the
+//! management API token ([`admin_token`]), private key files ([`files`]) and the runtime a
+//! one-shot command runs on ([`runtime`]).
+//!
+//! May use: every module of the crate (the command line composes them); nothing of the
+//! crate may use `cli`.
 
+pub mod admin_token;
 pub mod certs;
 pub mod check;
 pub mod demo;
+mod error;
+pub mod files;
 pub mod keys;
+pub mod runtime;
+pub mod serve;
 pub mod token;
+
+pub use error::CliError;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::jose::alg::Alg;
 
@@ -200,4 +214,14 @@ fn parse_alg(name: &str) -> Result<Alg, String> {
             Alg::ALL.map(|a| a.name()).join(", ")
         )
     })
+}
+
+/// `resigner completions SHELL`: prints the shell's completion script.
+pub fn completions(shell: clap_complete::Shell) {
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "resigner",
+        &mut std::io::stdout(),
+    );
 }

@@ -5,6 +5,8 @@
 //! decides what is shown: nothing is fetched for a passthrough route, and a verify-only route
 //! forwards the IdP token unchanged.
 
+pub mod command;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 

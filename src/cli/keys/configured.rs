@@ -22,11 +22,11 @@ pub fn configured_jwks(
 ) -> Result<Value, KeysCliError> {
     let jwk = |key: &crate::keys::SigningKey| Value::Object(key.public_jwk().to_json());
     if files.is_empty() {
-        return super::validated(signing.keys.iter().map(|key| jwk(key)).collect());
+        return super::files::validated(signing.keys.iter().map(|key| jwk(key)).collect());
     }
     let mut keys: Vec<Value> = Vec::new();
     for path in files {
-        for key in super::keys_from_file(path, None, None)? {
+        for key in super::files::keys_from_file(path, None, None)? {
             let material = key
                 .as_object()
                 .and_then(|map| KeyMaterial::from_jwk(map).ok().flatten());
@@ -47,7 +47,7 @@ pub fn configured_jwks(
             }
         }
     }
-    super::validated(keys)
+    super::files::validated(keys)
 }
 
 /// `--keep-existing`: the stored keys whose kid `new` does not use, then the keys of `new`.
@@ -66,7 +66,7 @@ pub fn merged(stored: &StoredKeys, new: &Value) -> Result<Value, KeysCliError> {
         .cloned()
         .collect();
     keys.extend(new_keys);
-    super::validated(keys)
+    super::files::validated(keys)
 }
 
 impl AdminClient {
