@@ -6,27 +6,20 @@
 
 use std::collections::HashSet;
 
-use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
 use super::jwk::KeyMaterial;
-use super::x509;
-use crate::jose::alg::{Alg, KeyFamily};
-use crate::jose::b64;
+use crate::jose::alg::Alg;
 use crate::jose::json;
+
+mod member;
+
+use member::{shown, validate_key};
 
 /// At most this many keys in a set (Auth0's limit).
 pub const MAX_KEYS: usize = 10;
 /// At most this many bytes in a PUT body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-const ALLOWED: [&str; 14] = [
-    "kty", "kid", "use", "key_ops", "alg", "n", "e", "crv", "x", "y", "x5c", "x5t", "x5t#S256",
-    "x5u",
-];
-const PRIVATE: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// Why an import was refused: a message for the API client and an Auth0-style error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +30,7 @@ pub struct ImportError {
 }
 
 impl ImportError {
-    fn body(message: impl Into<String>) -> Self {
+    pub(super) fn body(message: impl Into<String>) -> Self {
         ImportError {
             message: message.into(),
             code: "invalid_body",
@@ -131,205 +124,10 @@ pub fn validate_keys(
 
 /// A member name as messages show it: at most 64 characters, like kids, so a client's 60 KB
 /// name is not echoed back (or logged, for an edit of the store file) in full.
-fn shown(name: &str) -> String {
-    name.chars().take(64).collect()
-}
-
-fn validate_key(index: usize, key: &Value) -> Result<ImportedKey, ImportError> {
-    let Value::Object(jwk) = key else {
-        return Err(ImportError::body(format!(
-            "keys[{index}]: must be a JSON object (a JWK)"
-        )));
-    };
-    let named_kid = jwk
-        .get("kid")
-        .and_then(Value::as_str)
-        .map(|kid| kid.chars().take(64).collect::<String>());
-    let at = match &named_kid {
-        Some(kid) => format!("keys[{index}] (kid {kid:?})"),
-        None => format!("keys[{index}] (no kid)"),
-    };
-    let fail = |member: &str, problem: &str| {
-        ImportError::body(format!("{at}: member {:?} {problem}", shown(member)))
-    };
-    for (name, _) in jwk.iter() {
-        if PRIVATE.contains(&name.as_str()) {
-            return Err(ImportError::body(format!(
-                "{at}: member {name:?} is private key material; private keys must never be uploaded, only public JWKs"
-            )));
-        }
-        if name == "x5u" {
-            return Err(fail(
-                "x5u",
-                "is not accepted: resigner never fetches key URLs; send the certificate chain in x5c",
-            ));
-        }
-        if !ALLOWED.contains(&name.as_str()) {
-            return Err(fail(name, "is not an allowed JWK member"));
-        }
-    }
-    let string = |name: &'static str| -> Result<Option<&str>, ImportError> {
-        match jwk.get(name) {
-            None => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text.as_str())),
-            Some(_) => Err(fail(name, "must be a string")),
-        }
-    };
-    let kty = string("kty")?.ok_or_else(|| fail("kty", "is required"))?;
-    let family_members: &[&str] = match kty {
-        "RSA" => &["n", "e"],
-        "EC" => &["crv", "x", "y"],
-        "OKP" => &["crv", "x"],
-        _ => return Err(fail("kty", "must be \"RSA\", \"EC\" or \"OKP\"")),
-    };
-    for member in ["n", "e", "crv", "x", "y"] {
-        if jwk.contains_key(member) && !family_members.contains(&member) {
-            return Err(fail(member, &format!("does not belong to a {kty} key")));
-        }
-    }
-    for member in family_members {
-        string(member)?.ok_or_else(|| fail(member, &format!("is required for a {kty} key")))?;
-    }
-    if let Some(kid) = string("kid")?
-        && (kid.is_empty() || kid.len() > 256 || kid.chars().any(char::is_control))
-    {
-        return Err(fail(
-            "kid",
-            "must be 1 to 256 characters without control characters",
-        ));
-    }
-    if string("use")?.is_some_and(|use_| use_ != "sig") {
-        return Err(fail(
-            "use",
-            "must be \"sig\": custom keys verify signatures",
-        ));
-    }
-    if let Some(ops) = jwk.get("key_ops") {
-        let ops = ops
-            .as_array()
-            .ok_or_else(|| fail("key_ops", "must be an array of strings"))?;
-        if ops.len() != 1 || ops[0] != "verify" {
-            return Err(fail(
-                "key_ops",
-                "must be [\"verify\"]: a public signing key only verifies",
-            ));
-        }
-    }
-    let alg = match string("alg")? {
-        None => None,
-        Some(name) => Some(Alg::parse(name).ok_or_else(|| {
-            fail("alg", "must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA")
-        })?),
-    };
-    for member in ["n", "e", "x", "y", "x5t", "x5t#S256"] {
-        if string(member)?.is_some_and(|text| b64::decode(text).is_none()) {
-            return Err(fail(member, "must be base64url without padding"));
-        }
-    }
-    if kty == "RSA" {
-        let n = b64::decode(string("n")?.unwrap_or_default()).unwrap_or_default();
-        if n.first() == Some(&0) {
-            return Err(fail("n", "must not start with a zero octet"));
-        }
-        let e = b64::decode(string("e")?.unwrap_or_default()).unwrap_or_default();
-        if e != [1, 0, 1] {
-            return Err(fail("e", "must be AQAB (65537)"));
-        }
-    }
-    let material = KeyMaterial::from_jwk(jwk)
-        .map_err(|err| ImportError::body(format!("{at}: {err}")))?
-        .ok_or_else(|| fail("kty", "is not supported"))?;
-    if let Some(alg) = alg
-        && alg.family() != material.family()
-    {
-        let what = match &material {
-            KeyMaterial::Ec { curve, .. } => format!("an EC key on curve {}", curve.name()),
-            _ => format!("a {kty} key"),
-        };
-        return Err(fail("alg", &format!("cannot be used with {what}")));
-    }
-    let check_alg = alg.unwrap_or(match material.family() {
-        KeyFamily::Rsa => Alg::RS256,
-        KeyFamily::Ec(crate::jose::alg::Curve::P256) => Alg::ES256,
-        KeyFamily::Ec(crate::jose::alg::Curve::P384) => Alg::ES384,
-        KeyFamily::Ec(crate::jose::alg::Curve::P521) => Alg::ES512,
-        KeyFamily::Ed25519 => Alg::EdDSA,
-    });
-    material.parse_for(check_alg).map_err(|_| {
-        ImportError::body(format!(
-            "{at}: the public key is not valid (for EC keys: the point is not on the curve)"
-        ))
-    })?;
-    check_certificates(jwk, &material, &fail)?;
-    let kid = match string("kid")? {
-        Some(kid) => kid.to_string(),
-        None => material.thumbprint(),
-    };
-    let mut stored = jwk.clone();
-    stored.insert("kid".into(), Value::from(kid.clone()));
-    Ok(ImportedKey {
-        kid,
-        alg,
-        material,
-        json: stored,
-    })
-}
-
-fn check_certificates(
-    jwk: &Map<String, Value>,
-    material: &KeyMaterial,
-    fail: &dyn Fn(&str, &str) -> ImportError,
-) -> Result<(), ImportError> {
-    let leaf = match jwk.get("x5c") {
-        None => None,
-        Some(Value::Array(chain)) if !chain.is_empty() && chain.len() <= 10 => {
-            let mut certs = Vec::with_capacity(chain.len());
-            for cert in chain {
-                let der = cert
-                    .as_str()
-                    .and_then(|text| STANDARD.decode(text).ok())
-                    .ok_or_else(|| {
-                        fail("x5c", "must hold base64 (not base64url) DER certificates")
-                    })?;
-                certs.push(der);
-            }
-            let leaf = certs.swap_remove(0);
-            let key = x509::leaf_public_key(&leaf)
-                .map_err(|err| fail("x5c", &format!("leaf certificate: {err}")))?;
-            if &key != material {
-                return Err(fail(
-                    "x5c",
-                    "leaf certificate carries a different public key than the JWK",
-                ));
-            }
-            Some(leaf)
-        }
-        Some(_) => return Err(fail("x5c", "must be an array of 1 to 10 certificates")),
-    };
-    for (member, algorithm, len) in [
-        ("x5t", &digest::SHA1_FOR_LEGACY_USE_ONLY, 20),
-        ("x5t#S256", &digest::SHA256, 32),
-    ] {
-        let Some(Value::String(text)) = jwk.get(member) else {
-            continue;
-        };
-        let given = b64::decode(text).unwrap_or_default();
-        if given.len() != len {
-            return Err(fail(member, &format!("must be a {len}-byte thumbprint")));
-        }
-        if leaf
-            .as_ref()
-            .is_some_and(|leaf| digest::digest(algorithm, leaf).as_ref() != given.as_slice())
-        {
-            return Err(fail(member, "does not match the x5c leaf certificate"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jose::b64;
     use crate::keys::SigningKey;
     use serde_json::json;
 
