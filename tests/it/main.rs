@@ -19,6 +19,7 @@ mod interop;
 mod keys;
 mod limits;
 mod observability;
+mod pg_store;
 mod proxy;
 mod rejections;
 mod reload;

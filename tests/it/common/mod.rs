@@ -2,11 +2,13 @@
 //! [`upstream::TestUpstream`] and [`TestProxy`] (the real proxy, started in-process from a real
 //! config file and a real key file); for failure tests, [`raw_upstream::RawUpstream`] (strict
 //! framing, resets, hangs), [`gate::TcpGate`] (a server that goes down and comes back) and
-//! [`raw_client`] (hand-written requests).
+//! [`raw_client`] (hand-written requests); [`postgres::TestPostgres`], a throwaway PostgreSQL
+//! cluster for the key store.
 
 pub mod client;
 pub mod gate;
 pub mod idp;
+pub mod postgres;
 pub mod raw_client;
 pub mod raw_upstream;
 pub mod tls;
