@@ -3,8 +3,9 @@
 //! a Conflict, every change is audited, migrations run once however many replicas start
 //! together, a lost notification or a poll still converges, and a database that goes down
 //! leaves every store serving its last set (or its local copy at start) with writes refused
-//! quickly. TLS (`sslmode`) is in `pg_store/tls.rs`.
+//! quickly (`pg_store/outage.rs`). TLS (`sslmode`) is in `pg_store/tls.rs`.
 
+mod outage;
 mod tls;
 
 use std::path::Path;
@@ -25,7 +26,7 @@ fn key(kid: &str) -> Map<String, Value> {
         .clone()
 }
 
-fn change(kids: &[&str], by: &str) -> Change {
+pub(super) fn change(kids: &[&str], by: &str) -> Change {
     Change {
         keys: kids.iter().map(|k| key(k)).collect(),
         published_at: kids
@@ -36,7 +37,7 @@ fn change(kids: &[&str], by: &str) -> Change {
     }
 }
 
-async fn open(pg: &TestPostgres, name: &str, cache: Option<&Path>) -> PgStore {
+pub(super) async fn open(pg: &TestPostgres, name: &str, cache: Option<&Path>) -> PgStore {
     PgStore::open(pg.options(name, cache))
         .await
         .unwrap_or_else(|e| panic!("open store {name}: {e}\n{}", pg.log()))
@@ -52,7 +53,10 @@ async fn three(pg: &TestPostgres) -> [PgStore; 3] {
 }
 
 /// Waits until `rx` holds `version` (at most 5 s) and returns it.
-async fn reaches(rx: &mut watch::Receiver<Arc<StoredSet>>, version: u64) -> Arc<StoredSet> {
+pub(super) async fn reaches(
+    rx: &mut watch::Receiver<Arc<StoredSet>>,
+    version: u64,
+) -> Arc<StoredSet> {
     let waited = tokio::time::timeout(Duration::from_secs(5), async {
         rx.wait_for(|s| s.version >= version)
             .await
@@ -243,6 +247,24 @@ async fn a_lost_notification_still_converges_through_the_reconnect_reload() {
         )
         .await
         .unwrap();
+    // pg_terminate_backend only signals: wait until the backend is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'b follower'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "B's listening backend still there"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let written = a.write(1, change(&["k2"], "a")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -276,87 +298,6 @@ async fn a_change_without_a_notification_is_found_by_the_poll() {
     assert_eq!(seen.kids(), ["sql"]);
     let status = store.status();
     assert!(status.polls >= 1 && status.notifications == 0, "{status:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_down_keeps_the_last_set_refuses_writes_and_resyncs_when_back() {
-    let pg = TestPostgres::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a_copy, b_copy) = (dir.path().join("a.json"), dir.path().join("b.json"));
-    let a = open(&pg, "a", Some(&a_copy)).await;
-    let b = open(&pg, "b", Some(&b_copy)).await;
-    let mut rb = b.subscribe();
-    let first = a.write(0, change(&["k1"], "a")).await.unwrap();
-    reaches(&mut rb, 1).await;
-
-    pg.stop();
-    let started = Instant::now();
-    let err = a.write(1, change(&["k2"], "a")).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(a.load().await.unwrap(), first, "readers keep the last set");
-    assert_eq!(**rb.borrow(), first);
-    let status = a.status();
-    assert!(
-        !status.reachable && status.unreachable_since.is_some(),
-        "{status:?}"
-    );
-    assert!(status.last_error.is_some());
-
-    // A replica (re)started while the database is down serves its local copy.
-    drop(b);
-    let b = open(&pg, "b", Some(&b_copy)).await;
-    assert_eq!(b.load().await.unwrap(), first);
-    let status = b.status();
-    assert!(status.from_local_copy && !status.reachable, "{status:?}");
-    let mut rb = b.subscribe();
-    // One with no copy cannot start.
-    let missing = dir.path().join("c.json");
-    let err = PgStore::open(pg.options("c", Some(&missing)))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Unavailable { .. }) && err.to_string().contains("c.json"),
-        "{err}"
-    );
-    let err = PgStore::open(pg.options("c", None)).await.unwrap_err();
-    assert!(
-        err.to_string().contains("no local copy is configured"),
-        "{err}"
-    );
-
-    pg.start_again().await;
-    let second = a.write(1, change(&["k2"], "a")).await.unwrap();
-    assert_eq!(*reaches(&mut rb, 2).await, second);
-    let status = b.status();
-    assert!(status.reachable && !status.from_local_copy, "{status:?}");
-    assert_eq!(status.unreachable_since, None);
-    assert!(a.status().reachable);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_server_is_unavailable_within_the_connect_timeout() {
-    // Accepts TCP connections and never answers, like a host behind a stuck load balancer.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "postgres://u:p@{}/db?sslmode=disable",
-        silent.local_addr().unwrap()
-    );
-    let mut options = resigner::keys::store::PgOptions::new(&url);
-    options.connect_timeout = Duration::from_millis(500);
-    let started = Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(10), PgStore::open(options)).await;
-    let err = result.expect("bounded by the connect timeout").unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -327,6 +327,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(rx.borrow().version, 7);
+        let status = store.status();
+        assert_eq!((status.backend, status.version), ("file", 7));
+        assert!(status.reachable && status.notifications == 1 && status.polls >= 1);
         std::fs::write(&path, b"{ broken").unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(

@@ -186,7 +186,7 @@ pub(super) async fn compare_and_set(
     .await?;
     tx.commit().await?;
     Ok(Ok(StoredSet {
-        version: expected + 1,
+        version: u64::try_from(version).unwrap_or(expected + 1),
         keys: change.keys.clone(),
         published_at: change.published_at.clone(),
         updated_at: row.get(1),
