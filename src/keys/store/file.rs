@@ -48,7 +48,7 @@ impl FileStore {
             write_lock: tokio::sync::Mutex::new(()),
             stamp: std::sync::Mutex::new(stamp),
             tx,
-            last_sync: AtomicI64::new(crate::time::now_unix()),
+            last_sync: AtomicI64::new(crate::jose::time::now_unix()),
             notifications: AtomicU64::new(0),
             polls: AtomicU64::new(0),
         }))
@@ -77,7 +77,7 @@ impl FileStore {
                     }
                     self.notifications.fetch_add(1, Ordering::Relaxed);
                     self.last_sync
-                        .store(crate::time::now_unix(), Ordering::Relaxed);
+                        .store(crate::jose::time::now_unix(), Ordering::Relaxed);
                     if **self.tx.borrow() != set {
                         tracing::info!(path = %self.path.display(), version = set.version, "key store file changed on disk");
                         self.tx.send_replace(Arc::new(set));
@@ -110,7 +110,7 @@ impl KeyStore for FileStore {
                 version: found + 1,
                 keys: change.keys,
                 published_at: change.published_at,
-                updated_at: Some(crate::time::now_unix()),
+                updated_at: Some(crate::jose::time::now_unix()),
                 updated_by: change.by,
             };
             let stamp = save(&self.path, &set).await?;
@@ -118,7 +118,7 @@ impl KeyStore for FileStore {
                 *s = stamp;
             }
             self.last_sync
-                .store(crate::time::now_unix(), Ordering::Relaxed);
+                .store(crate::jose::time::now_unix(), Ordering::Relaxed);
             self.tx.send_replace(Arc::new(set.clone()));
             Ok(set)
         })
@@ -241,7 +241,7 @@ fn read_file(path: &Path) -> Result<(StoredSet, Stamp), StoreError> {
             });
         }
     };
-    crate::json::parse_value(&bytes).map_err(|e| StoreError::Corrupt {
+    crate::jose::json::parse_value(&bytes).map_err(|e| StoreError::Corrupt {
         path: shown.clone(),
         message: e.to_string(),
     })?;

@@ -112,7 +112,7 @@ impl Shared {
         if let Ok(mut health) = self.health.lock() {
             if health.reachable || health.unreachable_since.is_none() {
                 tracing::warn!(store = %self.settings.location, error = %message, "key store database unreachable");
-                health.unreachable_since = Some(crate::time::now_unix());
+                health.unreachable_since = Some(crate::jose::time::now_unix());
             }
             health.reachable = false;
             health.last_error = Some(message.clone());

@@ -177,7 +177,7 @@ impl Shared {
     /// holds `install`.
     async fn install_locked(&self, set: StoredSet) {
         if let Ok(mut health) = self.health.lock() {
-            health.last_sync = Some(crate::time::now_unix());
+            health.last_sync = Some(crate::jose::time::now_unix());
             health.from_local_copy = false;
         }
         let current = self.tx.borrow().clone();

@@ -43,7 +43,7 @@ pub(super) struct RustlsConnect {
 
 impl RustlsConnect {
     pub fn new(verify: Verify) -> Result<Self, StoreError> {
-        let provider = crate::tls::provider();
+        let provider = crate::http::tls::provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| StoreError::Settings(format!("TLS: {e}")))?;
@@ -87,7 +87,7 @@ fn roots(anchors: Option<(Vec<u8>, PathBuf)>) -> Result<RootCertStore, StoreErro
         });
     };
     let certs =
-        crate::tls::parse_certs(&pem, &path).map_err(|e| StoreError::Settings(e.to_string()))?;
+        crate::http::tls::parse_certs(&pem, &path).map_err(|e| StoreError::Settings(e.to_string()))?;
     let mut store = RootCertStore::empty();
     for cert in certs {
         store.add(cert).map_err(|e| {
