@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # The test command (README and .ci/run call it): installs what the tests need, then runs
-# every test. PyJWT is the independent verifier used by tests/it/interop.rs; Auth0's official
-# SDKs (npm `auth0` 7.x in tests/sdk, PyPI `auth0-python` 6.x) drive the management API in
-# tests/it/sdk.rs. They must be present, so a missing tool fails the run instead of skipping a
-# test. Each install runs only when needed, so a second run goes straight to cargo.
+# every test. PostgreSQL runs under tests/it/pg_store.rs; PyJWT is the independent verifier
+# used by tests/it/interop.rs; Auth0's official SDKs (npm `auth0` 7.x in tests/sdk, PyPI
+# `auth0-python` 6.x) drive the management API in tests/it/sdk.rs. They must be present, so a
+# missing tool fails the run instead of skipping a test. Each install runs only when needed,
+# so a second run goes straight to cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The openssl CLI makes the 1024-bit RSA key of tests/it/hostile_tokens.rs (aws-lc-rs will not).
 if ! command -v openssl >/dev/null; then
   apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+
+# PostgreSQL for tests/it/pg_store.rs: each test starts a throwaway cluster (initdb + postgres
+# on a free loopback port, as the `postgres` user the package creates, since CI runs as root).
+# Debian's server package; the binaries live in /usr/lib/postgresql/*/bin, off PATH.
+if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || ! id postgres >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
 if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then

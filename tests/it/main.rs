@@ -21,6 +21,7 @@ mod keys;
 mod keys_config;
 mod limits;
 mod observability;
+mod pg_store;
 mod proxy;
 mod readme;
 mod rejections;

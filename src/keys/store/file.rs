@@ -1,76 +1,23 @@
-//! Durable storage of the custom key set behind a small trait, so a PostgreSQL backend for
-//! replicas can follow: a versioned read, a compare-and-set write, and a change notification
-//! (which also reports edits made by another process).
+//! The file backend of the key store: one JSON document.
 //!
-//! The file backend writes a temp file, fsyncs it, renames it over the old one and fsyncs
-//! the directory, so a crash at any moment leaves the old or the new set, never a mix. It
-//! polls the file's identity (inode, size, mtime) to notice edits by other processes.
+//! A write goes to a temp file, is fsynced, renamed over the old one and the directory
+//! fsynced, so a crash at any moment leaves the old or the new set, never a mix. The file's
+//! identity (inode, size, mtime) is polled to notice edits by other processes. The same
+//! atomic write and strict read serve [`super::PgStore`]'s local copy.
 
-use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-/// A boxed future, so the trait stays object-safe (`Arc<dyn KeyStore>`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The stored document.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoredSet {
-    /// Increases by one with every write through the store.
-    pub version: u64,
-    /// The JWKs as accepted by the management API (kid filled in), in import order.
-    pub keys: Vec<Map<String, Value>>,
-    /// Unix time each kid was first published.
-    #[serde(default)]
-    pub published_at: BTreeMap<String, i64>,
-}
-
-/// Why the store could not read or write.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("key store {path}: cannot read: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("key store {path} is corrupt: {message}")]
-    Corrupt { path: String, message: String },
-    #[error("key store {path}: cannot write: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("key store changed concurrently (expected version {expected}, found {found})")]
-    Conflict { expected: u64, found: u64 },
-}
-
-/// Storage of the custom key set.
-pub trait KeyStore: Send + Sync {
-    /// The current set with its version.
-    fn load(&self) -> BoxFuture<'_, Result<StoredSet, StoreError>>;
-    /// Writes `keys` if the stored version is still `expected`; returns the new set.
-    fn compare_and_set(
-        &self,
-        expected: u64,
-        keys: Vec<Map<String, Value>>,
-        published_at: BTreeMap<String, i64>,
-    ) -> BoxFuture<'_, Result<StoredSet, StoreError>>;
-    /// Notified with every new set, whoever wrote it.
-    fn subscribe(&self) -> watch::Receiver<Arc<StoredSet>>;
-}
+use super::{BoxFuture, Change, KeyStore, StoreError, StoreStatus, StoredSet};
 
 /// File identity used to notice external edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Stamp {
+pub(super) struct Stamp {
     ino: u64,
     len: u64,
     modified: Option<SystemTime>,
@@ -82,6 +29,11 @@ pub struct FileStore {
     write_lock: tokio::sync::Mutex<()>,
     stamp: std::sync::Mutex<Stamp>,
     tx: watch::Sender<Arc<StoredSet>>,
+    /// Unix time the set was last read from or written to the file.
+    last_sync: AtomicI64,
+    /// External edits noticed, and polls of the file made.
+    notifications: AtomicU64,
+    polls: AtomicU64,
 }
 
 impl FileStore {
@@ -96,6 +48,9 @@ impl FileStore {
             write_lock: tokio::sync::Mutex::new(()),
             stamp: std::sync::Mutex::new(stamp),
             tx,
+            last_sync: AtomicI64::new(crate::jose::time::now_unix()),
+            notifications: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
         }))
     }
 
@@ -108,6 +63,7 @@ impl FileStore {
     pub async fn watch_file(self: Arc<Self>, interval: Duration) {
         loop {
             tokio::time::sleep(interval).await;
+            self.polls.fetch_add(1, Ordering::Relaxed);
             let current = stamp_of(&self.path);
             let changed = self.stamp.lock().map(|s| *s != current).unwrap_or(false);
             if !changed {
@@ -119,6 +75,9 @@ impl FileStore {
                     if let Ok(mut s) = self.stamp.lock() {
                         *s = stamp;
                     }
+                    self.notifications.fetch_add(1, Ordering::Relaxed);
+                    self.last_sync
+                        .store(crate::jose::time::now_unix(), Ordering::Relaxed);
                     if **self.tx.borrow() != set {
                         tracing::info!(path = %self.path.display(), version = set.version, "key store file changed on disk");
                         self.tx.send_replace(Arc::new(set));
@@ -140,12 +99,7 @@ impl KeyStore for FileStore {
         Box::pin(async move { Ok((**self.tx.borrow()).clone()) })
     }
 
-    fn compare_and_set(
-        &self,
-        expected: u64,
-        keys: Vec<Map<String, Value>>,
-        published_at: BTreeMap<String, i64>,
-    ) -> BoxFuture<'_, Result<StoredSet, StoreError>> {
+    fn write(&self, expected: u64, change: Change) -> BoxFuture<'_, Result<StoredSet, StoreError>> {
         Box::pin(async move {
             let _guard = self.write_lock.lock().await;
             let found = self.tx.borrow().version;
@@ -154,19 +108,17 @@ impl KeyStore for FileStore {
             }
             let set = StoredSet {
                 version: found + 1,
-                keys,
-                published_at,
+                keys: change.keys,
+                published_at: change.published_at,
+                updated_at: Some(crate::jose::time::now_unix()),
+                updated_by: change.by,
             };
-            let (path, copy) = (self.path.clone(), set.clone());
-            let stamp = tokio::task::spawn_blocking(move || write_atomic(&path, &copy))
-                .await
-                .map_err(|e| StoreError::Write {
-                    path: self.path.display().to_string(),
-                    source: std::io::Error::other(e),
-                })??;
+            let stamp = save(&self.path, &set).await?;
             if let Ok(mut s) = self.stamp.lock() {
                 *s = stamp;
             }
+            self.last_sync
+                .store(crate::jose::time::now_unix(), Ordering::Relaxed);
             self.tx.send_replace(Arc::new(set.clone()));
             Ok(set)
         })
@@ -174,6 +126,38 @@ impl KeyStore for FileStore {
 
     fn subscribe(&self) -> watch::Receiver<Arc<StoredSet>> {
         self.tx.subscribe()
+    }
+
+    fn status(&self) -> StoreStatus {
+        StoreStatus {
+            backend: "file",
+            location: self.path.display().to_string(),
+            version: self.tx.borrow().version,
+            reachable: true,
+            last_sync: Some(self.last_sync.load(Ordering::Relaxed)),
+            notifications: self.notifications.load(Ordering::Relaxed),
+            polls: self.polls.load(Ordering::Relaxed),
+            ..StoreStatus::default()
+        }
+    }
+}
+
+/// Writes `set` to `path` atomically (off the async workers).
+pub(super) async fn save(path: &Path, set: &StoredSet) -> Result<Stamp, StoreError> {
+    let (owned, copy) = (path.to_path_buf(), set.clone());
+    tokio::task::spawn_blocking(move || write_atomic(&owned, &copy))
+        .await
+        .map_err(|e| StoreError::Write {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?
+}
+
+/// The set in `path`, `None` when there is no such file; corrupt files are errors.
+pub(super) fn read_set(path: &Path) -> Result<Option<StoredSet>, StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        _ => read_file(path).map(|(set, _)| Some(set)),
     }
 }
 
@@ -278,14 +262,23 @@ mod tests {
         let path = dir.path().join("keys.json");
         let store = FileStore::open(&path).unwrap();
         assert_eq!(store.load().await.unwrap(), StoredSet::default());
-        let key: Map<String, Value> = serde_json::from_str(r#"{"kty":"OKP","kid":"a"}"#).unwrap();
+        let key: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"kty":"OKP","kid":"a"}"#).unwrap();
         let written = store
-            .compare_and_set(0, vec![key.clone()], BTreeMap::from([("a".into(), 5)]))
+            .write(
+                0,
+                Change {
+                    keys: vec![key.clone()],
+                    published_at: std::collections::BTreeMap::from([("a".into(), 5)]),
+                    by: Some("tester".into()),
+                },
+            )
             .await
             .unwrap();
         assert_eq!(written.version, 1);
+        assert_eq!(written.updated_by.as_deref(), Some("tester"));
         assert!(matches!(
-            store.compare_and_set(0, vec![], BTreeMap::new()).await,
+            store.compare_and_set(0, vec![], Default::default()).await,
             Err(StoreError::Conflict {
                 expected: 0,
                 found: 1
@@ -334,6 +327,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(rx.borrow().version, 7);
+        let status = store.status();
+        assert_eq!((status.backend, status.version), ("file", 7));
+        assert!(status.reachable && status.notifications == 1 && status.polls >= 1);
         std::fs::write(&path, b"{ broken").unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
