@@ -685,7 +685,7 @@ fn output_header(p: &mut Problems, field: &str, name: &str) -> Option<HeaderName
         );
         return None;
     };
-    if crate::proxy::forward::is_hop_by_hop(&header) || header == http::header::HOST {
+    if crate::http::headers::is_hop_by_hop(&header) || header == http::header::HOST {
         p.push(
             format!("{field}.header"),
             format!("{name:?} is a hop-by-hop or Host header"),

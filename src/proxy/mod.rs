@@ -62,7 +62,7 @@ pub async fn try_handle(
             "path has dot segments or encoded separators",
         ));
     }
-    if forward::has_unsupported_transfer_coding(request.headers()) {
+    if crate::http::headers::has_unsupported_transfer_coding(request.headers()) {
         return Err(ProxyError::BadRequest(
             "Transfer-Encoding other than chunked is not supported",
         ));
