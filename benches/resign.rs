@@ -15,11 +15,11 @@ use http::HeaderValue;
 use serde_json::{Map, Value, json};
 
 use resigner::cache::{self, CacheKey, ResignCache, Resigned};
-use resigner::config::{CacheSettings, IdpSettings};
+use resigner::config::{CacheSettings, ClaimMapping, IdpSettings};
 use resigner::jose::alg::Alg;
 use resigner::jose::time::now_unix;
 use resigner::keys::{SigningKey, VerifyKey};
-use resigner::proxy::claims::{self, ClaimMapping};
+use resigner::proxy::claims;
 use resigner::proxy::verify;
 
 const IDP_ISSUER: &str = "https://idp.example.com/";

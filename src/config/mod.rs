@@ -1,17 +1,24 @@
-//! Configuration: the TOML file shape (`file`), the validated runtime shape (`validate`), and
-//! `load_config`, the one way from a path to a runtime [`Config`].
+//! Configuration as plain data: the TOML file shape (`file`, checked key by key in
+//! `schema`), the validated runtime shape (`runtime`), and the one way between them
+//! (`validate`, collecting every problem in `problems`); `load_config` goes from a path to a
+//! runtime [`Config`], naming each problem's line (`lines`).
+//!
+//! May use: `http` (TLS material, header names), `jose`, `keys` (signing keys are loaded
+//! while validating). Starts nothing, serves nothing, and imports nothing of the request
+//! path (`proxy`, `router`, `app`): they read config, never the reverse.
 
 pub mod file;
 pub mod lines;
+mod problems;
+pub mod runtime;
 pub mod schema;
-pub mod transport;
 pub mod validate;
 
 use std::path::Path;
 
-pub use validate::{
-    AdminSettings, CacheSettings, Config, IdpSettings, KeysSettings, Route, RouteMode,
-    ServerSettings, SigningSettings, StaticToken, UpstreamSettings, UpstreamTarget,
+pub use runtime::{
+    AdminSettings, CacheSettings, ClaimMapping, Config, IdpSettings, KeysSettings, RESERVED, Route,
+    RouteMode, ServerSettings, SigningSettings, StaticToken, UpstreamSettings, UpstreamTarget,
 };
 
 /// Why a configuration file could not become a running configuration.
@@ -134,7 +141,6 @@ mod example_tests {
     use super::*;
     use crate::jose::alg::Alg;
     use crate::keys::{SigningKey, pem};
-    use crate::proxy::claims::ClaimMapping;
 
     const EXAMPLE: &str = include_str!("../../config/example.toml");
 

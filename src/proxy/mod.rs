@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 
 use crate::app::AppState;
 use crate::cache::{CacheKey, Resigned};
-use crate::config::validate::max_token_bytes;
+use crate::config::runtime::max_token_bytes;
 use crate::config::{Config, Route, RouteMode};
 use crate::http::body::Body;
 use crate::idp::{IdpKeys, Lookup};

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::config::IdpSettings;
-use crate::config::validate::max_token_bytes;
+use crate::config::runtime::max_token_bytes;
 use crate::jose::alg::Alg;
 use crate::jose::b64;
 use crate::jose::json::{self, JsonError};
