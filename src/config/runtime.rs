@@ -187,13 +187,6 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-const MAX_TOKEN_BYTES: usize = 16 * 1024;
-
-/// The largest incoming token accepted, in bytes.
-pub const fn max_token_bytes() -> usize {
-    MAX_TOKEN_BYTES
-}
-
 /// Claims the mapping may not `set`, `rename` into or `remove`: resigner owns them.
 pub const RESERVED: [&str; 5] = ["iss", "aud", "exp", "iat", "nbf"];
 

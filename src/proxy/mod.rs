@@ -16,7 +16,6 @@ use hyper::body::Incoming;
 
 use crate::app::AppState;
 use crate::cache::{CacheKey, Resigned};
-use crate::config::runtime::max_token_bytes;
 use crate::config::{Config, Route, RouteMode};
 use crate::http::body::Body;
 use crate::idp::{IdpKeys, Lookup};
@@ -114,7 +113,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ProxyError> {
     if token.is_empty() {
         return Err(ProxyError::BadRequest("empty bearer token"));
     }
-    if token.len() > max_token_bytes() {
+    if token.len() > verify::MAX_TOKEN_BYTES {
         return Err(ProxyError::InvalidToken(VerifyError::TooLarge));
     }
     let body = token.trim_end_matches('=');
