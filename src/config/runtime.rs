@@ -168,25 +168,6 @@ pub enum RouteMode {
     Passthrough,
 }
 
-impl Config {
-    /// The route whose prefix matches `path` on a segment boundary, longest prefix first.
-    pub fn route_for(&self, path: &str) -> Option<&Route> {
-        self.routes
-            .iter()
-            .filter(|route| prefix_matches(&route.prefix, path))
-            .max_by_key(|route| route.prefix.len())
-    }
-}
-
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    if prefix == "/" {
-        return true;
-    }
-    let prefix = prefix.trim_end_matches('/');
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
 /// Claims the mapping may not `set`, `rename` into or `remove`: resigner owns them.
 pub const RESERVED: [&str; 5] = ["iss", "aud", "exp", "iat", "nbf"];
 
@@ -203,18 +184,4 @@ pub struct ClaimMapping {
     pub set: Map<String, Value>,
     /// Claims dropped.
     pub remove: Vec<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_match_on_segment_boundaries() {
-        assert!(prefix_matches("/api", "/api"));
-        assert!(prefix_matches("/api", "/api/x"));
-        assert!(prefix_matches("/api/", "/api/x"));
-        assert!(!prefix_matches("/api", "/apix"));
-        assert!(prefix_matches("/", "/anything"));
-    }
 }

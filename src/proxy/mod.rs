@@ -24,16 +24,17 @@ use crate::metrics::{self, Metrics};
 pub use error::ProxyError;
 use verify::VerifyError;
 
-/// Handles one request on the public listener that is not the JWKS endpoint.
+/// Handles one request on the public listener that is not the JWKS endpoint: `route` is
+/// the one the router matched in `config` (the snapshot the request uses to the end).
 pub async fn handle(
     state: &AppState,
+    config: &Config,
+    route: Option<&Route>,
     request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    let config = state.config();
-    let route = config.route_for(request.uri().path());
     let route_label = route.map_or(metrics::NO_ROUTE, |route| route.prefix.as_str());
-    let response = match try_handle(state, &config, route, request, peer).await {
+    let response = match try_handle(state, config, route, request, peer).await {
         Ok(response) => response,
         Err(err) => {
             if !err.is_upstream() {
