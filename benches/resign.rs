@@ -15,11 +15,11 @@ use http::HeaderValue;
 use serde_json::{Map, Value, json};
 
 use resigner::cache::{self, CacheKey, ResignCache, Resigned};
-use resigner::config::{CacheSettings, IdpSettings};
+use resigner::config::{CacheSettings, ClaimMapping, IdpSettings};
 use resigner::jose::alg::Alg;
 use resigner::jose::time::now_unix;
 use resigner::keys::{SigningKey, VerifyKey};
-use resigner::proxy::claims::{self, ClaimMapping};
+use resigner::proxy::claims;
 use resigner::proxy::verify;
 
 const IDP_ISSUER: &str = "https://idp.example.com/";
@@ -134,7 +134,7 @@ fn output_key(alg: Alg) -> SigningKey {
     SigningKey::from_pkcs8(&der, alg, None).expect("parse output key")
 }
 
-/// The cache miss path, as `proxy::resign_uncached` runs it once the IdP key is known:
+/// The cache miss path, as `proxy::pipeline::run` runs it once the IdP key is known:
 /// parse + verify + map claims + serialize + sign. Not included: the IdP key-set lookup by
 /// kid, the `Bearer ` prefix and `HeaderValue` check, the `spawn_blocking` hop for RSA
 /// output keys, and the moka insert.

@@ -2,7 +2,8 @@
 //!
 //! Public listener:
 //! - `GET|HEAD /.well-known/jwks.json` — the aggregated JWKS (custom keys, then IdP keys)
-//! - anything else — matched against `[[routes]]` by prefix and proxied (404 without a route)
+//! - anything else — matched against `[[routes]]` by prefix ([`route_for`], the one route
+//!   lookup) and handed with its route to [`crate::proxy::handle`] (404 without a route)
 //!
 //! Admin listener: see [`crate::admin`].
 
@@ -12,6 +13,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use crate::app::AppState;
+use crate::config::{Config, Route};
 use crate::http::body::{self, Body};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -31,9 +33,29 @@ pub async fn public(
                 .record_request(crate::metrics::JWKS_ROUTE, response.status());
             return response;
         }
-        crate::proxy::handle(state, request, peer).await
+        let config = state.config();
+        let route = route_for(&config, request.uri().path());
+        crate::proxy::handle(state, &config, route, request, peer).await
     })
     .await
+}
+
+/// The route whose prefix matches `path` on a segment boundary, longest prefix first.
+pub fn route_for<'a>(config: &'a Config, path: &str) -> Option<&'a Route> {
+    config
+        .routes
+        .iter()
+        .filter(|route| prefix_matches(&route.prefix, path))
+        .max_by_key(|route| route.prefix.len())
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let prefix = prefix.trim_end_matches('/');
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The JWKS document from pre-rendered bytes, with ETag / `If-None-Match` support.
@@ -78,4 +100,30 @@ pub fn jwks<B>(state: &AppState, request: &Request<B>) -> Response<Body> {
         headers.insert(header::ETAG, etag);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        assert!(prefix_matches("/api", "/api"));
+        assert!(prefix_matches("/api", "/api/x"));
+        assert!(prefix_matches("/api/", "/api/x"));
+        assert!(!prefix_matches("/api", "/apix"));
+        assert!(prefix_matches("/", "/anything"));
+    }
+
+    #[test]
+    fn the_example_config_routes_by_prefix_in_file_order() {
+        let (_tmp, config) = crate::config::example_tests::load_example();
+        assert_eq!(
+            route_for(&config, "/orders/42").map(|r| r.id),
+            Some(0),
+            "route ids follow file order"
+        );
+        assert_eq!(route_for(&config, "/legacy").map(|r| r.id), Some(1));
+        assert!(route_for(&config, "/ordersx").is_none());
+    }
 }

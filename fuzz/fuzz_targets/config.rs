@@ -16,9 +16,8 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use resigner::jose::alg::Alg;
-use resigner::config::{lines, parse_config};
+use resigner::config::{RESERVED, lines, parse_config};
 use resigner::keys::{SigningKey, pem};
-use resigner::proxy::claims::RESERVED;
 
 struct Base {
     _dir: tempfile::TempDir,

@@ -16,9 +16,9 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use resigner::jose::alg::Alg;
 use resigner::jose::b64;
-use resigner::config::IdpSettings;
+use resigner::config::{ClaimMapping, IdpSettings};
 use resigner::keys::{SigningKey, VerifyKey};
-use resigner::proxy::claims::{ClaimMapping, map_claims};
+use resigner::proxy::claims::map_claims;
 use resigner::proxy::verify;
 use serde_json::{Map, Value};
 

@@ -1,9 +1,10 @@
 //! `resigner token inspect` and `resigner token resign`: look at a token without trusting it,
-//! and dry-run what the proxy would forward for it on a route (verified against the IdP's
-//! keys unless told otherwise, mapped, and signed with the configured active key). The route
-//! is looked up first, so a wrong `--route` fails without contacting the IdP, and its `mode`
-//! decides what is shown: nothing is fetched for a passthrough route, and a verify-only route
-//! forwards the IdP token unchanged.
+//! and dry-run what the proxy would forward for it on a route: the proxy's own pipeline
+//! ([`crate::proxy::pipeline::run`]: verified against the IdP's keys unless told otherwise,
+//! mapped, and signed with the configured active key), without cache or publication check.
+//! The route is looked up first, so a wrong `--route` fails without contacting the IdP, and
+//! its `mode` decides what is shown: nothing is fetched for a passthrough route, and a
+//! verify-only route forwards the IdP token unchanged.
 
 pub mod command;
 
@@ -12,11 +13,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Config, Route, RouteMode};
-use crate::idp::{IdpClient, Lookup};
+use crate::config::{Config, IdpSettings, Route};
+use crate::idp::{IdpClient, IdpKeys, Lookup};
 use crate::jose::b64;
+use crate::keys::SigningKey;
 use crate::metrics::Metrics;
-use crate::proxy::{claims, verify};
+use crate::proxy::pipeline::{self, PipelineError, Stages, TokenWork};
+use crate::proxy::verify::{self, Verified};
 
 /// Why a token command failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +107,8 @@ fn bare_prefix(prefix: &str) -> &str {
     }
 }
 
-/// What the proxy would forward for `token` on the route with `prefix`.
+/// What the proxy would forward for `token` on the route with `prefix`: the proxy's own
+/// pipeline, run once with [`DryRun`] stages (no cache, no publication check).
 pub async fn resign(
     config: Arc<Config>,
     prefix: &str,
@@ -114,7 +118,7 @@ pub async fn resign(
     let token = token.trim();
     let route = find_route(&config, prefix)?;
     let mut out = String::new();
-    if route.mode == RouteMode::Passthrough {
+    let Some(work) = TokenWork::of(route) else {
         let _ = writeln!(
             out,
             "route {} is mode = \"passthrough\": the proxy does no token work here and forwards \
@@ -123,50 +127,44 @@ pub async fn resign(
         );
         let _ = writeln!(out, "route {} -> {}", route.prefix, upstream(route));
         return Ok(out);
-    }
-    let now = crate::jose::time::now_unix();
-    let (incoming, exp) = if verify_token {
-        let verified = verified(&config, route, token, now).await?;
+    };
+    let stages = if verify_token {
+        let keys = fetch_keys(&config).await?;
+        DryRun::Verify {
+            idp: &config.idp,
+            keys,
+        }
+    } else {
+        DryRun::AsGiven(as_given(token)?)
+    };
+    let outcome = pipeline::run(&stages, &config, route, work, token).await?;
+    if verify_token {
         let _ = writeln!(
             out,
             "verified against the IdP keys for audience {:?}",
             route.audience
         );
-        (verified.claims, verified.exp)
     } else {
-        let claims = segment(token, 1, "payload")?;
-        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
         let _ = writeln!(
             out,
             "NOT VERIFIED (--no-verify): mapping the claims as given"
         );
-        (claims, exp)
-    };
+    }
     let _ = writeln!(out, "route {} -> {}", route.prefix, upstream(route));
-    let forwarded = if route.mode == RouteMode::Verify {
-        let _ = writeln!(
-            out,
-            "mode = \"verify\": the IdP token is forwarded unchanged (no claim mapping, no signing)"
-        );
-        token.to_string()
-    } else {
-        let (signed, mapped) = sign(&config, route, &incoming, exp, now)?;
-        let signing = &config.signing;
-        let _ = writeln!(
-            out,
-            "signed with kid {:?} ({})",
-            signing.active.kid(),
-            signing.active.alg()
-        );
-        let _ = writeln!(out, "forwarded claims: {}", pretty(&mapped));
-        signed
-    };
-    let value = if route.header == http::header::AUTHORIZATION {
-        format!("Bearer {forwarded}")
-    } else {
-        forwarded
-    };
-    let _ = writeln!(out, "{}: {value}", route.header);
+    match &outcome.claims {
+        None => {
+            let _ = writeln!(
+                out,
+                "mode = \"verify\": the IdP token is forwarded unchanged (no claim mapping, no signing)"
+            );
+        }
+        Some(mapped) => {
+            let active = &config.signing.active;
+            let _ = writeln!(out, "signed with kid {:?} ({})", active.kid(), active.alg());
+            let _ = writeln!(out, "forwarded claims: {}", pretty(mapped));
+        }
+    }
+    let _ = writeln!(out, "{}: {}", route.header, outcome.value);
     Ok(out)
 }
 
@@ -178,53 +176,66 @@ fn upstream(route: &Route) -> String {
     )
 }
 
-/// Verifies `token` for `route` with keys fetched from the IdP now.
-async fn verified(
-    config: &Config,
-    route: &Route,
-    token: &str,
-    now: i64,
-) -> Result<verify::Verified, TokenCliError> {
+/// The IdP's key set, fetched now for this command.
+async fn fetch_keys(config: &Config) -> Result<Arc<IdpKeys>, TokenCliError> {
     let http =
         crate::http::client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
     let idp = IdpClient::new(config.idp.clone(), http, Arc::new(Metrics::default()));
     idp.fetch_now()
         .await
         .map_err(|e| TokenCliError::IdpKeys(e.to_string()))?;
-    let keys = idp
-        .current()
-        .ok_or_else(|| TokenCliError::IdpKeys("no key set".into()))?;
-    let rejected = |e: verify::VerifyError| TokenCliError::Rejected(e.logged());
-    let parsed = verify::parse(token, &config.idp).map_err(rejected)?;
-    let Lookup::Found(key) = keys.find(parsed.kid.as_deref()) else {
-        return Err(rejected(verify::VerifyError::UnknownKid));
-    };
-    verify::verify(&parsed, key, &config.idp, &route.audience, now).map_err(rejected)
+    idp.current()
+        .ok_or_else(|| TokenCliError::IdpKeys("no key set".into()))
 }
 
-/// Maps the claims for `route` and signs them with the active key: (token, claims).
-fn sign(
-    config: &Config,
-    route: &Route,
-    incoming: &Map<String, Value>,
-    exp: i64,
-    now: i64,
-) -> Result<(String, Map<String, Value>), TokenCliError> {
-    let signing = &config.signing;
-    let mapped = claims::map_claims(
-        incoming,
-        exp,
-        &route.claims,
-        &signing.issuer,
-        signing.max_ttl.as_secs() as i64,
-        now,
-    );
-    let payload = serde_json::to_vec(&mapped).map_err(|e| TokenCliError::Sign(e.to_string()))?;
-    let signed = signing
-        .active
-        .sign_compact(&payload)
-        .map_err(|e| TokenCliError::Sign(e.to_string()))?;
-    Ok((signed, mapped))
+/// `--no-verify`: the payload's claims taken as they are, `exp` as given (now when absent).
+fn as_given(token: &str) -> Result<Verified, TokenCliError> {
+    let claims = segment(token, 1, "payload")?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(crate::jose::time::now_unix);
+    Ok(Verified { claims, exp })
+}
+
+/// The command's pipeline stages: the IdP keys fetched for this run (an unknown kid is a
+/// rejection: they were fetched a moment ago), or with `--no-verify` the claims as given;
+/// signatures in-line with the configured key.
+enum DryRun<'a> {
+    Verify {
+        idp: &'a IdpSettings,
+        keys: Arc<IdpKeys>,
+    },
+    AsGiven(Verified),
+}
+
+impl Stages for DryRun<'_> {
+    type Error = TokenCliError;
+
+    async fn verify(&self, token: &str, audience: &str) -> Result<Verified, TokenCliError> {
+        let (idp, keys) = match self {
+            DryRun::AsGiven(given) => return Ok(given.clone()),
+            DryRun::Verify { idp, keys } => (*idp, keys),
+        };
+        let rejected = |e: verify::VerifyError| TokenCliError::Rejected(e.logged());
+        let parsed = verify::parse(token, idp).map_err(rejected)?;
+        let Lookup::Found(key) = keys.find(parsed.kid.as_deref()) else {
+            return Err(rejected(verify::VerifyError::UnknownKid));
+        };
+        let now = crate::jose::time::now_unix();
+        verify::verify(&parsed, key, idp, audience, now).map_err(rejected)
+    }
+
+    async fn sign(&self, key: &Arc<SigningKey>, payload: Vec<u8>) -> Result<String, TokenCliError> {
+        key.sign_compact(&payload)
+            .map_err(|e| TokenCliError::Sign(e.to_string()))
+    }
+}
+
+impl From<PipelineError> for TokenCliError {
+    fn from(err: PipelineError) -> Self {
+        TokenCliError::Sign(err.to_string())
+    }
 }
 
 #[cfg(test)]

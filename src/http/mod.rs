@@ -2,10 +2,12 @@
 //! for per-core runtimes, `conn_info` handed to each request), bodies (`body`,
 //! `timeout_body`), request ids (`request_id`), the outbound client with per-route TLS
 //! (`client`) and TLS material (`tls`).
+//! `headers` is the header vocabulary config and proxy share: hop-by-hop, transfer codings.
 
 pub mod body;
 pub mod client;
 pub mod conn_info;
+pub mod headers;
 pub mod request_id;
 pub mod server;
 pub mod timeout_body;

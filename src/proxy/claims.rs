@@ -1,26 +1,12 @@
 //! Claim mapping: a pure function from the verified incoming claims to the claims of the
 //! re-signed token. JSON types are kept as they are (no stringification), reserved claims are
-//! always set by resigner, and `exp` can only move earlier, never later.
+//! always set by resigner, and `exp` can only move earlier, never later. The policy it
+//! applies ([`ClaimMapping`], and the [`crate::config::RESERVED`] claims validation keeps
+//! out of it) is plain data of the validated config.
 
 use serde_json::{Map, Value};
 
-/// Claims the mapping may not `set`, `rename` into or `remove`: resigner owns them.
-pub const RESERVED: [&str; 5] = ["iss", "aud", "exp", "iat", "nbf"];
-
-/// A route's mapping, validated when the config loads.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimMapping {
-    /// `aud` of the re-signed token (a string or an array of strings).
-    pub audience: Value,
-    /// Claims copied from the incoming token; `None` copies all of them.
-    pub copy: Option<Vec<String>>,
-    /// `(from, to)` pairs, applied after copying (a renamed claim need not be in `copy`).
-    pub rename: Vec<(String, String)>,
-    /// Claims set to fixed JSON values.
-    pub set: Map<String, Value>,
-    /// Claims dropped.
-    pub remove: Vec<String>,
-}
+use crate::config::ClaimMapping;
 
 /// Applies `mapping` to verified `incoming` claims. `incoming_exp` is the verified `exp`.
 pub fn map_claims(

@@ -16,8 +16,8 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use super::{ClaimMapping, RESERVED, map_claims};
-use crate::config::parse_config;
+use super::map_claims;
+use crate::config::{ClaimMapping, RESERVED, parse_config};
 use crate::jose::alg::Alg;
 use crate::keys::{SigningKey, pem};
 

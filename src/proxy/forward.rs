@@ -1,9 +1,8 @@
 //! Forwarding to the legacy API: the request is rewritten (route prefix optionally stripped,
 //! hop-by-hop headers and those named in `Connection` removed, the client's token and any
 //! client copy of the output header removed, the re-signed header set, `X-Forwarded-*`
-//! added) and sent over the pooled client; bodies stream both ways. A request body in a
-//! transfer coding other than plain `chunked` is refused first
-//! ([`has_unsupported_transfer_coding`]).
+//! added) and sent over the pooled client; bodies stream both ways. The header vocabulary
+//! (what is hop-by-hop, which transfer codings pass) is [`crate::http::headers`].
 
 use std::net::SocketAddr;
 
@@ -18,61 +17,9 @@ use crate::app::AppState;
 use crate::config::Route;
 use crate::http::body::Body;
 use crate::http::conn_info::ConnInfo;
+use crate::http::headers::strip_hop_by_hop;
 use crate::http::timeout_body::{BodyReadTimeout, TimeoutBody};
 use crate::metrics::UpstreamError;
-
-/// RFC 9110 §7.6.1 connection-specific headers, plus the legacy `Proxy-Connection`.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
-}
-
-/// Removes hop-by-hop headers and every header named in `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-/// Whether the request's `Transfer-Encoding` is anything but a single `chunked`. hyper
-/// accepts any list that ends in `chunked` (`gzip, chunked`) and removes only the chunked
-/// framing; since `Transfer-Encoding` is hop-by-hop and dropped here, forwarding such a body
-/// would hand the upstream gzip (or still-chunked) bytes labelled as plain, so it is refused
-/// (RFC 9112 §6.1: a coding the proxy does not implement).
-pub fn has_unsupported_transfer_coding(headers: &HeaderMap) -> bool {
-    let mut codings = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|coding| !coding.is_empty());
-    match (codings.next(), codings.next()) {
-        (None, _) => false,
-        (Some(only), None) => !only.eq_ignore_ascii_case(b"chunked"),
-        (Some(_), Some(_)) => true,
-    }
-}
 
 /// Sends `request` to the route's upstream with `token_header` as the output header (`None`:
 /// a passthrough route, whose `Authorization` is left as the client sent it).
@@ -187,42 +134,6 @@ fn upstream_uri(route: &Route, original: &Uri) -> Result<Uri, ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn connection_named_headers_are_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, X-Secret, Authorization"),
-        );
-        headers.insert("x-secret", HeaderValue::from_static("1"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        strip_hop_by_hop(&mut headers);
-        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["x-kept"]);
-    }
-
-    #[test]
-    fn only_a_single_chunked_coding_is_supported() {
-        let cases: [(&str, &[&str], bool); 7] = [
-            ("none", &[], false),
-            ("chunked", &["chunked"], false),
-            ("upper case", &["Chunked"], false),
-            ("gzip, chunked", &["gzip, chunked"], true),
-            ("two lines", &["gzip", "chunked"], true),
-            ("chunked twice", &["chunked, chunked"], true),
-            ("identity", &["identity"], true),
-        ];
-        for (name, values, refused) in cases {
-            let mut headers = HeaderMap::new();
-            for value in values {
-                headers.append(header::TRANSFER_ENCODING, HeaderValue::from_static(value));
-            }
-            assert_eq!(has_unsupported_transfer_coding(&headers), refused, "{name}");
-        }
-    }
 
     #[test]
     fn forwarded_for_appends() {

@@ -1,40 +1,40 @@
-//! The proxied request path: bearer token -> verify -> map claims -> sign (cached) -> forward.
-//! [`handle`] never fails: it calls [`try_handle`] and turns any error into a response
-//! through the one table in [`error`].
+//! The proxied request path: bearer token -> [`pipeline`] (verify -> authorize -> map claims
+//! -> sign, cached) -> forward. [`handle`] never fails: it calls [`try_handle`] and turns any
+//! error into a response through the one table in [`error`].
 
 pub mod claims;
 pub mod error;
 pub mod forward;
+pub mod pipeline;
 pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
-use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http::{HeaderMap, Request, Response, header};
 use hyper::body::Incoming;
 
 use crate::app::AppState;
-use crate::cache::{CacheKey, Resigned};
-use crate::config::validate::max_token_bytes;
-use crate::config::{Config, Route, RouteMode};
+use crate::config::{Config, Route};
 use crate::http::body::Body;
 use crate::idp::{IdpKeys, Lookup};
 use crate::jose::b64;
-use crate::metrics::{self, Metrics};
+use crate::metrics;
 pub use error::ProxyError;
 use verify::VerifyError;
 
-/// Handles one request on the public listener that is not the JWKS endpoint.
+/// Handles one request on the public listener that is not the JWKS endpoint: `route` is
+/// the one the router matched in `config` (the snapshot the request uses to the end).
 pub async fn handle(
     state: &AppState,
+    config: &Config,
+    route: Option<&Route>,
     request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    let config = state.config();
-    let route = config.route_for(request.uri().path());
     let route_label = route.map_or(metrics::NO_ROUTE, |route| route.prefix.as_str());
-    let response = match try_handle(state, &config, route, request, peer).await {
+    let response = match try_handle(state, config, route, request, peer).await {
         Ok(response) => response,
         Err(err) => {
             if !err.is_upstream() {
@@ -62,18 +62,19 @@ pub async fn try_handle(
             "path has dot segments or encoded separators",
         ));
     }
-    if forward::has_unsupported_transfer_coding(request.headers()) {
+    if crate::http::headers::has_unsupported_transfer_coding(request.headers()) {
         return Err(ProxyError::BadRequest(
             "Transfer-Encoding other than chunked is not supported",
         ));
     }
     let route = route.ok_or(ProxyError::NoRoute)?;
-    if route.mode == RouteMode::Passthrough {
+    let Some(work) = pipeline::TokenWork::of(route) else {
+        // mode = "passthrough": no token work at all.
         return forward::forward(state, route, request, None, peer).await;
-    }
+    };
     let resigned = {
         let token = bearer_token(request.headers())?;
-        resign(state, config, route, token).await?
+        pipeline::resign(state, config, route, work, token).await?
     };
     forward::forward(state, route, request, Some(&resigned.header_value), peer).await
 }
@@ -114,7 +115,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ProxyError> {
     if token.is_empty() {
         return Err(ProxyError::BadRequest("empty bearer token"));
     }
-    if token.len() > max_token_bytes() {
+    if token.len() > verify::MAX_TOKEN_BYTES {
         return Err(ProxyError::InvalidToken(VerifyError::TooLarge));
     }
     let body = token.trim_end_matches('=');
@@ -134,40 +135,6 @@ pub fn token_fingerprint(token: &str) -> String {
     let mut text = b64::encode(digest::digest(&digest::SHA256, token.as_bytes()));
     text.truncate(12);
     text
-}
-
-/// Returns the re-signed header value for `token`, from the cache or by verifying, mapping
-/// and signing it (once, however many requests carry the same new token).
-pub async fn resign(
-    state: &AppState,
-    config: &Config,
-    route: &Route,
-    token: &str,
-) -> Result<Arc<Resigned>, ProxyError> {
-    let idp_keys = state
-        .idp
-        .usable_keys()
-        .await
-        .ok_or(ProxyError::IdpUnavailable)?;
-    if route.mode == RouteMode::Resign
-        && let Err(reason) = state.signing_status(config)
-    {
-        tracing::debug!(%reason, "signing key not published");
-        return Err(ProxyError::SigningUnavailable);
-    }
-    let key = CacheKey::new(token, route.id, config.generation, idp_keys.generation);
-    let entry = state
-        .cache
-        .entry(key)
-        .or_try_insert_with(resign_uncached(state, config, route, token, idp_keys))
-        .await
-        .map_err(|err| (*err).clone())?;
-    if entry.is_fresh() {
-        Metrics::inc(&state.metrics.cache_misses);
-    } else {
-        Metrics::inc(&state.metrics.cache_hits);
-    }
-    Ok(entry.into_value())
 }
 
 /// Verifies an IdP access token for `audience`: structure and header, key lookup (with a
@@ -202,80 +169,10 @@ pub async fn verify_token(
     )?)
 }
 
-async fn resign_uncached(
-    state: &AppState,
-    config: &Config,
-    route: &Route,
-    token: &str,
-    idp_keys: Arc<IdpKeys>,
-) -> Result<Arc<Resigned>, ProxyError> {
-    let settings = state.idp.settings();
-    let verified = verify_token(state, token, &route.audience, idp_keys).await?;
-    let now = crate::jose::time::now_unix();
-    let leeway = settings.leeway.as_secs() as i64;
-    if route.mode == RouteMode::Verify {
-        // Verify-only: the IdP token itself is forwarded, valid until its own exp.
-        let value = if route.header == header::AUTHORIZATION {
-            format!("Bearer {token}")
-        } else {
-            token.to_string()
-        };
-        let header_value = HeaderValue::from_str(&value).map_err(|_| ProxyError::SigningFailed)?;
-        let ttl = (verified.exp - now - leeway).max(0) as u64;
-        return Ok(Arc::new(Resigned {
-            header_value,
-            ttl: std::time::Duration::from_secs(ttl),
-        }));
-    }
-    let signing = &config.signing;
-    let claims = claims::map_claims(
-        &verified.claims,
-        verified.exp,
-        &route.claims,
-        &signing.issuer,
-        signing.max_ttl.as_secs() as i64,
-        now,
-    );
-    let exp = claims
-        .get("exp")
-        .and_then(serde_json::Value::as_i64)
-        .unwrap_or(now);
-    let payload = serde_json::to_vec(&claims).map_err(|_| ProxyError::SigningFailed)?;
-    let signer = signing.active.clone();
-    let started = std::time::Instant::now();
-    let signed = if signer.is_slow() {
-        // RSA: on the signing threads, below the workers' priority (see `signing_pool`); in
-        // a miss storm the signatures queue there instead of delaying the hits.
-        state
-            .signing_pool
-            .run(move || signer.sign_compact(&payload))
-            .await
-            .ok_or(ProxyError::SigningFailed)?
-    } else {
-        signer.sign_compact(&payload)
-    }
-    .map_err(|_| ProxyError::SigningFailed)?;
-    state.metrics.record_signature(
-        signing.active.kid(),
-        signing.active.alg(),
-        started.elapsed(),
-    );
-    tracing::debug!(token = %token_fingerprint(token), route = %route.prefix, kid = signing.active.kid(), "token re-signed");
-    let value = if route.header == header::AUTHORIZATION {
-        format!("Bearer {signed}")
-    } else {
-        signed
-    };
-    let header_value = HeaderValue::from_str(&value).map_err(|_| ProxyError::SigningFailed)?;
-    let ttl = (exp - now - settings.leeway.as_secs() as i64).max(0) as u64;
-    Ok(Arc::new(Resigned {
-        header_value,
-        ttl: std::time::Duration::from_secs(ttl),
-    }))
-}
-
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     fn headers(values: &[&str]) -> HeaderMap {

@@ -7,11 +7,14 @@
 use serde_json::{Map, Value};
 
 use crate::config::IdpSettings;
-use crate::config::validate::max_token_bytes;
 use crate::jose::alg::Alg;
 use crate::jose::b64;
 use crate::jose::json::{self, JsonError};
 use crate::keys::VerifyKey;
+
+/// The largest incoming token accepted, in bytes ([`VerifyError::TooLarge`] beyond). A
+/// verification limit, so it lives here; config does not need it.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Why a token was rejected. The text is the `error_description` sent to the client, so it
 /// never contains token content; [`VerifyError::detail`] adds, for the log only, what a
@@ -180,7 +183,7 @@ const EMBEDDED_KEY_HEADERS: [&str; 4] = ["jku", "x5u", "jwk", "x5c"];
 
 /// Structure and header checks, before any key is chosen.
 pub fn parse<'a>(token: &'a str, idp: &IdpSettings) -> Result<Parsed<'a>, VerifyError> {
-    if token.len() > max_token_bytes() {
+    if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::TooLarge);
     }
     let mut parts = token.split('.');

@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::file::{RouteSection, ServerSection};
-use super::validate::{Problems, ServerSettings};
+use crate::config::file::{RouteSection, ServerSection};
+use crate::config::problems::Problems;
+use crate::config::runtime::ServerSettings;
 use crate::http::tls::{ClientTls, TlsFiles, load_certified_key};
 use crate::http::workers::{self, Scheduler};
 

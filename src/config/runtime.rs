@@ -1,0 +1,187 @@
+//! The validated runtime shape: what a running proxy reads, built only by
+//! [`super::validate::validate`] (a `Config` that exists is a config that can run) and
+//! swapped whole on reload. Plain data: no I/O, no behaviour beyond field access; the
+//! request path owns what is done with it (route lookup in `router`, claim mapping in
+//! `proxy::claims`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::uri::{Authority, Scheme, Uri};
+use serde_json::{Map, Value};
+
+use crate::http::tls::{ClientTls, TlsFiles};
+use crate::jose::alg::Alg;
+use crate::keys::SigningKey;
+
+/// The validated runtime configuration. Immutable; a reload builds a new one.
+#[derive(Debug)]
+pub struct Config {
+    /// Set when the config is installed; part of the re-sign cache key.
+    pub generation: u64,
+    pub server: ServerSettings,
+    pub admin_listen: SocketAddr,
+    /// `[admin] tls_cert`/`tls_key`: the admin listener serves HTTPS when set.
+    pub admin_tls: Option<TlsFiles>,
+    pub admin: AdminSettings,
+    pub keys: KeysSettings,
+    /// `Cache-Control: max-age` of the published JWKS.
+    pub jwks_max_age: Duration,
+    pub idp: Arc<IdpSettings>,
+    pub signing: SigningSettings,
+    pub routes: Vec<Route>,
+    pub cache: CacheSettings,
+    pub upstream: UpstreamSettings,
+    /// The file this config was read from (set by [`super::load_config`]; `None` for text),
+    /// so messages can name the command that fixes a problem.
+    pub source: Option<std::path::PathBuf>,
+}
+
+/// Who may use the management API.
+#[derive(Debug, Clone, Default)]
+pub struct AdminSettings {
+    /// `aud` required of IdP access tokens; `None`: only static tokens are accepted.
+    pub audience: Option<String>,
+    pub tokens: Vec<StaticToken>,
+}
+
+/// A static management token: only its SHA-256 is kept.
+#[derive(Debug, Clone)]
+pub struct StaticToken {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeysSettings {
+    pub store: std::path::PathBuf,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Also bounds the TLS handshake.
+    pub header_read_timeout: Duration,
+    /// The listener serves HTTPS when set.
+    pub tls: Option<TlsFiles>,
+    /// Largest HTTP/1 request head (hyper's read buffer) and HTTP/2 header list, in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in an HTTP/1 request.
+    pub max_headers: usize,
+    /// Longest wait for the next chunk of a request body being forwarded.
+    pub body_read_timeout: Duration,
+    /// Open connections per listener; further connections wait to be accepted.
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+    /// How the public listener's connections map onto threads.
+    pub scheduler: crate::http::workers::Scheduler,
+    /// Threads serving the public listener (at least 1).
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdpSettings {
+    pub issuer: String,
+    /// `None`: discovered from `{issuer}/.well-known/openid-configuration`.
+    pub jwks_uri: Option<Uri>,
+    pub algorithms: Vec<Alg>,
+    pub leeway: Duration,
+    pub require_typ: Option<String>,
+    /// Refresh interval when the JWKS response has no `Cache-Control: max-age`.
+    pub refresh: Duration,
+    pub refresh_min: Duration,
+    pub refresh_max: Duration,
+    pub unknown_kid_cooldown: Duration,
+    /// How long the last good key set keeps serving while refreshes fail.
+    pub max_stale: Duration,
+    pub fetch_timeout: Duration,
+    pub max_response_bytes: usize,
+    pub max_keys: usize,
+    /// `[idp] ca_file`: extra trust anchors for the IdP's HTTPS certificate.
+    pub tls: Option<Arc<ClientTls>>,
+}
+
+#[derive(Debug)]
+pub struct SigningSettings {
+    pub issuer: String,
+    pub max_ttl: Duration,
+    /// A key must have been published at least this long before it signs.
+    pub min_published_age: Duration,
+    pub keys: Vec<Arc<SigningKey>>,
+    /// The key files, watched for hot reload.
+    pub key_paths: Vec<std::path::PathBuf>,
+    pub active: Arc<SigningKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub max_bytes: Option<u64>,
+    pub max_entries: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub pool_idle_timeout: Duration,
+}
+
+/// Where a route forwards to: scheme and authority, plus a base path prepended to requests.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Without trailing slash; empty for the root.
+    pub base_path: String,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    /// Index in the config, part of the re-sign cache key.
+    pub id: u32,
+    pub mode: RouteMode,
+    pub prefix: String,
+    pub upstream: UpstreamTarget,
+    pub audience: String,
+    pub strip_prefix: bool,
+    pub header: HeaderName,
+    pub timeout: Duration,
+    pub claims: ClaimMapping,
+    /// `ca_file`/`client_cert`/`client_key`; `None`: webpki roots, no client certificate.
+    pub tls: Option<Arc<ClientTls>>,
+}
+
+/// What a route does with the incoming token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMode {
+    /// Verify, map the claims, re-sign with the active key, forward the new token.
+    Resign,
+    /// Verify and forward the IdP token unchanged (no claim mapping, no signing).
+    Verify,
+    /// No token work at all: the request is forwarded as it came (hop-by-hop headers aside).
+    /// For public endpoints of a legacy API; never the default.
+    Passthrough,
+}
+
+/// Claims the mapping may not `set`, `rename` into or `remove`: resigner owns them.
+pub const RESERVED: [&str; 5] = ["iss", "aud", "exp", "iat", "nbf"];
+
+/// A route's mapping, validated when the config loads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimMapping {
+    /// `aud` of the re-signed token (a string or an array of strings).
+    pub audience: Value,
+    /// Claims copied from the incoming token; `None` copies all of them.
+    pub copy: Option<Vec<String>>,
+    /// `(from, to)` pairs, applied after copying (a renamed claim need not be in `copy`).
+    pub rename: Vec<(String, String)>,
+    /// Claims set to fixed JSON values.
+    pub set: Map<String, Value>,
+    /// Claims dropped.
+    pub remove: Vec<String>,
+}

@@ -1,0 +1,105 @@
+//! HTTP header vocabulary a proxy must know, kept apart from forwarding so that config
+//! validation (which refuses a hop-by-hop output header) and the request path share one
+//! list: the RFC 9110 §7.6.1 hop-by-hop headers, their removal (with those named in
+//! `Connection`), and the request transfer-coding precheck.
+//!
+//! May use: the `http` crate only; nothing of this crate.
+
+use http::header::{self, HeaderMap, HeaderName};
+
+/// RFC 9110 §7.6.1 connection-specific headers, plus the legacy `Proxy-Connection`.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether `name` is a hop-by-hop header (one a proxy never forwards).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// Removes hop-by-hop headers and every header named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Whether the request's `Transfer-Encoding` is anything but a single `chunked`. hyper
+/// accepts any list that ends in `chunked` (`gzip, chunked`) and removes only the chunked
+/// framing; since `Transfer-Encoding` is hop-by-hop and dropped when forwarding, such a body
+/// would reach the upstream as gzip (or still-chunked) bytes labelled as plain, so the proxy
+/// refuses it (RFC 9112 §6.1: a coding the proxy does not implement).
+pub fn has_unsupported_transfer_coding(headers: &HeaderMap) -> bool {
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => false,
+        (Some(only), None) => !only.eq_ignore_ascii_case(b"chunked"),
+        (Some(_), Some(_)) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn connection_named_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret, Authorization"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn only_a_single_chunked_coding_is_supported() {
+        let cases: [(&str, &[&str], bool); 7] = [
+            ("none", &[], false),
+            ("chunked", &["chunked"], false),
+            ("upper case", &["Chunked"], false),
+            ("gzip, chunked", &["gzip, chunked"], true),
+            ("two lines", &["gzip", "chunked"], true),
+            ("chunked twice", &["chunked, chunked"], true),
+            ("identity", &["identity"], true),
+        ];
+        for (name, values, refused) in cases {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(header::TRANSFER_ENCODING, HeaderValue::from_static(value));
+            }
+            assert_eq!(has_unsupported_transfer_coding(&headers), refused, "{name}");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The one way from an IdP access token to what is forwarded for it on a route:
+//! verify -> authorize (the route's mode decides what follows) -> map claims -> sign.
+//! [`run`] is that sequence, once; what differs between callers is only where keys come
+//! from and how a signature is made, which they pass as [`Stages`]. The proxy runs it
+//! through the re-sign cache ([`resign`], with [`Live`] stages: the running IdP key client
+//! and the signing threads); `resigner token resign` runs it once with keys fetched for the
+//! command; a token exchange endpoint would be a third caller.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, header};
+use serde_json::{Map, Value};
+
+use super::verify::Verified;
+use super::{ProxyError, claims, token_fingerprint, verify_token};
+use crate::app::AppState;
+use crate::cache::{CacheKey, Resigned};
+use crate::config::{Config, Route, RouteMode};
+use crate::idp::IdpKeys;
+use crate::keys::SigningKey;
+use crate::metrics::Metrics;
+
+/// What the pipeline itself can fail at, between the stages.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("the mapped claims cannot be serialized: {0}")]
+    Payload(serde_json::Error),
+}
+
+/// Where the stages get what they need. Implemented by the running proxy ([`Live`]) and by
+/// the `token resign` command; each says what its failures are ([`Stages::Error`]).
+pub trait Stages: Sync {
+    type Error: From<PipelineError> + Send;
+
+    /// Verifies `token` for `audience`: structure and header, key, signature, claims.
+    fn verify(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> impl Future<Output = Result<Verified, Self::Error>> + Send;
+
+    /// Signs `payload` (the mapped claims, JSON) with `key`, as a compact JWS.
+    fn sign(
+        &self,
+        key: &Arc<SigningKey>,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+}
+
+/// The token work a route's mode asks for; a passthrough route asks for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenWork {
+    /// `mode = "verify"`: the verified IdP token is forwarded unchanged.
+    Forward,
+    /// `mode = "resign"`: the claims are mapped and signed with the active key.
+    Resign,
+}
+
+impl TokenWork {
+    /// `None` for `mode = "passthrough"`: no token work at all, so a caller forwards (or
+    /// says so) before it looks for a token.
+    pub fn of(route: &Route) -> Option<TokenWork> {
+        match route.mode {
+            RouteMode::Resign => Some(TokenWork::Resign),
+            RouteMode::Verify => Some(TokenWork::Forward),
+            RouteMode::Passthrough => None,
+        }
+    }
+}
+
+/// What [`run`] produced for one token on one route.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The output header's value: `Bearer <token>` for `Authorization`, else the bare token.
+    pub value: String,
+    /// How long it may be served: the forwarded token's remaining life minus the leeway.
+    pub ttl: Duration,
+    /// The claims that were signed; `None` when the IdP token is forwarded unchanged.
+    pub claims: Option<Map<String, Value>>,
+}
+
+/// verify -> authorize -> map -> sign for `token` on `route` under `config`, uncached.
+pub async fn run<S: Stages>(
+    stages: &S,
+    config: &Config,
+    route: &Route,
+    work: TokenWork,
+    token: &str,
+) -> Result<Outcome, S::Error> {
+    let verified = stages.verify(token, &route.audience).await?;
+    let now = crate::jose::time::now_unix();
+    let (forwarded, exp, claims) = match work {
+        TokenWork::Forward => (Cow::Borrowed(token), verified.exp, None),
+        TokenWork::Resign => {
+            let signing = &config.signing;
+            let claims = claims::map_claims(
+                &verified.claims,
+                verified.exp,
+                &route.claims,
+                &signing.issuer,
+                signing.max_ttl.as_secs() as i64,
+                now,
+            );
+            let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+            let payload = serde_json::to_vec(&claims).map_err(PipelineError::Payload)?;
+            let signed = stages.sign(&signing.active, payload).await?;
+            tracing::debug!(token = %token_fingerprint(token), route = %route.prefix, kid = signing.active.kid(), "token re-signed");
+            (Cow::Owned(signed), exp, Some(claims))
+        }
+    };
+    let value = if route.header == header::AUTHORIZATION {
+        format!("Bearer {forwarded}")
+    } else {
+        forwarded.into_owned()
+    };
+    let leeway = config.idp.leeway.as_secs() as i64;
+    let ttl = Duration::from_secs((exp - now - leeway).max(0) as u64);
+    Ok(Outcome { value, ttl, claims })
+}
+
+/// The proxy's stages: keys from the running IdP key client (with its refetch on an unknown
+/// kid), RSA signatures on the signing threads, each signature counted.
+pub struct Live<'a> {
+    pub state: &'a AppState,
+    /// The key set the cache key was made with.
+    pub idp_keys: Arc<IdpKeys>,
+}
+
+impl Stages for Live<'_> {
+    type Error = ProxyError;
+
+    async fn verify(&self, token: &str, audience: &str) -> Result<Verified, ProxyError> {
+        verify_token(self.state, token, audience, self.idp_keys.clone()).await
+    }
+
+    async fn sign(&self, key: &Arc<SigningKey>, payload: Vec<u8>) -> Result<String, ProxyError> {
+        let started = std::time::Instant::now();
+        let signed = if key.is_slow() {
+            // RSA: on the signing threads, below the workers' priority (see `signing_pool`);
+            // in a miss storm the signatures queue there instead of delaying the hits.
+            let signer = key.clone();
+            self.state
+                .signing_pool
+                .run(move || signer.sign_compact(&payload))
+                .await
+                .ok_or(ProxyError::SigningFailed)?
+        } else {
+            key.sign_compact(&payload)
+        }
+        .map_err(|_| ProxyError::SigningFailed)?;
+        let metrics = &self.state.metrics;
+        metrics.record_signature(key.kid(), key.alg(), started.elapsed());
+        Ok(signed)
+    }
+}
+
+impl From<PipelineError> for ProxyError {
+    fn from(_: PipelineError) -> Self {
+        ProxyError::SigningFailed
+    }
+}
+
+/// The output header value for `token` on `route`, from the cache or by running the
+/// pipeline (once, however many requests carry the same new token). A cache hit costs what
+/// it did before the pipeline existed: the key set load, the publication check, the cache
+/// key hash and the lookup; the [`Live`] stages are built in place and not run.
+pub async fn resign(
+    state: &AppState,
+    config: &Config,
+    route: &Route,
+    work: TokenWork,
+    token: &str,
+) -> Result<Arc<Resigned>, ProxyError> {
+    let idp_keys = state
+        .idp
+        .usable_keys()
+        .await
+        .ok_or(ProxyError::IdpUnavailable)?;
+    if work == TokenWork::Resign
+        && let Err(reason) = state.signing_status(config)
+    {
+        tracing::debug!(%reason, "signing key not published");
+        return Err(ProxyError::SigningUnavailable);
+    }
+    let key = CacheKey::new(token, route.id, config.generation, idp_keys.generation);
+    let stages = Live { state, idp_keys };
+    let entry = state
+        .cache
+        .entry(key)
+        .or_try_insert_with(async {
+            let outcome = run(&stages, config, route, work, token).await?;
+            let header_value =
+                HeaderValue::try_from(outcome.value).map_err(|_| ProxyError::SigningFailed)?;
+            Ok(Arc::new(Resigned {
+                header_value,
+                ttl: outcome.ttl,
+            }))
+        })
+        .await
+        .map_err(|err: Arc<ProxyError>| (*err).clone())?;
+    if entry.is_fresh() {
+        Metrics::inc(&state.metrics.cache_misses);
+    } else {
+        Metrics::inc(&state.metrics.cache_hits);
+    }
+    Ok(entry.into_value())
+}
