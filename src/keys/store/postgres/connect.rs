@@ -171,15 +171,5 @@ fn is_outage(err: &tokio_postgres::Error) -> bool {
 
 /// The error and its sources, one line.
 fn describe(err: &tokio_postgres::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = inner.source();
-    }
-    text
+    crate::http::client::error_chain(err)
 }
