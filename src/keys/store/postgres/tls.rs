@@ -86,8 +86,8 @@ fn roots(anchors: Option<(Vec<u8>, PathBuf)>) -> Result<RootCertStore, StoreErro
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         });
     };
-    let certs =
-        crate::http::tls::parse_certs(&pem, &path).map_err(|e| StoreError::Settings(e.to_string()))?;
+    let certs = crate::http::tls::parse_certs(&pem, &path)
+        .map_err(|e| StoreError::Settings(e.to_string()))?;
     let mut store = RootCertStore::empty();
     for cert in certs {
         store.add(cert).map_err(|e| {
@@ -210,6 +210,12 @@ struct Relaxed {
     provider: Arc<CryptoProvider>,
 }
 
+impl Relaxed {
+    fn algorithms(&self) -> &rustls::crypto::WebPkiSupportedAlgorithms {
+        &self.provider.signature_verification_algorithms
+    }
+}
+
 impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
@@ -236,8 +242,7 @@ impl ServerCertVerifier for Relaxed {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, self.algorithms())
     }
 
     fn verify_tls13_signature(
@@ -246,8 +251,7 @@ impl ServerCertVerifier for Relaxed {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, self.algorithms())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
