@@ -287,6 +287,21 @@ async fn a_change_without_a_notification_is_found_by_the_poll() {
     options.poll_interval = Duration::from_millis(200);
     let store = PgStore::open(options).await.unwrap();
     let mut rx = store.subscribe();
+    // The listener reads the current row when it connects; only after its first poll can
+    // a change be one that nothing but a later poll finds.
+    let mut polls_before = 0;
+    for _ in 0..100 {
+        polls_before = store.status().polls;
+        if polls_before >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        polls_before >= 1,
+        "no poll within 5 s: {:?}",
+        store.status()
+    );
     pg.admin()
         .await
         .batch_execute(
@@ -297,7 +312,10 @@ async fn a_change_without_a_notification_is_found_by_the_poll() {
     let seen = reaches(&mut rx, 7).await;
     assert_eq!(seen.kids(), ["sql"]);
     let status = store.status();
-    assert!(status.polls >= 1 && status.notifications == 0, "{status:?}");
+    assert!(
+        status.polls > polls_before && status.notifications == 0 && status.reconnects == 0,
+        "{status:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
