@@ -2,11 +2,13 @@
 //! for per-core runtimes, `conn_info` handed to each request), bodies (`body`,
 //! `timeout_body`), request ids (`request_id`), the outbound client with per-route TLS
 //! (`client`) and TLS material (`tls`).
-//! `headers` is the header vocabulary config and proxy share: hop-by-hop, transfer codings.
+//! `headers` is the header vocabulary config and proxy share: hop-by-hop, transfer codings;
+//! `framing` answers request-framing errors (400, then the connection closes).
 
 pub mod body;
 pub mod client;
 pub mod conn_info;
+pub mod framing;
 pub mod headers;
 pub mod request_id;
 pub mod server;

@@ -12,6 +12,7 @@ mod config_problems;
 mod demo;
 mod dependency_failures;
 mod diagnostics;
+mod framing;
 mod hostile_keys;
 mod hostile_tokens;
 mod http_edge;
