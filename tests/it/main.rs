@@ -4,6 +4,7 @@
 
 mod common;
 
+mod backlog;
 mod cache;
 mod cli;
 mod cli_errors;
