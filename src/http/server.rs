@@ -11,7 +11,8 @@
 //!
 //! Limits, per listener ([`Limits`], each from `[server]`):
 //! - `max_connections`: a semaphore taken *before* `accept`, so beyond the limit new
-//!   connections wait in the kernel's accept queue (they are not refused) until one closes.
+//!   connections wait in the kernel's accept queue (they are not refused) until one closes;
+//!   its depth is `listen_backlog` ([`crate::http::listen`]).
 //! - `header_read_timeout`: an HTTP/1 request head (and a TLS handshake) must arrive in time,
 //!   or the connection is closed without an answer (hyper's behaviour). It also closes idle
 //!   keep-alive connections, since hyper starts it when it waits for the next request. hyper's
