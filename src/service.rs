@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -22,6 +21,7 @@ use crate::app::AppState;
 use crate::config::{Config, ServerSettings};
 use crate::http::body::Body;
 use crate::http::client::Upstreams;
+use crate::http::listen;
 use crate::http::server::{AcceptLoop, Handler, Limits};
 use crate::http::tls::{self, CertResolver, TlsError, TlsFiles};
 use crate::http::workers::{self, Scheduler};
@@ -104,10 +104,9 @@ fn limits(settings: &ServerSettings) -> Limits {
 
 /// Binds both listeners, starts the IdP key client and serves until [`Running::shutdown`].
 pub async fn start(config: Config) -> Result<Running, ServerError> {
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })
+    let backlog = config.server.listen_backlog;
+    let bind = |name: &str, addr: SocketAddr| {
+        listen::bind(name, addr, backlog).map_err(|source| ServerError::Bind { addr, source })
     };
     let acceptor = |listener: &'static str, files: &Option<TlsFiles>| {
         let Some(files) = files else {
@@ -120,8 +119,8 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     };
     let public_tls = acceptor("server", &config.server.tls)?;
     let admin_tls = acceptor("admin", &config.admin_tls)?;
-    let public = bind(config.server.listen).await?;
-    let admin = bind(config.admin_listen).await?;
+    let public = bind("server", config.server.listen)?;
+    let admin = bind("admin", config.admin_listen)?;
     let public_addr = public.local_addr().map_err(|source| ServerError::Bind {
         addr: config.server.listen,
         source,

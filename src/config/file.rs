@@ -39,6 +39,8 @@ pub struct ServerSection {
     pub max_headers: Option<usize>,
     pub body_read_timeout: Option<String>,
     pub max_connections: Option<usize>,
+    /// The accept queue of both listeners (capped by `net.core.somaxconn`).
+    pub listen_backlog: Option<usize>,
     pub drain_timeout: Option<String>,
     /// Threads serving the public listener; 0 or absent: one per core.
     pub workers: Option<usize>,

@@ -259,6 +259,7 @@ pub(crate) mod example_tests {
         assert_eq!(config.server.max_headers, 100);
         assert_eq!(config.server.body_read_timeout, Duration::from_secs(30));
         assert_eq!(config.server.max_connections, 4096);
+        assert_eq!(config.server.listen_backlog, 4096);
         assert_eq!(config.server.drain_timeout, Duration::from_secs(30));
         assert_eq!(
             config.server.scheduler,

@@ -76,6 +76,8 @@ pub struct ServerSettings {
     pub body_read_timeout: Duration,
     /// Open connections per listener; further connections wait to be accepted.
     pub max_connections: usize,
+    /// The listen backlog of both listeners: connections the kernel queues for `accept`.
+    pub listen_backlog: u32,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
     /// How the public listener's connections map onto threads.

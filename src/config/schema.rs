@@ -66,6 +66,7 @@ const SERVER: &[Key] = &[
     opt("max_headers", Kind::Count),
     opt("body_read_timeout", DURATION),
     opt("max_connections", Kind::Count),
+    opt("listen_backlog", Kind::Count),
     opt("drain_timeout", DURATION),
     opt("workers", Kind::Count),
     opt("scheduler", TEXT),

@@ -45,8 +45,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Whether the request's `Transfer-Encoding` is anything but a single `chunked`. hyper
 /// accepts any list that ends in `chunked` (`gzip, chunked`) and removes only the chunked
 /// framing; since `Transfer-Encoding` is hop-by-hop and dropped when forwarding, such a body
-/// would reach the upstream as gzip (or still-chunked) bytes labelled as plain, so the proxy
-/// refuses it (RFC 9112 §6.1: a coding the proxy does not implement).
+/// would reach the upstream as gzip (or still-chunked) bytes labelled as plain, so the accept
+/// loop refuses it and closes (RFC 9112 §6.1: a coding the proxy does not implement; see
+/// [`crate::http::framing`]).
 pub fn has_unsupported_transfer_coding(headers: &HeaderMap) -> bool {
     let mut codings = headers
         .get_all(header::TRANSFER_ENCODING)

@@ -1,13 +1,17 @@
-//! HTTP plumbing, inbound and outbound: the listeners and connections (`server`, `workers`
+//! HTTP plumbing, inbound and outbound: the listeners (`listen` binds them with their accept
+//! backlog) and connections (`server`, `workers`
 //! for per-core runtimes, `conn_info` handed to each request), bodies (`body`,
 //! `timeout_body`), request ids (`request_id`), the outbound client with per-route TLS
 //! (`client`) and TLS material (`tls`).
-//! `headers` is the header vocabulary config and proxy share: hop-by-hop, transfer codings.
+//! `headers` is the header vocabulary config and proxy share: hop-by-hop, transfer codings;
+//! `framing` answers request-framing errors (400, then the connection closes).
 
 pub mod body;
 pub mod client;
 pub mod conn_info;
+pub mod framing;
 pub mod headers;
+pub mod listen;
 pub mod request_id;
 pub mod server;
 pub mod timeout_body;

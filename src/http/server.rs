@@ -11,7 +11,8 @@
 //!
 //! Limits, per listener ([`Limits`], each from `[server]`):
 //! - `max_connections`: a semaphore taken *before* `accept`, so beyond the limit new
-//!   connections wait in the kernel's accept queue (they are not refused) until one closes.
+//!   connections wait in the kernel's accept queue (they are not refused) until one closes;
+//!   its depth is `listen_backlog` ([`crate::http::listen`]).
 //! - `header_read_timeout`: an HTTP/1 request head (and a TLS handshake) must arrive in time,
 //!   or the connection is closed without an answer (hyper's behaviour). It also closes idle
 //!   keep-alive connections, since hyper starts it when it waits for the next request. hyper's
@@ -23,6 +24,9 @@
 //!   closes (HTTP/2: h2 answers 431 on that stream).
 //! - `body_read_timeout`: carried to the proxy in [`ConnInfo`], which wraps the body it
 //!   forwards (see [`crate::http::timeout_body`]).
+//! - Request framing: a `Transfer-Encoding` other than a single `chunked` (hyper accepts any
+//!   list ending in `chunked`) is answered 400 with `Connection: close` here, before the
+//!   handler, and the connection closes ([`crate::http::framing`]).
 //!
 //! Shutdown stops accepting (the listening socket is closed, so new connections are
 //! refused), lets in-flight requests finish for up to the drain timeout, then closes what is
@@ -49,6 +53,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::http::body::Body;
 use crate::http::client::Upstreams;
 use crate::http::conn_info::ConnInfo;
+use crate::http::framing;
+use crate::http::headers::has_unsupported_transfer_coding;
 
 /// What a listener does with each request. The request carries its [`ConnInfo`] as an
 /// extension; `peer` is the client's address. Cloned once per connection.
@@ -227,9 +233,17 @@ impl<H: Handler> Connection<H> {
         let seen = first_request.clone();
         let service = service_fn(move |mut request: http::Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
+            // A coding hyper accepts but resigner does not implement: the body's end is in
+            // doubt, so no handler sees it and the connection closes (see `framing`).
+            let refused = has_unsupported_transfer_coding(request.headers());
             request.extensions_mut().insert(info.clone());
-            let response = handler.handle(request, peer);
-            async move { Ok::<_, Infallible>(response.await) }
+            let response = (!refused).then(|| handler.handle(request, peer));
+            async move {
+                Ok::<_, Infallible>(match response {
+                    Some(response) => response.await,
+                    None => framing::refusal(),
+                })
+            }
         });
         let connection = builder.serve_connection(io, service);
         let no_first_request = async {

@@ -2,6 +2,9 @@
 //! a connection to the upstream (and a connection slot here) forever. [`TimeoutBody`] wraps
 //! the incoming body passed upstream and fails with [`BodyReadTimeout`] when no frame arrives
 //! for the configured time; the upstream request is then aborted and the client gets 408.
+//! Any error of the client's body itself (a bad chunk size, a connection cut mid-body) comes
+//! out as [`RequestBodyFailed`], so the proxy can tell it from an upstream failure: it is a
+//! request-framing error (400 and close, see [`crate::http::framing`]).
 
 use std::error::Error as StdError;
 use std::pin::Pin;
@@ -21,15 +24,32 @@ pub struct BodyReadTimeout(pub Duration);
 impl BodyReadTimeout {
     /// Whether `err` or any error in its source chain is a body read timeout.
     pub fn is_cause_of(err: &(dyn StdError + 'static)) -> bool {
-        let mut current = Some(err);
-        while let Some(err) = current {
-            if err.is::<BodyReadTimeout>() {
-                return true;
-            }
-            current = err.source();
-        }
-        false
+        caused_by::<Self>(err)
     }
+}
+
+/// Reading the client's request body failed (hyper's error is the source).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is malformed or incomplete")]
+pub struct RequestBodyFailed(#[source] pub BoxError);
+
+impl RequestBodyFailed {
+    /// Whether `err` or any error in its source chain is a failed request body.
+    pub fn is_cause_of(err: &(dyn StdError + 'static)) -> bool {
+        caused_by::<Self>(err)
+    }
+}
+
+/// Whether `err` or any error in its source chain is an `E`.
+fn caused_by<E: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err.is::<E>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// A body whose every wait for the next frame is limited to `timeout`.
@@ -67,7 +87,8 @@ where
         let this = self.get_mut();
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             this.armed = false;
-            return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
+            let failed = |err: B::Error| -> BoxError { Box::new(RequestBodyFailed(err.into())) };
+            return Poll::Ready(frame.map(|result| result.map_err(failed)));
         }
         let deadline = Instant::now() + this.timeout;
         let sleep = this

@@ -16,6 +16,9 @@ pub enum ProxyError {
     MissingToken,
     #[error("{0}")]
     BadRequest(&'static str),
+    /// The request's framing is broken: answered with `Connection: close`.
+    #[error("{0}")]
+    BadFraming(&'static str),
     #[error("{0}")]
     InvalidToken(#[from] VerifyError),
     #[error("identity provider keys are unavailable")]
@@ -39,6 +42,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no_route",
             ProxyError::MissingToken => "missing_token",
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::BadFraming(_) => "bad_framing",
             ProxyError::InvalidToken(err) => err.reason(),
             ProxyError::IdpUnavailable => "idp_unavailable",
             ProxyError::SigningUnavailable => "signing_unavailable",
@@ -79,7 +83,9 @@ fn classify(error: &ProxyError) -> (StatusCode, Option<&'static str>, bool) {
         ProxyError::NoRoute => (StatusCode::NOT_FOUND, Some("not_found"), false),
         // RFC 6750 §3.1: a request without credentials gets a challenge without error code.
         ProxyError::MissingToken => (StatusCode::UNAUTHORIZED, None, true),
-        ProxyError::BadRequest(_) => (StatusCode::BAD_REQUEST, Some("invalid_request"), true),
+        ProxyError::BadRequest(_) | ProxyError::BadFraming(_) => {
+            (StatusCode::BAD_REQUEST, Some("invalid_request"), true)
+        }
         ProxyError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), true),
         ProxyError::IdpUnavailable | ProxyError::SigningUnavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -128,6 +134,9 @@ pub fn response(error: &ProxyError) -> Response<Body> {
             header::RETRY_AFTER,
             HeaderValue::from_static(RETRY_AFTER_SECS),
         );
+    }
+    if let ProxyError::BadFraming(_) = error {
+        crate::http::framing::mark_close(&mut response);
     }
     response
 }
@@ -205,6 +214,11 @@ mod tests {
         check(ProxyError::UpstreamUnreachable, 502, None, false);
         check(ProxyError::UpstreamTimeout, 504, None, false);
         check(ProxyError::RequestBodyTimeout, 408, None, false);
+        let framing = response(&ProxyError::BadFraming("bad chunk"));
+        assert_eq!(framing.status(), 400);
+        assert_eq!(framing.headers()[header::CONNECTION], "close");
+        let other = response(&ProxyError::BadRequest("x"));
+        assert!(other.headers().get(header::CONNECTION).is_none());
     }
 
     #[test]
@@ -221,6 +235,7 @@ mod tests {
             ProxyError::UpstreamUnreachable,
             ProxyError::UpstreamTimeout,
             ProxyError::RequestBodyTimeout,
+            ProxyError::BadFraming("x"),
         ];
         let reasons: Vec<&str> = errors.iter().map(ProxyError::reason).collect();
         assert_eq!(reasons[3], "expired");

@@ -18,7 +18,7 @@ use crate::config::Route;
 use crate::http::body::Body;
 use crate::http::conn_info::ConnInfo;
 use crate::http::headers::strip_hop_by_hop;
-use crate::http::timeout_body::{BodyReadTimeout, TimeoutBody};
+use crate::http::timeout_body::{BodyReadTimeout, RequestBodyFailed, TimeoutBody};
 use crate::metrics::UpstreamError;
 
 /// Sends `request` to the route's upstream with `token_header` as the output header (`None`:
@@ -68,6 +68,12 @@ pub async fn forward(
         Ok(Err(err)) if BodyReadTimeout::is_cause_of(&err) => {
             tracing::info!(route = %route.prefix, error = %err, "request body read timed out");
             return Err(ProxyError::RequestBodyTimeout);
+        }
+        Ok(Err(err)) if RequestBodyFailed::is_cause_of(&err) => {
+            tracing::info!(route = %route.prefix, error = %crate::http::client::error_chain(&err), "request body malformed");
+            return Err(ProxyError::BadFraming(
+                "the request body is malformed or incomplete",
+            ));
         }
         Ok(Err(err)) => {
             let kind = if err.is_connect() {

@@ -62,11 +62,6 @@ pub async fn try_handle(
             "path has dot segments or encoded separators",
         ));
     }
-    if crate::http::headers::has_unsupported_transfer_coding(request.headers()) {
-        return Err(ProxyError::BadRequest(
-            "Transfer-Encoding other than chunked is not supported",
-        ));
-    }
     let route = route.ok_or(ProxyError::NoRoute)?;
     let Some(work) = pipeline::TokenWork::of(route) else {
         // mode = "passthrough": no token work at all.

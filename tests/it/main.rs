@@ -4,6 +4,7 @@
 
 mod common;
 
+mod backlog;
 mod cache;
 mod cli;
 mod cli_errors;
@@ -12,6 +13,7 @@ mod config_problems;
 mod demo;
 mod dependency_failures;
 mod diagnostics;
+mod framing;
 mod hostile_keys;
 mod hostile_tokens;
 mod http_edge;

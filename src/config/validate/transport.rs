@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 pub const MAX_WORKERS: usize = 1024;
 /// Default `[server] max_connections`, per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default `[server] listen_backlog`, per listener.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 
 /// `[server]` beyond `listen` and `header_read_timeout`, which the caller has checked.
 pub(super) fn server_settings(
@@ -49,6 +51,14 @@ pub(super) fn server_settings(
     if !(1..=1_000_000).contains(&max_connections) {
         p.push("server.max_connections", "must be between 1 and 1000000");
     }
+    let listen_backlog = match raw.listen_backlog.map(u32::try_from) {
+        None => DEFAULT_LISTEN_BACKLOG,
+        Some(Ok(backlog @ 1..=65_535)) => backlog,
+        Some(_) => {
+            p.push("server.listen_backlog", "must be between 1 and 65535");
+            DEFAULT_LISTEN_BACKLOG
+        }
+    };
     let body_read_timeout = p.duration_min(
         "server.body_read_timeout",
         &raw.body_read_timeout,
@@ -89,6 +99,7 @@ pub(super) fn server_settings(
         max_headers,
         body_read_timeout,
         max_connections,
+        listen_backlog,
         drain_timeout,
         scheduler,
         workers,
@@ -221,13 +232,14 @@ mod tests {
     fn limits_out_of_range_are_reported_and_defaults_are_safe() {
         assert_eq!(problems(""), Vec::<String>::new());
         let found = problems(
-            "max_header_bytes = 4096\nmax_headers = 0\nmax_connections = 0\n\
+            "max_header_bytes = 4096\nmax_headers = 0\nmax_connections = 0\nlisten_backlog = 0\n\
              body_read_timeout = \"10ms\"\nheader_read_timeout = \"0s\"\ndrain_timeout = \"soon\"",
         );
         for field in [
             "server.max_header_bytes: must be between 8192",
             "server.max_headers: must be between 1",
             "server.max_connections: must be between 1",
+            "server.listen_backlog: must be between 1 and 65535",
             "server.body_read_timeout: must be at least",
             "server.header_read_timeout: must be at least",
             "server.drain_timeout: ",
@@ -237,7 +249,7 @@ mod tests {
                 "{field}: {found:#?}"
             );
         }
-        assert_eq!(found.len(), 6, "{found:#?}");
+        assert_eq!(found.len(), 7, "{found:#?}");
         assert!(problems("tls_cert = \"missing.pem\"")[0].starts_with("server.tls_key: "));
         let missing = problems("tls_cert = \"missing.pem\"\ntls_key = \"k.pem\"");
         assert!(
