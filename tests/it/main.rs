@@ -4,6 +4,7 @@
 
 mod common;
 
+mod admin_races;
 mod cache;
 mod cli;
 mod cli_errors;

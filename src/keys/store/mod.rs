@@ -18,9 +18,11 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 mod file;
+mod open;
 pub mod postgres;
 
 pub use file::FileStore;
+pub use open::{Opened, open};
 pub use postgres::{PgOptions, PgStore, migrate};
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn KeyStore>`).

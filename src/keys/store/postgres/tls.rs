@@ -86,8 +86,8 @@ fn roots(anchors: Option<(Vec<u8>, PathBuf)>) -> Result<RootCertStore, StoreErro
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         });
     };
-    let certs =
-        crate::http::tls::parse_certs(&pem, &path).map_err(|e| StoreError::Settings(e.to_string()))?;
+    let certs = crate::http::tls::parse_certs(&pem, &path)
+        .map_err(|e| StoreError::Settings(e.to_string()))?;
     let mut store = RootCertStore::empty();
     for cert in certs {
         store.add(cert).map_err(|e| {
