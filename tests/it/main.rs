@@ -28,6 +28,7 @@ mod readme;
 mod rejections;
 mod reload;
 mod reload_triggers;
+mod replicas;
 mod sdk;
 mod self_contained;
 mod shutdown;
