@@ -17,6 +17,29 @@ use crate::common::replicas::Cluster;
 const SOON: Duration = Duration::from_secs(5);
 const AFTER_OUTAGE: Duration = Duration::from_secs(30);
 
+/// Every replica's `/admin/status` store and JWKS fingerprint, and its `/metrics` text;
+/// neither ever shows the database password.
+async fn observed(cluster: &Cluster) -> Vec<(Value, String)> {
+    let mut all = Vec::new();
+    for admin in cluster.admins() {
+        let status = crate::common::get(&format!("{admin}/admin/status"), &[]).await;
+        let metrics = crate::common::get(&format!("{admin}/metrics"), &[]).await;
+        let (status_text, metrics_text) = (
+            String::from_utf8_lossy(&status.body).into_owned(),
+            String::from_utf8_lossy(&metrics.body).into_owned(),
+        );
+        for text in [&status_text, &metrics_text] {
+            assert!(!text.contains(crate::common::postgres::PASSWORD), "{text}");
+        }
+        let status = status.json();
+        all.push((
+            json!({"store": status["store"], "jwks": status["jwks"]}),
+            metrics_text,
+        ));
+    }
+    all
+}
+
 /// Every replica's JWKS bytes and ETag are the same.
 async fn assert_same_jwks(cluster: &Cluster) {
     let all = cluster.jwks().await;
@@ -52,6 +75,42 @@ async fn a_put_through_one_replica_reaches_every_jwks_and_signing_guard() {
             .unwrap()
             .iter()
             .any(|k| k["kid"] == body["keys"][1]["kid"])
+    );
+
+    // Convergence is visible: same version and fingerprint everywhere, in status and metrics.
+    let seen = observed(&cluster).await;
+    let (first, _) = &seen[0];
+    assert_eq!(first["store"]["backend"], "postgres");
+    assert_eq!(first["store"]["reachable"], true);
+    let location = first["store"]["location"].as_str().unwrap();
+    assert!(
+        location.starts_with("postgres://resigner@127.0.0.1:"),
+        "{location}"
+    );
+    assert!(first["store"]["last_sync"].is_string());
+    assert_eq!(first["jwks"]["sha256"].as_str().unwrap().len(), 64);
+    let version = first["store"]["version"].as_u64().unwrap();
+    assert!(version >= 2, "{first}");
+    for (status, metrics) in &seen {
+        assert_eq!(status["jwks"], first["jwks"]);
+        assert_eq!(status["store"]["version"], version);
+        assert!(
+            metrics.contains(&format!("resigner_store_version {version}\n")),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("resigner_store_reachable 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("resigner_store_notifications_total "),
+            "{metrics}"
+        );
+    }
+    let (replica1, _) = &seen[1];
+    assert!(
+        replica1["store"]["notifications"].as_u64().unwrap() >= 1,
+        "{replica1}"
     );
 }
 
@@ -120,6 +179,14 @@ async fn with_the_database_down_replicas_keep_signing_and_writes_get_503() {
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     assert!(refused.headers.contains_key("retry-after"));
     assert_eq!(refused.json()["statusCode"], 503);
+    let seen = observed(&cluster).await;
+    let (status, metrics) = &seen[1];
+    assert_eq!(status["store"]["reachable"], false, "{status}");
+    assert!(status["store"]["unreachable_since"].is_string(), "{status}");
+    assert!(
+        metrics.contains("resigner_store_reachable 0\n"),
+        "{metrics}"
+    );
     // A replica restarted meanwhile serves its local copy.
     cluster.replicas[2].kill();
     cluster.replicas[2].start().await;
