@@ -35,6 +35,7 @@ mod shutdown;
 mod startup;
 mod status;
 mod store;
+mod store_migrate;
 mod tls;
 mod tls_outbound;
 mod vectors;
