@@ -33,6 +33,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Keys { command } => keys(command)?,
         Command::Token { command } => token(command)?,
         Command::Completions { shell } => cli::completions(shell),
+        Command::Store {
+            command: cli::StoreCommand::Migrate { config },
+        } => cli::store::migrate(&config)?,
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 
 mod labels;
 mod register;
+mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -68,6 +69,8 @@ pub struct Scrape {
     pub idp_loaded: bool,
     pub cache_entries: u64,
     pub cache_weighted_bytes: u64,
+    /// The key store's health and sync counters.
+    pub store: crate::keys::store::StoreStatus,
 }
 
 /// The signing series of one key, resolved once.
@@ -122,6 +125,7 @@ pub struct Metrics {
     key_published: Family<KidLabel, Gauge>,
     cache_entries: Gauge,
     cache_weighted_bytes: Gauge,
+    store: store::StoreMetrics,
 }
 
 impl Default for Metrics {
@@ -263,6 +267,7 @@ impl Metrics {
             .set(i64::try_from(scrape.cache_entries).unwrap_or(i64::MAX));
         self.cache_weighted_bytes
             .set(i64::try_from(scrape.cache_weighted_bytes).unwrap_or(i64::MAX));
+        self.store.set(&scrape.store);
         let mut text = String::with_capacity(8 * 1024);
         // Writing to a String cannot fail.
         let _ = prometheus_text::encode(&mut text, &self.registry);

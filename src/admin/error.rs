@@ -34,6 +34,9 @@ pub enum AdminError {
     IdpUnavailable,
     #[error("The key store could not be written: {0}")]
     Store(String),
+    /// The store (the database) cannot be reached: nothing was written; retry later.
+    #[error("The key store {0} is unavailable; the key set was not changed. Retry later.")]
+    StoreUnavailable(String),
 }
 
 impl AdminError {
@@ -54,6 +57,9 @@ impl AdminError {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
             AdminError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+            AdminError::StoreUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
         }
     }
 
@@ -89,7 +95,7 @@ impl AdminError {
             AdminError::Method => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET, PUT, DELETE"));
             }
-            AdminError::IdpUnavailable => {
+            AdminError::IdpUnavailable | AdminError::StoreUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
@@ -135,6 +141,9 @@ mod tests {
         check(AdminError::Conflict, 409, "conflict");
         check(AdminError::IdpUnavailable, 503, "temporarily_unavailable");
         check(AdminError::Store("disk full".into()), 500, "store_error");
+        let down = AdminError::StoreUnavailable("postgres://app@db:5432/keys".into());
+        check(down.clone(), 503, "temporarily_unavailable");
+        assert_eq!(down.response().headers()[header::RETRY_AFTER], "5");
         assert_eq!(
             AdminError::Forbidden(vec![
                 "create:custom_signing_keys",

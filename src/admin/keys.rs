@@ -5,7 +5,10 @@
 //! - `DELETE` (scope `delete:custom_signing_keys`): 204; the set becomes empty
 //!
 //! Extensions beyond Auth0: `ETag` on GET and PUT responses, and `If-Match` on PUT and DELETE
-//! (412 on mismatch) so two administrators cannot silently overwrite each other.
+//! (412 on mismatch) so two administrators cannot silently overwrite each other. A request
+//! with `If-Match` that loses a race in the store also gets 412; one without it is a
+//! replace-all, applied over whatever version won (last writer wins). A store that cannot be
+//! reached (PostgreSQL down) answers 503 with `Retry-After`; nothing is written.
 
 use std::collections::BTreeMap;
 
@@ -57,7 +60,7 @@ async fn put(state: &AppState, request: Request<Incoming>) -> Result<Response<Bo
     let caller = auth::authenticate(state, request.headers()).await?;
     caller.require(&[CREATE, UPDATE])?;
     let current = state.custom_keys();
-    check_if_match(request.headers(), &current)?;
+    let precondition = check_if_match(request.headers(), &current)?;
     let is_json = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -98,7 +101,7 @@ async fn put(state: &AppState, request: Request<Incoming>) -> Result<Response<Bo
         })
         .collect();
     let jsons: Vec<Map<String, Value>> = imported.iter().map(|key| key.json.clone()).collect();
-    let stored = write(state, &current, jsons, published_at.clone()).await?;
+    let stored = write(state, &current, precondition, jsons, published_at.clone()).await?;
     let set = CustomKeySet::new(stored.version, imported, published_at);
     audit(&caller, "PUT", &current, &set);
     state.metrics.record_admin_change(AdminAction::Put);
@@ -114,8 +117,8 @@ async fn delete(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>,
     let caller = auth::authenticate(state, headers).await?;
     caller.require(&[DELETE])?;
     let current = state.custom_keys();
-    check_if_match(headers, &current)?;
-    let stored = write(state, &current, Vec::new(), BTreeMap::new()).await?;
+    let precondition = check_if_match(headers, &current)?;
+    let stored = write(state, &current, precondition, Vec::new(), BTreeMap::new()).await?;
     let set = CustomKeySet::new(stored.version, Vec::new(), BTreeMap::new());
     audit(&caller, "DELETE", &current, &set);
     state.metrics.record_admin_change(AdminAction::Delete);
@@ -125,29 +128,55 @@ async fn delete(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>,
     Ok(response)
 }
 
+/// Whether the request carried `If-Match`: then a lost compare-and-set is 412, as a stale
+/// ETag is; without it a PUT/DELETE is a replace-all and is applied over whatever won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Precondition {
+    IfMatch,
+    None,
+}
+
+/// How often a replace-all is retried over newer versions before giving up with 409 (only
+/// reached when other writers win this many times in a row).
+const REPLACE_ALL_ATTEMPTS: usize = 20;
+
 async fn write(
     state: &AppState,
     current: &CustomKeySet,
+    precondition: Precondition,
     keys: Vec<Map<String, Value>>,
     published_at: BTreeMap<String, i64>,
 ) -> Result<crate::keys::store::StoredSet, AdminError> {
-    let result = state
-        .store
-        .compare_and_set(current.version, keys, published_at)
-        .await;
-    result.map_err(|err| match err {
-        StoreError::Conflict { .. } => AdminError::Conflict,
-        other => {
-            tracing::error!(error = %other, "key store write failed; the stored set is unchanged");
-            AdminError::Store(other.to_string())
+    let mut expected = current.version;
+    for _ in 0..REPLACE_ALL_ATTEMPTS {
+        let result = state
+            .store
+            .compare_and_set(expected, keys.clone(), published_at.clone())
+            .await;
+        match result {
+            Ok(stored) => return Ok(stored),
+            Err(StoreError::Conflict { .. }) if precondition == Precondition::IfMatch => {
+                return Err(AdminError::Precondition);
+            }
+            // Last writer wins: apply the same change over the version that won.
+            Err(StoreError::Conflict { found, .. }) => expected = found,
+            Err(StoreError::Unavailable { location, message }) => {
+                tracing::warn!(store = %location, error = %message, "key store unavailable; the write was not made");
+                return Err(AdminError::StoreUnavailable(location));
+            }
+            Err(other) => {
+                tracing::error!(error = %other, "key store write failed; the stored set is unchanged");
+                return Err(AdminError::Store(other.to_string()));
+            }
         }
-    })
+    }
+    Err(AdminError::Conflict)
 }
 
 /// `If-Match` (an extension to Auth0's API): `*` or one of the listed ETags must match.
-fn check_if_match(headers: &HeaderMap, current: &CustomKeySet) -> Result<(), AdminError> {
+fn check_if_match(headers: &HeaderMap, current: &CustomKeySet) -> Result<Precondition, AdminError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(());
+        return Ok(Precondition::None);
     };
     let value = value.to_str().map_err(|_| AdminError::Precondition)?;
     let matches = value
@@ -155,7 +184,7 @@ fn check_if_match(headers: &HeaderMap, current: &CustomKeySet) -> Result<(), Adm
         .map(str::trim)
         .any(|tag| tag == "*" || tag == current.etag);
     if matches {
-        Ok(())
+        Ok(Precondition::IfMatch)
     } else {
         Err(AdminError::Precondition)
     }

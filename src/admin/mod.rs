@@ -18,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod keys;
 pub mod status;
+mod store_status;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;

@@ -1,7 +1,7 @@
 //! What the admin listener says about the running process: `/readyz` (ready, or the reasons
 //! it is not), `/admin/status` (JSON: build, uptime, listeners, routes, readiness, config
 //! generation and last reload, signing keys and whether each is published, custom key set,
-//! IdP keys, counters; every time RFC 3339 UTC) and the state gauges `/metrics` reads at
+//! key store and JWKS fingerprint (`store_status`), IdP keys, counters; every time RFC 3339 UTC) and the state gauges `/metrics` reads at
 //! scrape time.
 //!
 //! May use: [`crate::app::AppState`] and the snapshots it holds; never writes state.
@@ -81,6 +81,7 @@ pub async fn scrape(state: &AppState) -> Scrape {
         idp_loaded: state.idp.current().is_some(),
         cache_entries: state.cache.entry_count(),
         cache_weighted_bytes: state.cache.weighted_size(),
+        store: state.store.status(),
     }
 }
 
@@ -163,6 +164,8 @@ pub fn status(state: &AppState) -> Value {
             "keys": keys,
         },
         "custom_keys": {"version": custom.version, "kids": custom.keys.iter().map(|k| &k.kid).collect::<Vec<_>>()},
+        "store": super::store_status::store(state),
+        "jwks": super::store_status::jwks(state),
         "idp": {
             "issuer": state.idp.settings().issuer,
             "loaded": idp.is_some(),

@@ -76,13 +76,7 @@ pub fn hash_token(mut input: impl Read) -> Result<String, AdminTokenError> {
 }
 
 /// Hex SHA-256 of `text` (the form `[[admin.tokens]] sha256` takes).
-pub fn sha256_hex(text: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::keys::digest::sha256_hex;
 
 #[cfg(test)]
 mod tests {

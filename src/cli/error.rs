@@ -11,6 +11,7 @@ use crate::cli::check::OnlineProblems;
 use crate::cli::demo::DemoError;
 use crate::cli::keys::KeysCliError;
 use crate::cli::keys::generate::GenerateError;
+use crate::cli::store::StoreCliError;
 use crate::cli::token::TokenCliError;
 
 /// Why a command failed.
@@ -40,4 +41,6 @@ pub enum CliError {
     Token(#[from] TokenCliError),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] StoreCliError),
 }

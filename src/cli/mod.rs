@@ -17,6 +17,7 @@ pub mod files;
 pub mod keys;
 pub mod runtime;
 pub mod serve;
+pub mod store;
 pub mod token;
 
 pub use error::CliError;
@@ -81,6 +82,22 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Key store helpers (PostgreSQL).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Apply the PostgreSQL key store's schema migrations and exit (replicas also do this at
+    /// start, under the same advisory lock).
+    Migrate {
+        /// The config file whose `[keys] store` names the database.
+        #[arg(long, short, default_value = "config/resigner.toml")]
+        config: PathBuf,
     },
 }
 

@@ -72,8 +72,10 @@ pub struct StaticTokenSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysSection {
-    /// The custom key store file.
+    /// The custom key store: a file path, or a `postgres://` URL.
     pub store: Option<String>,
+    pub store_password_file: Option<String>,
+    pub cache: Option<String>,
     pub poll_interval: Option<String>,
 }
 

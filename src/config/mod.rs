@@ -18,7 +18,8 @@ use std::path::Path;
 
 pub use runtime::{
     AdminSettings, CacheSettings, ClaimMapping, Config, IdpSettings, KeysSettings, RESERVED, Route,
-    RouteMode, ServerSettings, SigningSettings, StaticToken, UpstreamSettings, UpstreamTarget,
+    RouteMode, ServerSettings, SigningSettings, StaticToken, StoreSelection, UpstreamSettings,
+    UpstreamTarget,
 };
 
 /// Why a configuration file could not become a running configuration.
@@ -230,6 +231,8 @@ pub(crate) mod example_tests {
             ("routes[1].ca_file", &legacy.ca_file),
             ("routes[1].client_cert", &legacy.client_cert),
             ("routes[1].client_key", &legacy.client_key),
+            ("keys.store_password_file", &raw.keys.store_password_file),
+            ("keys.cache", &raw.keys.cache),
         ] {
             assert!(value.is_some(), "{name} is not shown");
         }

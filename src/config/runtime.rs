@@ -57,8 +57,41 @@ pub struct StaticToken {
 
 #[derive(Debug, Clone)]
 pub struct KeysSettings {
-    pub store: std::path::PathBuf,
+    pub store: StoreSelection,
+    /// The file store's check for outside edits, or the PostgreSQL store's periodic poll.
     pub poll_interval: Duration,
+    /// The PostgreSQL store's local copy of the last set read (served while the database
+    /// is down at start); unused by the file store.
+    pub cache: std::path::PathBuf,
+}
+
+/// Which backend `[keys] store` selects: a path (the file store) or a `postgres://` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreSelection {
+    File(std::path::PathBuf),
+    Postgres {
+        /// As written, possibly with a password: shown only through [`StoreSelection`]'s
+        /// `Display`/`Debug`, which redact it.
+        url: String,
+        password_file: Option<std::path::PathBuf>,
+    },
+}
+
+impl std::fmt::Display for StoreSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSelection::File(path) => write!(f, "{}", path.display()),
+            StoreSelection::Postgres { url, .. } => {
+                f.write_str(&crate::keys::store::postgres::redact_url(url))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreSelection({self})")
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -153,7 +153,12 @@ const UPSTREAM: &[Key] = &[
     opt("pool_idle_timeout", DURATION),
 ];
 
-const KEYS: &[Key] = &[opt("store", PATH), opt("poll_interval", DURATION)];
+const KEYS: &[Key] = &[
+    opt("store", Kind::Text("a file path or postgres:// URL string")),
+    opt("store_password_file", PATH),
+    opt("cache", PATH),
+    opt("poll_interval", DURATION),
+];
 
 const JWKS: &[Key] = &[opt("max_age", DURATION)];
 

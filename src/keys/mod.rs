@@ -1,6 +1,7 @@
 //! Key material: public JWKs (parsing, thumbprints, rendering), private signing keys parsed
 //! once, PEM files, and the published key set.
 
+pub mod digest;
 pub mod import;
 pub mod jwk;
 pub mod key_set;

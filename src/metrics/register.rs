@@ -145,6 +145,7 @@ impl Metrics {
             "Weighted size of the re-sign cache: bytes (token + 160 per entry); the entry count when bounded by max_entries",
             Gauge::default(),
         );
+        let store = super::store::StoreMetrics::register(&mut registry);
         let member = |family: &Family<ResultLabel, Counter>, result| {
             family.get_or_create_owned(&ResultLabel { result })
         };
@@ -182,6 +183,7 @@ impl Metrics {
             key_published,
             cache_entries,
             cache_weighted_bytes,
+            store,
             registry,
         }
     }

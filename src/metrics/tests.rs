@@ -67,6 +67,15 @@ fn scrape_state_sets_the_gauges() {
         cache_weighted_bytes: 700,
         ready: true,
         signing_keys: vec![("a".into(), true), ("b".into(), false)],
+        store: crate::keys::store::StoreStatus {
+            reachable: true,
+            version: 7,
+            last_sync: Some(1_700_000_000),
+            notifications: 4,
+            polls: 2,
+            reconnects: 1,
+            ..Default::default()
+        },
     });
     for expected in [
         "resigner_ready 1",
@@ -76,6 +85,12 @@ fn scrape_state_sets_the_gauges() {
         "resigner_idp_jwks_loaded 1",
         "resigner_resign_cache_entries 3",
         "resigner_resign_cache_weighted_bytes 700",
+        "resigner_store_reachable 1",
+        "resigner_store_version 7",
+        "resigner_store_last_sync_timestamp_seconds 1700000000",
+        "resigner_store_notifications_total 4",
+        "resigner_store_polls_total 2",
+        "resigner_store_reconnects_total 1",
     ] {
         assert!(text.lines().any(|l| l == expected), "{expected}:\n{text}");
     }
@@ -85,6 +100,11 @@ fn scrape_state_sets_the_gauges() {
         ..Scrape::default()
     });
     assert!(!text.contains("kid=\"a\""), "{text}");
+    assert!(text.contains("resigner_store_reachable 0\n"), "{text}");
+    assert!(
+        text.contains("resigner_store_notifications_total 4\n"),
+        "a counter keeps its total: {text}"
+    );
     assert!(
         text.contains("resigner_signing_key_published{kid=\"b\"} 1"),
         "{text}"

@@ -172,10 +172,10 @@ impl Reloader {
             ));
             new.admin_listen = current.admin_listen;
         }
-        if new.keys.store != current.keys.store {
+        if (&new.keys.store, &new.keys.cache) != (&current.keys.store, &current.keys.cache) {
             needs_restart.push(format!(
                 "keys.store ({} stays until a restart)",
-                current.keys.store.display()
+                current.keys.store
             ));
             new.keys = current.keys.clone();
         }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod admin_races;
 mod backlog;
 mod cache;
 mod cli;
@@ -29,12 +30,14 @@ mod readme;
 mod rejections;
 mod reload;
 mod reload_triggers;
+mod replicas;
 mod sdk;
 mod self_contained;
 mod shutdown;
 mod startup;
 mod status;
 mod store;
+mod store_migrate;
 mod tls;
 mod tls_outbound;
 mod vectors;

@@ -136,8 +136,10 @@ Press Ctrl-C to stop."#,
 /// Imports the demo's signing key into the custom key store before the proxy starts, as
 /// `resigner keys import` would through the management API.
 async fn publish(config: &crate::config::Config) -> Result<(), DemoError> {
-    use crate::keys::store::{FileStore, KeyStore};
-    let store = FileStore::open(&config.keys.store).map_err(|e| DemoError::Key(e.to_string()))?;
+    let store = crate::service::store::open(&config.keys)
+        .await
+        .map_err(|e| DemoError::Key(e.to_string()))?
+        .store;
     let current = store
         .load()
         .await

@@ -2,12 +2,13 @@
 //! Every field is checked and every problem collected, so one run reports them all; signing
 //! keys and TLS files are loaded and checked here. One file per section or group:
 //! `transport` (`[server]` limits and all TLS), `idp`, `signing`, `routes` (with `claims`
-//! for a route's mapping) and `admin`; the small `[upstream]`, `[cache]`, `[keys]` and
+//! for a route's mapping), `admin` and `keys`; the small `[upstream]`, `[cache]` and
 //! `[jwks]` sections are read here.
 
 mod admin;
 mod claims;
 mod idp;
+mod keys;
 mod routes;
 mod signing;
 mod transport;
@@ -18,7 +19,9 @@ use std::time::Duration;
 
 use super::file::FileConfig;
 use super::problems::Problems;
-use super::runtime::{CacheSettings, Config, KeysSettings, UpstreamSettings};
+use super::runtime::{CacheSettings, Config, UpstreamSettings};
+
+pub use keys::pg_options;
 
 /// The shortest timeout or refresh interval accepted: zero would fail every request or
 /// spin a fetch loop against the IdP.
@@ -81,15 +84,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
         );
     }
     let admin = admin::settings(&raw.admin, &mut p);
-    let keys = KeysSettings {
-        store: base.join(raw.keys.store.as_deref().unwrap_or("custom-keys.json")),
-        poll_interval: p.duration_min(
-            "keys.poll_interval",
-            &raw.keys.poll_interval,
-            Duration::from_secs(1),
-            MIN_TIMEOUT,
-        ),
-    };
+    let keys = keys::settings(&raw.keys, base, &mut p);
     let jwks_max_age = p.duration("jwks.max_age", &raw.jwks.max_age, Duration::from_secs(300));
     let cache = CacheSettings {
         max_bytes: raw.cache.max_bytes,

@@ -14,6 +14,7 @@ pub mod idp;
 pub mod postgres;
 pub mod raw_client;
 pub mod raw_upstream;
+pub mod replicas;
 pub mod serve;
 pub mod tls;
 pub mod upstream;

@@ -147,6 +147,41 @@ impl TestPostgres {
         client
     }
 
+    /// Cuts the session named `application_name` and keeps the store's role out (NOLOGIN,
+    /// undone by `ALTER ROLE resigner LOGIN` on the returned client) until it is gone:
+    /// connections already open stay, so a write can commit while that session is away.
+    pub async fn cut_off(&self, application_name: &str) -> tokio_postgres::Client {
+        let admin = self.admin().await;
+        admin
+            .batch_execute("ALTER ROLE resigner NOLOGIN")
+            .await
+            .expect("NOLOGIN");
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                &[&application_name],
+            )
+            .await
+            .expect("terminate");
+        // pg_terminate_backend only signals: wait until the backend is gone.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1";
+        while admin
+            .query_one(count, &[&application_name])
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+            > 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{application_name} still connected"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        admin
+    }
+
     /// Stops the server (fast shutdown: sessions are cut), keeping its data.
     pub fn stop(&self) {
         self.pg_ctl_stop("fast");

@@ -27,7 +27,7 @@ mod options;
 pub mod schema;
 mod tls;
 
-pub use options::{PgOptions, is_postgres_url};
+pub use options::{PgOptions, is_postgres_url, redact_url};
 
 /// A key store shared through PostgreSQL. Dropping it stops its follower.
 pub struct PgStore {

@@ -74,6 +74,14 @@ impl PgOptions {
     }
 }
 
+impl PgOptions {
+    /// Checks the settings as opening the store would (URL, sslmode, CA and password files)
+    /// without connecting, for `resigner check` and config validation.
+    pub fn check(&self) -> Result<(), StoreError> {
+        Settings::from_options(self).map(|_| ())
+    }
+}
+
 /// The checked settings every connection is made from.
 #[derive(Clone)]
 pub(super) struct Settings {
@@ -282,7 +290,7 @@ fn location(config: &tokio_postgres::Config) -> String {
 }
 
 /// The URL with any password replaced, for messages.
-pub(super) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<not a URL>".into();
     };

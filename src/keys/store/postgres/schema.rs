@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_lc_rs::digest;
 use serde_json::{Map, Value};
 use tokio_postgres::Client;
 
@@ -49,14 +48,6 @@ pub(super) enum DbError {
     Schema(String),
 }
 
-fn sha256_hex(text: &str) -> String {
-    digest::digest(&digest::SHA256, text.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Applies the migrations the database lacks, in one transaction under the advisory lock;
 /// returns the versions applied (none when up to date).
 pub(super) async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
@@ -78,7 +69,7 @@ pub(super) async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
     let applied: BTreeMap<i32, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut done = Vec::new();
     for migration in MIGRATIONS {
-        let sha = sha256_hex(migration.sql);
+        let sha = crate::keys::digest::sha256_hex(migration.sql);
         match applied.get(&migration.version) {
             Some(recorded) if *recorded == sha => continue,
             Some(_) => {

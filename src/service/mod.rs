@@ -7,6 +7,8 @@
 //!
 //! The one place that knows every part; nothing but the command line (and tests) imports it.
 
+pub mod store;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,6 @@ use crate::http::listen;
 use crate::http::server::{AcceptLoop, Handler, Limits};
 use crate::http::tls::{self, CertResolver, TlsError, TlsFiles};
 use crate::http::workers::{self, Scheduler};
-use crate::keys::store::{FileStore, KeyStore};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -130,15 +131,15 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         source,
     })?;
     let settings = config.server.clone();
-    let store = FileStore::open(&config.keys.store)?;
+    let opened = store::open(&config.keys).await?;
+    let store = opened.store.clone();
     let stored = store.load().await?;
     let custom = crate::app::custom_set(&stored, &Default::default()).map_err(|err| {
         ServerError::InvalidStore {
-            path: config.keys.store.display().to_string(),
+            path: config.keys.store.to_string(),
             message: err.message,
         }
     })?;
-    let poll = config.keys.poll_interval;
     let state = AppState::new(config, store.clone(), custom, admin_addr);
     state.set_listeners(crate::app::Listeners {
         public: public_addr,
@@ -147,10 +148,8 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         admin_tls: admin_tls.is_some(),
     });
     let idp_task = tokio::spawn(state.idp.clone().run());
-    let store_tasks = [
-        tokio::spawn(store.watch_file(poll)),
-        tokio::spawn(state.clone().follow_store()),
-    ];
+    let mut store_tasks = vec![tokio::spawn(state.clone().follow_store())];
+    store_tasks.extend(opened.watcher.map(tokio::spawn));
     let (shutdown, rx) = watch::channel(None);
     let certs = [&public_tls, &admin_tls]
         .into_iter()
