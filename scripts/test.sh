@@ -48,4 +48,15 @@ if [ ! -f "$sdk/node_modules/.package-lock.json" ] ||
   fi
 fi
 
+# Third-party scanners of tests/it/scans.rs: testssl.sh (Debian; it pulls openssl, dnsutils
+# and bsdextrautils) scans both TLS listeners, schemathesis 4.x (PyPI) fuzzes the management
+# API from its OpenAPI document.
+if ! command -v testssl >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq testssl.sh >/dev/null
+fi
+if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(not m.version("schemathesis").startswith("4."))' 2>/dev/null ||
+  ! command -v schemathesis >/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
+fi
+
 cargo test --all-targets --locked "$@"

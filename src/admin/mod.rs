@@ -11,12 +11,17 @@
 //!   published, custom key set version, IdP key age and kids, counters (see [`status`])
 //! - `GET /.well-known/jwks.json` — the same JWKS as the public listener
 //! - `GET /metrics` — Prometheus text format (see [`crate::metrics`] and the README)
+//! - `GET /api/v2/openapi.json` — the OpenAPI 3.1 document of these endpoints, without a
+//!   token: it describes the API and holds no state (see [`openapi`])
 //!
+//! [`ENDPOINTS`] lists each path and its methods: another method gets 405 with `Allow`, and
+//! the OpenAPI document lists exactly these (its tests check both ways).
 //! Every response carries the request's `X-Request-Id` (see [`crate::http::request_id`]).
 
 pub mod auth;
 pub mod error;
 pub mod keys;
+pub mod openapi;
 pub mod status;
 mod store_status;
 
@@ -32,13 +37,30 @@ use crate::router;
 
 pub const CUSTOM_SIGNING_PATH: &str = "/api/v2/keys/custom-signing";
 
+/// Every path the admin listener answers and its methods (as `Allow` lists them).
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    (CUSTOM_SIGNING_PATH, "GET, PUT, DELETE"),
+    (openapi::PATH, "GET"),
+    ("/healthz", "GET"),
+    ("/readyz", "GET"),
+    ("/admin/status", "GET"),
+    (router::JWKS_PATH, "GET, HEAD"),
+    ("/metrics", "GET"),
+];
+
 /// Handles one request on the admin listener, in its request id's span.
 pub async fn handle(state: &AppState, request: Request<Incoming>) -> Response<Body> {
     request_id::scope(request, |request| route(state, request)).await
 }
 
 async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
-    match request.uri().path() {
+    let path = request.uri().path();
+    if let Some((_, allow)) = ENDPOINTS.iter().find(|(known, _)| *known == path)
+        && !allow.split(", ").any(|m| m == request.method().as_str())
+    {
+        return method_not_allowed(allow);
+    }
+    match path {
         CUSTOM_SIGNING_PATH => keys::handle(state, request)
             .await
             .unwrap_or_else(|err| err.response()),
@@ -47,9 +69,27 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         "/admin/status" => body::json(StatusCode::OK, &status::status(state)),
         router::JWKS_PATH => router::jwks(state, &request),
         "/metrics" => metrics(state).await,
+        openapi::PATH => openapi::document(),
         path if path.starts_with("/api/") => error::AdminError::NoEndpoint.response(),
         _ => body::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
     }
+}
+
+/// 405 for a method `allow` does not list, in Auth0's error body shape.
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = body::json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({
+            "statusCode": 405,
+            "error": "Method Not Allowed",
+            "message": format!("Method not allowed; use {allow}."),
+            "errorCode": "method_not_allowed",
+        }),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 /// `/metrics`: the registry in the Prometheus text format, with the state gauges read now.

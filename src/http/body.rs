@@ -22,7 +22,12 @@ pub fn empty() -> Body {
 
 /// A JSON response with `Cache-Control: no-store`.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(full(serde_json::to_vec(value).unwrap_or_default()));
+    json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// [`json`] for a document already serialized (a static file).
+pub fn json_bytes(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(

@@ -233,6 +233,10 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, T
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's order (the provider's: AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305, all
+    // AEAD with forward secrecy) decides, not the client's: testssl.sh rates a server
+    // without its own cipher order HIGH (tests/it/scans.rs).
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 

@@ -31,6 +31,7 @@ mod rejections;
 mod reload;
 mod reload_triggers;
 mod replicas;
+mod scans;
 mod sdk;
 mod self_contained;
 mod shutdown;
