@@ -9,7 +9,7 @@
 //! - `GET /admin/status` — JSON: version, uptime, listeners, routes, readiness and its
 //!   reasons, config generation and last reload, each signing key and whether it is
 //!   published, custom key set version, IdP key age and kids, counters (see [`status`])
-//! - `GET /.well-known/jwks.json` — the same JWKS as the public listener
+//! - `GET|HEAD /.well-known/jwks.json` — the same JWKS as the public listener
 //! - `GET /metrics` — Prometheus text format (see [`crate::metrics`] and the README)
 //! - `GET /api/v2/openapi.json` — the OpenAPI 3.1 document of these endpoints, without a
 //!   token: it describes the API and holds no state (see [`openapi`])
