@@ -80,12 +80,18 @@ impl Reloader {
         self.state.reload_status()
     }
 
-    /// Starts watching the files and (on Unix) SIGHUP; the handles end with the process or
-    /// when aborted.
-    pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Starts watching the files and reloading on each signal `hangups` delivers (SIGHUP,
+    /// registered by the caller before the listeners opened, so a HUP sent as soon as the
+    /// process answers is a reload, never the default action that ends the process); the
+    /// handles end with the process or when aborted.
+    pub fn spawn(self: &Arc<Self>, hangups: Hangups) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![tokio::spawn(self.clone().watch(Duration::from_millis(200)))];
         #[cfg(unix)]
-        tasks.push(tokio::spawn(self.clone().on_sighup()));
+        if let Some(hangups) = hangups.0 {
+            tasks.push(tokio::spawn(self.clone().on_sighup(hangups)));
+        }
+        #[cfg(not(unix))]
+        let _ = hangups;
         tasks
     }
 
@@ -332,14 +338,32 @@ impl Reloader {
 
     /// Reloads on every SIGHUP until the process ends.
     #[cfg(unix)]
-    pub async fn on_sighup(self: Arc<Self>) {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::error!("cannot listen for SIGHUP");
-            return;
-        };
+    async fn on_sighup(self: Arc<Self>, mut hangups: tokio::signal::unix::Signal) {
         while hangups.recv().await.is_some() {
             let _ = self.reload("SIGHUP");
         }
+    }
+}
+
+/// SIGHUP, caught from the moment [`Hangups::register`] runs (inside the runtime). Register it
+/// before the listeners open: from then on a HUP is queued for the reloader instead of ending
+/// the process.
+pub struct Hangups(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangups {
+    pub fn register() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::hangup()) {
+                Ok(hangups) => Hangups(Some(hangups)),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGHUP; reload by editing the files");
+                    Hangups(None)
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        Hangups()
     }
 }

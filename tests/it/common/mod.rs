@@ -312,7 +312,7 @@ impl TestProxy {
         for resolver in self.running.cert_resolvers() {
             reloader.add_cert_resolver(resolver.clone());
         }
-        let tasks = reloader.spawn();
+        let tasks = reloader.spawn(resigner::reload::Hangups::register());
         (reloader, tasks)
     }
 
