@@ -41,3 +41,4 @@ mod store_migrate;
 mod tls;
 mod tls_outbound;
 mod vectors;
+mod weak_keys;
