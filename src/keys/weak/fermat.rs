@@ -1,8 +1,8 @@
 //! Fermat's factorisation, bounded: an RSA modulus `n = p*q` with `|p - q|` small is
 //! `a^2 - b^2` for `a = (p + q) / 2` just above `√n`, so walking `a` up from `⌈√n⌉` finds
 //! `a^2 - n` a perfect square within a few steps. goodkey takes 100 steps; here a step costs
-//! a few word operations, so [`ROUNDS`] takes many more (primes up to about `2^9 * n^(1/4)`
-//! apart are found, against `2^5.5 * n^(1/4)` for 100 steps).
+//! a few word operations, so [`ROUNDS`] takes many more (primes up to about `2^9.5 * n^(1/4)`
+//! apart are found, against `2^4.8 * n^(1/4)` for 100 steps: the gap grows as √steps).
 //!
 //! Each step only updates `a^2 - n` modulo a few small numbers and asks whether it can be a
 //! square modulo each (a table per modulus); only a value that passes all of them (about
