@@ -123,6 +123,7 @@ pub struct Metrics {
     idp_loaded: Gauge,
     ready: Gauge,
     key_published: Family<KidLabel, Gauge>,
+    idp_weak_keys: Family<Reason, Gauge>,
     cache_entries: Gauge,
     cache_weighted_bytes: Gauge,
     store: store::StoreMetrics,
@@ -246,6 +247,15 @@ impl Metrics {
             self.reloads_ok.inc();
         } else {
             self.reloads_failed.inc();
+        }
+    }
+
+    /// The IdP's current keys that fail a weak-key check, per reason label.
+    pub fn set_idp_weak_keys(&self, counts: &[(&'static str, i64)]) {
+        for (reason, count) in counts {
+            self.idp_weak_keys
+                .get_or_create(&Reason { reason })
+                .set(*count);
         }
     }
 

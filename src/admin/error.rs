@@ -132,6 +132,14 @@ mod tests {
             400,
             "invalid_body",
         );
+        check(
+            AdminError::InvalidBody(ImportError {
+                message: "keys[0] (kid \"a\"): the key is weak and is refused: ...".into(),
+                code: "weak_key",
+            }),
+            400,
+            "weak_key",
+        );
         check(AdminError::ContentType, 400, "invalid_body");
         check(AdminError::TooLarge(65536), 413, "payload_too_large");
         check(AdminError::NoKeys, 404, "inexistent_custom_signing_keys");

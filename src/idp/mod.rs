@@ -6,10 +6,11 @@
 //! oversized or unparsable never replaces a good one. A request that finds no key set while
 //! the first fetch after start is still in flight waits for it ([`IdpClient::usable_keys`]).
 //! The HTTP side (discovery, bounded fetch, JWKS parsing) is in [`fetch`]; the first-attempt
-//! signal and the failure wording in [`status`].
+//! signal and the failure wording in [`status`]; the weak-key warnings in [`weak`].
 
 mod fetch;
 mod status;
+mod weak;
 
 pub use fetch::Probe;
 use status::{FetchStatus, Held};
@@ -333,6 +334,7 @@ impl IdpClient {
             }
         }
         if previous.as_ref().is_none_or(|p| p.generation != generation) {
+            weak::report(&keys, &self.metrics);
             tracing::info!(generation, kids = ?keys.iter().filter_map(|k| k.kid.as_deref()).collect::<Vec<_>>(), "IdP key set installed");
         }
         self.current.store(Some(Arc::new(IdpKeys {

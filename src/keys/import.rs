@@ -2,13 +2,15 @@
 //! stored set when it is loaded or edited on disk): Auth0's JWK schema plus what safety needs.
 //! The raw JSON is checked member by member, because serde would silently drop `d` or `k`.
 //! A set is accepted whole or rejected whole, and every message names the key (index and
-//! kid) and the member at fault.
+//! kid) and the member at fault. A key that is valid but weak ([`crate::keys::weak`]: small
+//! factor, close primes, ROCA, exponent) is refused with errorCode `weak_key`.
 
 use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
 use super::jwk::KeyMaterial;
+use super::weak::WeakKey;
 use crate::jose::alg::Alg;
 use crate::jose::json;
 
@@ -34,6 +36,14 @@ impl ImportError {
         ImportError {
             message: message.into(),
             code: "invalid_body",
+        }
+    }
+
+    /// A key that parses but fails [`crate::keys::weak::check`]: errorCode `weak_key`.
+    pub(super) fn weak(at: &str, weak: &WeakKey) -> Self {
+        ImportError {
+            message: format!("{at}: the key is weak and is refused: {weak}"),
+            code: "weak_key",
         }
     }
 }
@@ -240,6 +250,28 @@ mod tests {
                 .message
                 .contains("zero octet")
         );
+    }
+
+    #[test]
+    fn weak_keys_are_refused_with_their_kid_and_reason() {
+        for (file, reason) in [
+            ("small-factor.jwk.json", "divisible by 751"),
+            ("close-primes.jwk.json", "too close together"),
+            ("roca-mod03.jwk.json", "ROCA"),
+        ] {
+            let path = format!("{}/tests/data/weak-keys/{file}", env!("CARGO_MANIFEST_DIR"));
+            let weak: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let kid = weak["kid"].as_str().unwrap().to_string();
+            let err = check(json!([public(Alg::ES256), weak])).unwrap_err();
+            assert_eq!(err.code, "weak_key", "{file}");
+            assert!(
+                err.message.contains(&format!("keys[1] (kid {kid:?})")),
+                "{}",
+                err.message
+            );
+            assert!(err.message.contains(reason), "{}", err.message);
+        }
     }
 
     #[test]

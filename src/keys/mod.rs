@@ -1,5 +1,5 @@
 //! Key material: public JWKs (parsing, thumbprints, rendering), private signing keys parsed
-//! once, PEM files, and the published key set.
+//! once, PEM files, the published key set, and the weak-key checks every trusted key passes.
 
 pub mod digest;
 pub mod import;
@@ -9,6 +9,7 @@ pub mod pem;
 pub mod signing;
 pub mod signing_pool;
 pub mod store;
+pub mod weak;
 pub mod x509;
 
 pub use jwk::{KeyMaterial, PublicJwk, VerifyKey};

@@ -13,7 +13,7 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
-/// `resigner_verification_failures_total{reason}`.
+/// `resigner_verification_failures_total{reason}` and `resigner_idp_weak_keys{reason}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct Reason {
     pub reason: &'static str,

@@ -127,6 +127,12 @@ impl Metrics {
             "Per configured signing key: 1 when its public JWK is in the published custom key set (and older than min_published_age), else 0",
             Family::<KidLabel, Gauge>::default(),
         );
+        let idp_weak_keys = register(
+            &mut registry,
+            "resigner_idp_weak_keys",
+            "IdP keys in the current set that fail a weak-key check (kept in use, logged as a warning), by reason (small_factor, close_primes, roca, exponent, invalid_point)",
+            Family::<Reason, Gauge>::default(),
+        );
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         registry.register(
             "resigner_build",
@@ -181,6 +187,7 @@ impl Metrics {
             idp_loaded,
             ready,
             key_published,
+            idp_weak_keys,
             cache_entries,
             cache_weighted_bytes,
             store,

@@ -26,7 +26,7 @@ async fn put_raw(proxy: &TestProxy, body: &[u8]) -> Reply {
 }
 
 /// The stored set as GET returns it and the published JWKS, byte for byte.
-async fn snapshot(proxy: &TestProxy) -> (u16, bytes::Bytes, bytes::Bytes) {
+pub(crate) async fn snapshot(proxy: &TestProxy) -> (u16, bytes::Bytes, bytes::Bytes) {
     let auth = format!("Bearer {ADMIN_TOKEN}");
     let stored = get(&proxy.admin_url(PATH), &[("authorization", &auth)]).await;
     let jwks = get(&proxy.url("/.well-known/jwks.json"), &[]).await;

@@ -42,3 +42,4 @@ mod store_migrate;
 mod tls;
 mod tls_outbound;
 mod vectors;
+mod weak_keys;

@@ -1,5 +1,6 @@
 //! `[signing]`: the output issuer and lifetime, and the signing keys, loaded here (a key
-//! file that does not parse is a problem with its field) with exactly one active kid.
+//! file that does not parse, or whose public key is weak ([`crate::keys::weak`]), is a problem
+//! with its field) with exactly one active kid.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use crate::config::file;
 use crate::config::problems::Problems;
 use crate::config::runtime::SigningSettings;
 use crate::jose::alg::Alg;
-use crate::keys::SigningKey;
+use crate::keys::{SigningKey, weak};
 
 pub(super) fn settings(
     raw: &file::SigningSection,
@@ -47,7 +48,13 @@ pub(super) fn settings(
                 format!("{field}.kid"),
                 format!("kid {:?} is used by another key", key.kid()),
             ),
-            Ok(key) => keys.push(Arc::new(key)),
+            Ok(key) => match weak::check(&key.public_jwk().material) {
+                Ok(()) => keys.push(Arc::new(key)),
+                Err(weak) => p.push(
+                    format!("{field}.path"),
+                    format!("signing key {:?} is weak and is refused: {weak}", key.kid()),
+                ),
+            },
             Err(err) => p.push(format!("{field}.path"), err.to_string()),
         }
     }

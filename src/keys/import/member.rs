@@ -1,10 +1,12 @@
 //! One imported JWK checked member by member, in the order a client can act on: members that
 //! must never appear (private material, `x5u`) or are unknown, the key type and its members,
 //! the usage members (`kid`, `use`, `key_ops`, `alg`), encodings and RSA's fixed form, then the
-//! key itself (on the curve, big enough, of the `alg`'s family) and its certificates (`x5c`,
-//! `x5t`, `x5t#S256`). Every message names the key (index and kid) and the member at fault.
+//! key itself (on the curve, big enough, of the `alg`'s family, not weak) and its
+//! certificates (`x5c`, `x5t`, `x5t#S256`). Every message names the key (index and kid) and
+//! the member at fault.
 //!
-//! May use: [`crate::keys::jwk`], [`crate::keys::x509`], [`crate::jose`], aws-lc-rs digests.
+//! May use: [`crate::keys::jwk`], [`crate::keys::weak`], [`crate::keys::x509`],
+//! [`crate::jose`], aws-lc-rs digests.
 
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -15,7 +17,7 @@ use super::{ImportError, ImportedKey};
 use crate::jose::alg::{Alg, Curve, KeyFamily};
 use crate::jose::b64;
 use crate::keys::jwk::KeyMaterial;
-use crate::keys::x509;
+use crate::keys::{weak, x509};
 
 const ALLOWED: [&str; 14] = [
     "kty", "kid", "use", "key_ops", "alg", "n", "e", "crv", "x", "y", "x5c", "x5t", "x5t#S256",
@@ -213,6 +215,7 @@ impl<'a> Jwk<'a> {
                 self.at
             ))
         })?;
+        weak::check(&material).map_err(|weak| ImportError::weak(&self.at, &weak))?;
         Ok(material)
     }
 
