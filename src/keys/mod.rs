@@ -1,12 +1,13 @@
-//! Key material: public JWKs (parsing, thumbprints, rendering), private signing keys parsed
-//! once, PEM files, the published key set, and the weak-key checks every trusted key passes.
+//! Key material: public JWKs (parsing, thumbprints, rendering), the signer abstraction and its
+//! backends (`signer`: in-memory, PKCS#11), PEM files, the published key set, and the weak-key
+//! checks every trusted key passes.
 
 pub mod digest;
 pub mod import;
 pub mod jwk;
 pub mod key_set;
 pub mod pem;
-pub mod signing;
+pub mod signer;
 pub mod signing_pool;
 pub mod store;
 pub mod weak;
@@ -14,4 +15,4 @@ pub mod x509;
 
 pub use jwk::{KeyMaterial, PublicJwk, VerifyKey};
 pub use key_set::{CustomKeySet, RenderedJwks};
-pub use signing::{SigningKey, SigningKeyError};
+pub use signer::{SignerError, SigningKey, SigningKeyError};
