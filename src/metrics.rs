@@ -11,6 +11,7 @@
 
 mod labels;
 mod register;
+mod signer;
 mod store;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use crate::jose::alg::Alg;
 use labels::{AlgLabel, KeyLabels, KidLabel, Reason, RequestLabels};
 
 pub use prometheus_client::metrics::counter::Counter;
+pub use signer::SignerObserver;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -126,6 +128,7 @@ pub struct Metrics {
     cache_entries: Gauge,
     cache_weighted_bytes: Gauge,
     store: store::StoreMetrics,
+    signer: signer::SignerMetrics,
 }
 
 impl Default for Metrics {
@@ -214,6 +217,11 @@ impl Metrics {
             series.seconds.observe(seconds);
             signers.push(series);
         }
+    }
+
+    /// The series a signer backend (`memory`, `pkcs11`, `transit`) records into.
+    pub fn signer(&self, backend: &'static str) -> SignerObserver {
+        self.signer.observer(backend)
     }
 
     /// A response from an upstream arrived after `elapsed`.

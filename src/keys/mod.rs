@@ -5,10 +5,12 @@ pub mod digest;
 pub mod import;
 pub mod jwk;
 pub mod key_set;
+pub mod observe;
 pub mod pem;
 pub mod signing;
 pub mod signing_pool;
 pub mod store;
+pub mod transit;
 pub mod x509;
 
 pub use jwk::{KeyMaterial, PublicJwk, VerifyKey};

@@ -40,4 +40,5 @@ mod store;
 mod store_migrate;
 mod tls;
 mod tls_outbound;
+mod transit;
 mod vectors;

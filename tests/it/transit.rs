@@ -1,0 +1,285 @@
+//! The Vault/OpenBao Transit signer against a real OpenBao dev server: signatures by the
+//! pinned key version verify (jsonwebtoken, with our JWK and with OpenBao's own PEM); a
+//! version rotated in inside OpenBao is not used; a hung KMS fails within the timeout and
+//! then fast (circuit), and signing recovers when it answers again; a KMS whose key material
+//! changed under the same name never yields a signature; refusals are told apart by kind.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use resigner::jose::alg::Alg;
+use resigner::keys::transit::circuit::{CircuitSettings, CircuitState};
+use resigner::keys::transit::wire::WireError;
+use resigner::keys::transit::{TransitError, TransitKey, TransitSettings, TransitToken};
+use resigner::metrics::SignerObserver;
+use serde_json::Value;
+
+use crate::common::openbao::TestOpenBao;
+
+fn settings(bao: &TestOpenBao, key: &str) -> TransitSettings {
+    TransitSettings {
+        address: bao.address(),
+        mount: "transit".into(),
+        key: key.into(),
+        token: TransitToken::from_file(&bao.token_file()).expect("token file"),
+        tls: None,
+        timeout: Duration::from_millis(800),
+        key_version: None,
+        circuit: CircuitSettings {
+            failures: 3,
+            cool_down: Duration::from_millis(500),
+        },
+    }
+}
+
+async fn connect(settings: TransitSettings, alg: Alg) -> Result<TransitKey, TransitError> {
+    TransitKey::connect(
+        settings,
+        alg,
+        None,
+        Arc::new(SignerObserver::detached("transit")),
+    )
+    .await
+}
+
+/// A server with ES256 key `k`, connected, and the observer its signatures report to.
+async fn es256_key() -> (TestOpenBao, TransitKey, SignerObserver) {
+    let bao = TestOpenBao::start().await;
+    bao.create_key("k", "ecdsa-p256").await;
+    let observer = SignerObserver::detached("transit");
+    let key = TransitKey::connect(
+        settings(&bao, "k"),
+        Alg::ES256,
+        None,
+        Arc::new(observer.clone()),
+    )
+    .await
+    .unwrap();
+    (bao, key, observer)
+}
+
+/// OpenBao's PEM public key of `version` of `key`.
+async fn openbao_pem(bao: &TestOpenBao, key: &str, version: u32) -> String {
+    let reply = bao
+        .api(Method::GET, &format!("transit/keys/{key}"), None)
+        .await;
+    reply.json()["data"]["keys"][version.to_string()]["public_key"]
+        .as_str()
+        .expect("public_key")
+        .to_string()
+}
+
+/// Verifies `token` with our published JWK and with OpenBao's PEM; returns the claims.
+fn verify(token: &str, key: &TransitKey, pem: &str, alg: Algorithm) -> Value {
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(Value::Object(key.public_jwk().to_json())).expect("our JWK");
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    let ours = DecodingKey::from_jwk(&jwk).expect("decoding key from our JWK");
+    let theirs = match alg {
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem.as_bytes()),
+        _ => DecodingKey::from_rsa_pem(pem.as_bytes()),
+    }
+    .expect("decoding key from OpenBao's PEM");
+    let claims = jsonwebtoken::decode::<Value>(token, &ours, &validation)
+        .expect("verifies with our JWK")
+        .claims;
+    jsonwebtoken::decode::<Value>(token, &theirs, &validation)
+        .expect("verifies with OpenBao's public key");
+    claims
+}
+
+#[tokio::test]
+async fn signs_with_every_supported_key_type() {
+    let bao = TestOpenBao::start().await;
+    bao.create_key("ec256", "ecdsa-p256").await;
+    bao.create_key("ec384", "ecdsa-p384").await;
+    bao.create_key("rsa", "rsa-2048").await;
+    for (name, alg, jwt_alg) in [
+        ("ec256", Alg::ES256, Algorithm::ES256),
+        ("ec384", Alg::ES384, Algorithm::ES384),
+        ("rsa", Alg::RS256, Algorithm::RS256),
+        ("rsa", Alg::PS256, Algorithm::PS256),
+    ] {
+        let key = connect(settings(&bao, name), alg).await.expect("connect");
+        assert_eq!(key.version(), 1);
+        assert_eq!(key.kid(), key.public_jwk().material.thumbprint());
+        let token = key
+            .sign_compact(br#"{"sub":"user-42","n":1}"#)
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, jwt_alg);
+        assert_eq!(header.kid.as_deref(), Some(key.kid()));
+        let claims = verify(&token, &key, &openbao_pem(&bao, name, 1).await, jwt_alg);
+        assert_eq!(claims["sub"], "user-42", "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn a_version_rotated_in_inside_openbao_is_not_used() {
+    let bao = TestOpenBao::start().await;
+    bao.create_key("k", "ecdsa-p256").await;
+    let key = connect(settings(&bao, "k"), Alg::ES256).await.unwrap();
+    assert_eq!(bao.rotate("k").await, 2);
+    let token = key.sign_compact(br#"{"sub":"a"}"#).await.unwrap();
+    let pem_v1 = openbao_pem(&bao, "k", 1).await;
+    verify(&token, &key, &pem_v1, Algorithm::ES256);
+    assert_eq!(key.health().version, 1);
+    // Reading the key again shows the new version without switching to it.
+    let info = key.read_key(None).await.unwrap();
+    assert_eq!((info.latest, info.version), (2, 2));
+    assert_ne!(info.material, key.public_jwk().material);
+    // A fresh connection without a pin takes the newest (a different JWK, so a different
+    // kid); with a pin, the pinned one.
+    let newest = connect(settings(&bao, "k"), Alg::ES256).await.unwrap();
+    assert_eq!(newest.version(), 2);
+    assert_ne!(newest.kid(), key.kid());
+    let mut pinned = settings(&bao, "k");
+    pinned.key_version = Some(1);
+    let pinned = connect(pinned, Alg::ES256).await.unwrap();
+    assert_eq!(pinned.public_jwk(), key.public_jwk());
+    let mut missing = settings(&bao, "k");
+    missing.key_version = Some(7);
+    match connect(missing, Alg::ES256).await {
+        Err(TransitError::Invalid(WireError::NoVersion(7, 2))) => {}
+        other => panic!("a missing pinned version: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_hung_kms_fails_within_the_timeout_then_fast_and_recovers() {
+    let (bao, key, observer) = es256_key().await;
+    key.sign_compact(b"{}").await.expect("signs while up");
+    bao.pause();
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let result = key.sign_compact(b"{}").await;
+        let took = started.elapsed();
+        assert!(
+            matches!(result, Err(TransitError::Timeout(_))),
+            "attempt {attempt}: {result:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(790) && took < Duration::from_millis(1500),
+            "attempt {attempt} took {took:?} for a timeout of 800ms"
+        );
+    }
+    assert_eq!(observer.failures("timeout"), 3);
+    assert_eq!(key.health().circuit, CircuitState::Open);
+    assert!(key.health().last_error.unwrap().contains("did not answer"));
+    let started = Instant::now();
+    let result = key.sign_compact(b"{}").await;
+    assert!(
+        matches!(result, Err(TransitError::CircuitOpen)),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(50), "fails fast");
+    assert_eq!(observer.failures("circuit_open"), 1);
+    bao.resume();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let token = key
+        .sign_compact(br#"{"sub":"back"}"#)
+        .await
+        .expect("recovers");
+    verify(
+        &token,
+        &key,
+        &openbao_pem(&bao, "k", 1).await,
+        Algorithm::ES256,
+    );
+    let health = key.health();
+    assert_eq!(
+        (health.circuit, health.last_error),
+        (CircuitState::Closed, None)
+    );
+}
+
+#[tokio::test]
+async fn a_kms_that_lost_its_key_never_yields_a_signature() {
+    let (bao, key, observer) = es256_key().await;
+    // A new dev server on the same address: the key is gone; OpenBao refuses (400).
+    bao.restart().await;
+    let reply = bao.api(Method::GET, "transit/keys/k", None).await;
+    assert_eq!(reply.status, 404, "dev mode keeps no keys");
+    match key.sign_compact(b"{}").await {
+        Err(TransitError::Status { status, errors }) => {
+            assert_eq!(
+                (status.as_u16(), errors.as_str()),
+                (400, "signing key not found")
+            )
+        }
+        other => panic!("a key gone from the KMS: {other:?}"),
+    }
+    // The same name, new material at the same version: OpenBao signs, the check refuses.
+    bao.create_key("k", "ecdsa-p256").await;
+    match key.sign_compact(b"{}").await {
+        Err(TransitError::Mismatch(1)) => {}
+        other => panic!("a signature by other key material: {other:?}"),
+    }
+    assert_eq!(observer.failures("mismatch"), 1);
+    assert_eq!(
+        key.health().circuit,
+        CircuitState::Closed,
+        "answers are not outages"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_kms_is_retried_and_reported_as_connect() {
+    let bao = TestOpenBao::start().await;
+    bao.create_key("k", "rsa-2048").await;
+    let key = connect(settings(&bao, "k"), Alg::RS256).await.unwrap();
+    drop(bao);
+    let started = Instant::now();
+    match key.sign_compact(b"{}").await {
+        Err(err @ TransitError::Connect { .. }) => {
+            assert_eq!(err.kind(), "connect");
+            assert!(!err.to_string().contains("Vault-Token"), "{err}");
+        }
+        other => panic!("a stopped KMS: {other:?}"),
+    }
+    // Three attempts with 20 ms and 40 ms between them, well inside the timeout.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(60) && took < Duration::from_millis(800),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn refusals_are_told_apart() {
+    let bao = TestOpenBao::start().await;
+    bao.create_key("rsa", "rsa-2048").await;
+    let mut bad_token = settings(&bao, "rsa");
+    bad_token.token = TransitToken::new("not-the-token").unwrap();
+    let unknown_key = settings(&bao, "nope");
+    let mut bad_mount = settings(&bao, "rsa");
+    bad_mount.mount = "../sys".into();
+    let mut bad_address = settings(&bao, "rsa");
+    bad_address.address = format!("{}/v1", bao.address());
+    let cases: [(&str, TransitSettings, Alg, &str); 5] = [
+        ("wrong token", bad_token, Alg::RS256, "denied"),
+        ("unknown key", unknown_key, Alg::ES256, "not_found"),
+        (
+            "rsa key for ES256",
+            settings(&bao, "rsa"),
+            Alg::ES256,
+            "invalid",
+        ),
+        ("mount escaping its path", bad_mount, Alg::RS256, "config"),
+        ("address with a path", bad_address, Alg::RS256, "config"),
+    ];
+    for (name, settings, alg, kind) in cases {
+        match connect(settings, alg).await {
+            Err(err) => assert_eq!(err.kind(), kind, "{name}: {err}"),
+            Ok(key) => panic!("{name}: connected {key:?}"),
+        }
+    }
+    // The token reaches OpenBao only as a header and is never printed.
+    let key = connect(settings(&bao, "rsa"), Alg::RS256).await.unwrap();
+    assert!(!format!("{key:?}").contains(&bao.token));
+}
