@@ -27,7 +27,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::jose::alg::Alg;
-use labels::{AlgLabel, KeyLabels, KidLabel, Reason, RequestLabels};
+use labels::{AlgLabel, KeyLabels, KidLabel, Reason, RequestLabels, SignerErrorLabels};
 
 pub use prometheus_client::metrics::counter::Counter;
 pub use signer::SignerObserver;
@@ -80,6 +80,7 @@ pub struct Scrape {
 struct SignerSeries {
     kid: Box<str>,
     alg: Alg,
+    backend: &'static str,
     count: Counter,
     seconds: Histogram,
 }
@@ -114,6 +115,7 @@ pub struct Metrics {
     failures: Family<Reason, Counter>,
     by_key: Family<KeyLabels, Counter>,
     signing_seconds: HistogramFamily<AlgLabel>,
+    signing_errors: Family<SignerErrorLabels, Counter>,
     signers: RwLock<Vec<SignerSeries>>,
     upstream_seconds: Histogram,
     upstream_connect: Counter,
@@ -181,14 +183,21 @@ impl Metrics {
         self.failures.get_or_create(&Reason { reason }).inc();
     }
 
-    /// One token signed with key `kid` (`alg`) in `elapsed`.
-    pub fn record_signature(&self, kid: &str, alg: Alg, elapsed: Duration) {
+    /// One signature that failed on `backend`; `kind` is [`crate::keys::SignerError::kind`].
+    pub fn record_signing_error(&self, backend: &'static str, kind: &'static str) {
+        self.signing_errors
+            .get_or_create(&SignerErrorLabels { backend, kind })
+            .inc();
+    }
+
+    /// One token signed with key `kid` (`alg`, on `backend`) in `elapsed`.
+    pub fn record_signature(&self, kid: &str, alg: Alg, backend: &'static str, elapsed: Duration) {
         self.signatures.inc();
         let seconds = elapsed.as_secs_f64();
         let found = |signers: &[SignerSeries]| {
             signers
                 .iter()
-                .find(|s| s.alg == alg && &*s.kid == kid)
+                .find(|s| s.alg == alg && s.backend == backend && &*s.kid == kid)
                 .map(|series| {
                     series.count.inc();
                     series.seconds.observe(seconds);
@@ -205,13 +214,15 @@ impl Metrics {
             let series = SignerSeries {
                 kid: kid.into(),
                 alg,
+                backend,
                 count: self.by_key.get_or_create_owned(&KeyLabels {
                     kid: Arc::from(kid),
                     alg: alg.name(),
                 }),
-                seconds: self
-                    .signing_seconds
-                    .get_or_create_owned(&AlgLabel { alg: alg.name() }),
+                seconds: self.signing_seconds.get_or_create_owned(&AlgLabel {
+                    alg: alg.name(),
+                    backend,
+                }),
             };
             series.count.inc();
             series.seconds.observe(seconds);

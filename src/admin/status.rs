@@ -125,7 +125,10 @@ pub fn status(state: &AppState) -> Value {
             json!({
                 "kid": &*kid,
                 "alg": key.alg().name(),
-                "active": key.kid() == config.signing.active.kid(),
+                "active": key.kid() == config.signing.active_kid,
+                "backend": key.backend(),
+                "healthy": key.health().is_none(),
+                "backend_problem": key.health(),
                 "published": published,
                 "problem": problem,
                 "published_at": custom.published_at.get(key.kid()).map(|at| format_utc(*at)),
@@ -158,8 +161,9 @@ pub fn status(state: &AppState) -> Value {
         },
         "routes": routes,
         "signing": {
-            "active_kid": config.signing.active.kid(),
-            "alg": config.signing.active.alg().name(),
+            "active_kid": &config.signing.active_kid,
+            "alg": config.signing.active().map(|key| key.alg().name()),
+            "backend": config.signing.active().map(|key| key.backend()),
             "published": state.signing_status(&config).err().map_or(json!(true), |reason| json!(reason)),
             "keys": keys,
         },

@@ -186,10 +186,16 @@ impl AppState {
     /// reason names the command that publishes it when importing is the fix.
     pub fn signing_status(&self, config: &Config) -> Result<(), String> {
         let signing = &config.signing;
+        let Some(active) = signing.active() else {
+            return Err(format!(
+                "the active signing key {:?} is not connected",
+                signing.active_kid
+            ));
+        };
         self.custom
             .load()
             .check_published(
-                &signing.active,
+                active,
                 signing.min_published_age.as_secs(),
                 crate::jose::time::now_unix(),
             )
@@ -205,16 +211,15 @@ impl AppState {
 
     fn log_signing_status(&self) {
         let config = self.config.load();
-        match self.signing_status(&config) {
-            Ok(()) => tracing::info!(
-                kid = config.signing.active.kid(),
-                "active signing key is published"
-            ),
-            Err(reason) => tracing::warn!(
-                kid = config.signing.active.kid(),
-                jwk = %serde_json::Value::Object(config.signing.active.public_jwk().to_json()),
+        let kid = &config.signing.active_kid;
+        match (self.signing_status(&config), config.signing.active()) {
+            (Ok(()), _) => tracing::info!(kid, "active signing key is published"),
+            (Err(reason), Some(active)) => tracing::warn!(
+                kid,
+                jwk = %serde_json::Value::Object(active.public_jwk().to_json()),
                 "re-signing is paused: {reason}"
             ),
+            (Err(reason), None) => tracing::warn!(kid, "re-signing is paused: {reason}"),
         }
     }
 

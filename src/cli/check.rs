@@ -57,12 +57,13 @@ impl OnlineReport {
 /// `resigner check`: validates the config at `path` and prints what was (and was not)
 /// checked; with `online`, also what [`online`] found.
 pub fn run(path: &Path, online: bool) -> Result<(), CliError> {
-    let config = crate::load_config(path)?;
+    let config = crate::cli::error::load_connected(path)?;
+    let active = config.signing.active().map_or("?", |key| key.alg().name());
     println!(
         "config OK: {} route(s), active signing key {} ({})",
         config.routes.len(),
-        config.signing.active.kid(),
-        config.signing.active.alg()
+        config.signing.active_kid,
+        active
     );
     if !online {
         println!("{NOT_CHECKED_OFFLINE}");

@@ -5,6 +5,16 @@
 //!
 //! May use: the error types of `config`, `service` and the `cli` modules; nothing else.
 
+/// Loads the config at `path` and connects its signing keys (PKCS#11, Transit: see
+/// [`crate::keys::signer`]), for the commands that sign or publish with them.
+pub fn load_connected(path: &std::path::Path) -> Result<crate::Config, CliError> {
+    let mut config = crate::load_config(path)?;
+    let keys =
+        crate::keys::signer::connect_all(&config.signing.specs).map_err(CliError::Signers)?;
+    config.signing.attach(keys);
+    Ok(config)
+}
+
 use crate::cli::admin_token::AdminTokenError;
 use crate::cli::certs::CertsError;
 use crate::cli::check::OnlineProblems;
@@ -19,6 +29,8 @@ use crate::cli::token::TokenCliError;
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot connect the signing keys:\n  - {}", .0.join("\n  - "))]
+    Signers(Vec<String>),
     #[error("starting the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("reading the token from stdin")]

@@ -125,7 +125,7 @@ pub fn delete(admin: AdminArgs, if_match: Option<&str>) -> Result<(), CliError> 
 /// `--config`, else of the files as given.
 fn jwks_of(keys: &KeyFiles) -> Result<Value, CliError> {
     if let Some(path) = &keys.config {
-        let config = crate::load_config(path)?;
+        let config = crate::cli::error::load_connected(path)?;
         return Ok(configured::configured_jwks(&config.signing, &keys.files)?);
     }
     Ok(public_jwks(&keys.files, keys.alg, keys.kid.as_deref())?)

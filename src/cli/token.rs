@@ -159,8 +159,9 @@ pub async fn resign(
             );
         }
         Some(mapped) => {
-            let active = &config.signing.active;
-            let _ = writeln!(out, "signed with kid {:?} ({})", active.kid(), active.alg());
+            let signing = &config.signing;
+            let alg = signing.active().map_or("?", |key| key.alg().name());
+            let _ = writeln!(out, "signed with kid {:?} ({alg})", signing.active_kid);
             let _ = writeln!(out, "forwarded claims: {}", pretty(mapped));
         }
     }

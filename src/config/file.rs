@@ -117,9 +117,42 @@ pub struct SigningSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningKeySection {
-    pub path: String,
+    /// Exactly one of `path` (a PKCS#8 PEM file: the in-memory backend), `pkcs11`, `transit`.
+    pub path: Option<String>,
+    pub pkcs11: Option<Pkcs11Section>,
+    pub transit: Option<TransitSection>,
     pub alg: String,
+    /// Defaults to the RFC 7638 thumbprint for `path`; required for the other backends.
     pub kid: Option<String>,
+}
+
+/// A key on a PKCS#11 token: the module, the token and key labels, and where the user PIN is
+/// (exactly one of `pin_file`, `pin_env`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Section {
+    pub module: String,
+    pub token_label: String,
+    pub key_label: String,
+    pub pin_file: Option<String>,
+    pub pin_env: Option<String>,
+}
+
+/// A Vault / OpenBao Transit key (exactly one of `token_file`, `token_env`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitSection {
+    pub address: String,
+    /// Default `transit`.
+    pub mount: Option<String>,
+    pub key: String,
+    pub token_file: Option<String>,
+    pub token_env: Option<String>,
+    /// Extra trust anchors (PEM) for an https address.
+    pub ca_file: Option<String>,
+    /// Default: the latest version when the key is connected.
+    pub key_version: Option<u64>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

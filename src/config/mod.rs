@@ -283,8 +283,8 @@ pub(crate) mod example_tests {
         assert_eq!(config.idp.max_stale, Duration::from_secs(86_400));
         assert_eq!(config.signing.issuer, "https://auth.example.com/");
         assert_eq!(config.signing.max_ttl, Duration::from_secs(300));
-        assert_eq!(config.signing.active.kid(), "example-2025-06");
-        assert_eq!(config.signing.active.alg(), Alg::ES256);
+        assert_eq!(config.signing.active().unwrap().kid(), "example-2025-06");
+        assert_eq!(config.signing.active().unwrap().alg(), Alg::ES256);
         let kids: Vec<&str> = config.signing.keys.iter().map(|k| k.kid()).collect();
         assert_eq!(kids, ["example-2025-06", "example-2025-12"]);
         assert_eq!(config.cache.max_bytes, Some(64 * 1024 * 1024));

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::http::tls::{ClientTls, TlsFiles};
 use crate::jose::alg::Alg;
 use crate::keys::SigningKey;
+use crate::keys::signer::{BackendSpec, KeySpec};
 
 /// The validated runtime configuration. Immutable; a reload builds a new one.
 #[derive(Debug)]
@@ -147,10 +148,67 @@ pub struct SigningSettings {
     pub max_ttl: Duration,
     /// A key must have been published at least this long before it signs.
     pub min_published_age: Duration,
+    /// Every `[[signing.keys]]` entry, in file order: plain data until connected (see
+    /// [`crate::keys::signer`]).
+    pub specs: Vec<KeySpec>,
+    /// The kid of the key that signs (one of `specs`).
+    pub active_kid: String,
+    /// The connected keys, in `specs` order: set by [`SigningSettings::attach`]. Validation
+    /// attaches them itself when every key is in memory (nothing to connect).
     pub keys: Vec<Arc<SigningKey>>,
+    active: Option<Arc<SigningKey>>,
     /// The key files, watched for hot reload.
     pub key_paths: Vec<std::path::PathBuf>,
-    pub active: Arc<SigningKey>,
+}
+
+impl SigningSettings {
+    pub(super) fn new(
+        issuer: String,
+        max_ttl: Duration,
+        min_published_age: Duration,
+        specs: Vec<KeySpec>,
+        active_kid: String,
+        key_paths: Vec<std::path::PathBuf>,
+    ) -> Self {
+        let mut settings = SigningSettings {
+            issuer,
+            max_ttl,
+            min_published_age,
+            specs,
+            active_kid,
+            keys: Vec::new(),
+            active: None,
+            key_paths,
+        };
+        let memory: Option<Vec<Arc<SigningKey>>> = settings
+            .specs
+            .iter()
+            .map(|spec| match &spec.backend {
+                BackendSpec::Memory(key) => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(keys) = memory {
+            settings.attach(keys);
+        }
+        settings
+    }
+
+    /// Installs the connected keys (from [`crate::keys::signer::connect_all`] over `specs`).
+    pub fn attach(&mut self, keys: Vec<Arc<SigningKey>>) {
+        self.active = keys.iter().find(|k| k.kid() == self.active_kid).cloned();
+        self.keys = keys;
+    }
+
+    /// Whether every spec has its connected key.
+    pub fn is_connected(&self) -> bool {
+        self.keys.len() == self.specs.len() && self.active.is_some()
+    }
+
+    /// The key that signs; `None` until the keys are connected.
+    pub fn active(&self) -> Option<&Arc<SigningKey>> {
+        self.active.as_ref()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -104,7 +104,33 @@ const IDP: &[Key] = &[
     opt("ca_file", PATH),
 ];
 
-const SIGNING_KEY: &[Key] = &[req("path", PATH), req("alg", TEXT), opt("kid", TEXT)];
+const PKCS11: &[Key] = &[
+    req("module", PATH),
+    req("token_label", TEXT),
+    req("key_label", TEXT),
+    opt("pin_file", PATH),
+    opt("pin_env", TEXT),
+];
+
+const TRANSIT: &[Key] = &[
+    req("address", URL),
+    opt("mount", TEXT),
+    req("key", TEXT),
+    opt("token_file", PATH),
+    opt("token_env", TEXT),
+    opt("ca_file", PATH),
+    opt("key_version", Kind::Count),
+    opt("timeout", DURATION),
+];
+
+/// Exactly one of `path`, `pkcs11`, `transit` (checked by `validate::signing`).
+const SIGNING_KEY: &[Key] = &[
+    opt("path", PATH),
+    opt("pkcs11", Kind::Table(PKCS11)),
+    opt("transit", Kind::Table(TRANSIT)),
+    req("alg", TEXT),
+    opt("kid", TEXT),
+];
 
 const SIGNING: &[Key] = &[
     req(

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::import::ImportedKey;
-use super::signing::SigningKey;
+use super::signer::SigningKey;
 use crate::jose::b64;
 
 /// The customer's imported public keys, as published: one immutable snapshot per version.

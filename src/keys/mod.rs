@@ -1,5 +1,5 @@
-//! Key material: public JWKs (parsing, thumbprints, rendering), private signing keys parsed
-//! once, PEM files, and the published key set.
+//! Key material: public JWKs (parsing, thumbprints, rendering), the signer abstraction and its
+//! backends (`signer`: in-memory, PKCS#11), PEM files, and the published key set.
 
 pub mod digest;
 pub mod import;
@@ -7,7 +7,7 @@ pub mod jwk;
 pub mod key_set;
 pub mod observe;
 pub mod pem;
-pub mod signing;
+pub mod signer;
 pub mod signing_pool;
 pub mod store;
 pub mod transit;
@@ -15,4 +15,4 @@ pub mod x509;
 
 pub use jwk::{KeyMaterial, PublicJwk, VerifyKey};
 pub use key_set::{CustomKeySet, RenderedJwks};
-pub use signing::{SigningKey, SigningKeyError};
+pub use signer::{SignerError, SigningKey, SigningKeyError};

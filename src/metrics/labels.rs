@@ -32,10 +32,18 @@ pub struct KeyLabels {
     pub alg: &'static str,
 }
 
-/// `resigner_signature_duration_seconds{alg}`.
+/// `resigner_signature_duration_seconds{alg, backend}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct AlgLabel {
     pub alg: &'static str,
+    pub backend: &'static str,
+}
+
+/// `resigner_signing_errors_total{backend, kind}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SignerErrorLabels {
+    pub backend: &'static str,
+    pub kind: &'static str,
 }
 
 /// `resigner_upstream_errors_total{kind}`.

@@ -14,6 +14,7 @@ use prometheus_client::registry::{Metric, Registry};
 
 use super::labels::{
     Action, AlgLabel, KeyLabels, KidLabel, Kind, Reason, RequestLabels, ResultLabel,
+    SignerErrorLabels,
 };
 use super::{HistogramFamily, Metrics};
 
@@ -64,8 +65,14 @@ impl Metrics {
         let signing_seconds = register(
             &mut registry,
             "resigner_signature_duration_seconds",
-            "Time to sign one token, by alg",
+            "Time to sign one token, by alg and signer backend (memory, pkcs11, transit)",
             HistogramFamily::<AlgLabel>::new_with_constructor(signing_histogram),
+        );
+        let signing_errors = register(
+            &mut registry,
+            "resigner_signing_errors",
+            "Signatures that failed, by signer backend and kind (unavailable, timeout, refused, failed)",
+            Family::<SignerErrorLabels, Counter>::default(),
         );
         let signing_fallbacks = register(
             &mut registry,
@@ -171,6 +178,7 @@ impl Metrics {
             failures,
             by_key,
             signing_seconds,
+            signing_errors,
             signers: RwLock::new(Vec::new()),
             upstream_seconds,
             upstream_connect: kind("connect"),

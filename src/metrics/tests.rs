@@ -21,9 +21,10 @@ fn families_render_with_their_labels() {
     metrics.record_request("/api", StatusCode::OK);
     metrics.record_request(NO_ROUTE, StatusCode::NOT_FOUND);
     metrics.record_failure("expired");
-    metrics.record_signature("key-1", Alg::ES256, Duration::from_micros(60));
-    metrics.record_signature("key-1", Alg::ES256, Duration::from_micros(60));
-    metrics.record_signature("key-2", Alg::RS256, Duration::from_millis(3));
+    metrics.record_signature("key-1", Alg::ES256, "memory", Duration::from_micros(60));
+    metrics.record_signature("key-1", Alg::ES256, "memory", Duration::from_micros(60));
+    metrics.record_signature("key-2", Alg::RS256, "memory", Duration::from_millis(3));
+    metrics.record_signing_error("pkcs11", "unavailable");
     metrics.record_upstream_error(UpstreamError::Timeout);
     metrics.record_admin_change(AdminAction::Delete);
     metrics.record_reload(false);
@@ -35,7 +36,8 @@ fn families_render_with_their_labels() {
         "resigner_verification_failures_total{reason=\"expired\"} 1",
         "resigner_signatures_total{kid=\"key-1\",alg=\"ES256\"} 2",
         "resigner_signatures_total{kid=\"key-2\",alg=\"RS256\"} 1",
-        "resigner_signature_duration_seconds_count{alg=\"ES256\"} 2",
+        "resigner_signature_duration_seconds_count{alg=\"ES256\",backend=\"memory\"} 2",
+        "resigner_signing_errors_total{backend=\"pkcs11\",kind=\"unavailable\"} 1",
         "resigner_upstream_errors_total{kind=\"timeout\"} 1",
         "resigner_upstream_errors_total{kind=\"connect\"} 0",
         "resigner_admin_changes_total{action=\"delete\"} 1",

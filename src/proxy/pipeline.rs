@@ -21,6 +21,7 @@ use crate::cache::{CacheKey, Resigned};
 use crate::config::{Config, Route, RouteMode};
 use crate::idp::IdpKeys;
 use crate::keys::SigningKey;
+use crate::keys::signer::{Placement, SignerError};
 use crate::metrics::Metrics;
 
 /// What the pipeline itself can fail at, between the stages.
@@ -28,6 +29,8 @@ use crate::metrics::Metrics;
 pub enum PipelineError {
     #[error("the mapped claims cannot be serialized: {0}")]
     Payload(serde_json::Error),
+    #[error("the active signing key is not connected")]
+    NotConnected,
 }
 
 /// Where the stages get what they need. Implemented by the running proxy ([`Live`]) and by
@@ -106,8 +109,9 @@ pub async fn run<S: Stages>(
             );
             let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
             let payload = serde_json::to_vec(&claims).map_err(PipelineError::Payload)?;
-            let signed = stages.sign(&signing.active, payload).await?;
-            tracing::debug!(token = %token_fingerprint(token), route = %route.prefix, kid = signing.active.kid(), "token re-signed");
+            let active = signing.active().ok_or(PipelineError::NotConnected)?;
+            let signed = stages.sign(active, payload).await?;
+            tracing::debug!(token = %token_fingerprint(token), route = %route.prefix, kid = active.kid(), "token re-signed");
             (Cow::Owned(signed), exp, Some(claims))
         }
     };
@@ -138,28 +142,57 @@ impl Stages for Live<'_> {
 
     async fn sign(&self, key: &Arc<SigningKey>, payload: Vec<u8>) -> Result<String, ProxyError> {
         let started = std::time::Instant::now();
-        let signed = if key.is_slow() {
-            // RSA: on the signing threads, below the workers' priority (see `signing_pool`);
-            // in a miss storm the signatures queue there instead of delaying the hits.
-            let signer = key.clone();
-            self.state
-                .signing_pool
-                .run(move || signer.sign_compact(&payload))
-                .await
-                .ok_or(ProxyError::SigningFailed)?
-        } else {
-            key.sign_compact(&payload)
-        }
-        .map_err(|_| ProxyError::SigningFailed)?;
+        let signed = match key.placement() {
+            Placement::Inline => key.sign_compact(&payload),
+            // RSA and blocking backends: on the signing threads, below the workers' priority
+            // (see `signing_pool`); in a miss storm the signatures queue there instead of
+            // delaying the hits.
+            Placement::Threads => {
+                let signer = key.clone();
+                self.state
+                    .signing_pool
+                    .run(move || signer.sign_compact(&payload))
+                    .await
+                    .ok_or(ProxyError::SigningFailed)?
+            }
+            Placement::Remote => key.sign_compact_async(&payload).await,
+        };
         let metrics = &self.state.metrics;
-        metrics.record_signature(key.kid(), key.alg(), started.elapsed());
-        Ok(signed)
+        match signed {
+            Ok(signed) => {
+                metrics.record_signature(key.kid(), key.alg(), key.backend(), started.elapsed());
+                Ok(signed)
+            }
+            Err(err) => {
+                metrics.record_signing_error(key.backend(), err.kind());
+                tracing::warn!(
+                    kid = key.kid(),
+                    backend = key.backend(),
+                    kind = err.kind(),
+                    "signature failed: {err}"
+                );
+                Err(ProxyError::from(err))
+            }
+        }
     }
 }
 
 impl From<PipelineError> for ProxyError {
-    fn from(_: PipelineError) -> Self {
-        ProxyError::SigningFailed
+    fn from(err: PipelineError) -> Self {
+        match err {
+            PipelineError::NotConnected => ProxyError::SigningUnavailable,
+            PipelineError::Payload(_) => ProxyError::SigningFailed,
+        }
+    }
+}
+
+impl From<SignerError> for ProxyError {
+    /// Unavailable, timed out or refused: 503 (may work later); failed: 500.
+    fn from(err: SignerError) -> Self {
+        match err {
+            SignerError::Failed(_) => ProxyError::SigningFailed,
+            _ => ProxyError::SigningUnavailable,
+        }
     }
 }
 

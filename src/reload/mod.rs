@@ -156,6 +156,11 @@ impl Reloader {
     }
 
     fn install(&self, mut new: Config) -> Result<(u64, Vec<String>), Vec<String>> {
+        // The new signing keys are connected (and their public halves read from their
+        // backends) before anything is swapped: a key that cannot be reached keeps the
+        // running config, and its connected keys, in place.
+        let keys = crate::keys::signer::connect_all(&new.signing.specs)?;
+        new.signing.attach(keys);
         let current = self.state.config();
         let mut needs_restart = Vec::new();
         if new.server.listen != current.server.listen {

@@ -40,6 +40,8 @@ pub enum ServerError {
     Store(#[from] crate::keys::store::StoreError),
     #[error("key store {path} holds an invalid key set: {message}")]
     InvalidStore { path: String, message: String },
+    #[error("cannot connect the signing keys:\n  - {}", .0.join("\n  - "))]
+    Signers(Vec<String>),
     #[error("cannot start the worker threads: {0}")]
     Workers(std::io::Error),
     #[error("TLS for the {listener} listener: {source}")]
@@ -104,7 +106,12 @@ fn limits(settings: &ServerSettings) -> Limits {
 }
 
 /// Binds both listeners, starts the IdP key client and serves until [`Running::shutdown`].
-pub async fn start(config: Config) -> Result<Running, ServerError> {
+pub async fn start(mut config: Config) -> Result<Running, ServerError> {
+    // The signing keys' backends first (a PKCS#11 module, a KMS): nothing is bound or
+    // opened for a config whose keys cannot sign.
+    let keys =
+        crate::keys::signer::connect_all(&config.signing.specs).map_err(ServerError::Signers)?;
+    config.signing.attach(keys);
     let backlog = config.server.listen_backlog;
     let bind = |name: &str, addr: SocketAddr| {
         listen::bind(name, addr, backlog).map_err(|source| ServerError::Bind { addr, source })

@@ -174,7 +174,7 @@ async fn metrics_count_known_traffic_exactly() {
     assert_sample(
         &text,
         "resigner_signature_duration_seconds_count",
-        &[("alg", "ES256")],
+        &[("alg", "ES256"), ("backend", "memory")],
         1.0,
     );
     assert_sample(&text, "resigner_upstream_duration_seconds_count", &[], 2.0);

@@ -115,10 +115,7 @@ async fn valid_token_is_resigned_mapped_and_forwarded() {
     let header = jsonwebtoken::decode_header(&forwarded).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    assert_eq!(
-        header.kid.as_deref(),
-        Some(proxy.running.state.config().signing.active.kid())
-    );
+    assert_eq!(header.kid.as_deref(), Some(proxy.active_kid().as_str()));
 
     let out = verify_with_published_jwks(
         proxy,

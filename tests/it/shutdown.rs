@@ -156,7 +156,8 @@ async fn serve_ready(config: &std::path::Path, admin: &str) -> Serve {
     let jwk = resigner::load_config(config)
         .unwrap()
         .signing
-        .active
+        .active()
+        .expect("the active key is connected")
         .public_jwk()
         .to_json();
     let body = serde_json::json!({ "keys": [jwk] }).to_string();

@@ -95,7 +95,7 @@ pub async fn run(port: u16) -> Result<(), DemoError> {
     let running = crate::service::start(config).await?;
     running.wait_ready(std::time::Duration::from_secs(10)).await;
     let proxy = running.public_addr;
-    let kid = running.state.config().signing.active.kid().to_string();
+    let kid = running.state.config().signing.active_kid.clone();
     println!(
         r#"
 resigner demo is running.
@@ -144,7 +144,10 @@ async fn publish(config: &crate::config::Config) -> Result<(), DemoError> {
         .load()
         .await
         .map_err(|e| DemoError::Key(e.to_string()))?;
-    let active = &config.signing.active;
+    let active = config
+        .signing
+        .active()
+        .ok_or_else(|| DemoError::Key("the demo's signing key is not loaded".into()))?;
     let published_at = std::collections::BTreeMap::from([(
         active.kid().to_string(),
         crate::jose::time::now_unix(),

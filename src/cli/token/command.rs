@@ -26,7 +26,7 @@ pub fn inspect(token: String) -> Result<(), CliError> {
 
 /// `token resign`: prints what the proxy would forward for the token on `route`.
 pub fn resign(config: &Path, route: &str, no_verify: bool, token: String) -> Result<(), CliError> {
-    let config = Arc::new(crate::load_config(config)?);
+    let config = Arc::new(crate::cli::error::load_connected(config)?);
     let token = token_argument(token)?;
     let out = runtime::block_on(super::resign(config, route, &token, !no_verify))??;
     print!("{out}");

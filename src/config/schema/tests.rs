@@ -336,7 +336,7 @@ fn hints_find_typos_swaps_and_prefixes() {
     assert_eq!(hint("max_ttl_typo", SIGNING), "; did you mean `max_ttl`?");
     assert_eq!(hint("workers_count", SERVER), "; did you mean `workers`?");
     assert_eq!(hint("kd", SIGNING_KEY), "; did you mean `kid`?");
-    assert!(hint("zzz", SIGNING_KEY).starts_with(" (known here: path, alg, kid"));
+    assert!(hint("zzz", SIGNING_KEY).starts_with(" (known here: path, pkcs11, transit, alg, kid"));
 }
 
 #[test]

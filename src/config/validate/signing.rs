@@ -1,5 +1,7 @@
-//! `[signing]`: the output issuer and lifetime, and the signing keys, loaded here (a key
-//! file that does not parse is a problem with its field) with exactly one active kid.
+//! `[signing]`: the output issuer and lifetime, and the signing keys with exactly one active
+//! kid. Each `[[signing.keys]]` entry names exactly one backend: `path` (read here: a key file
+//! that does not parse is a problem with its field), `pkcs11` or `transit` (described here,
+//! connected later by the composition root: see [`crate::keys::signer`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +12,10 @@ use crate::config::problems::Problems;
 use crate::config::runtime::SigningSettings;
 use crate::jose::alg::Alg;
 use crate::keys::SigningKey;
+use crate::keys::signer::{BackendSpec, KeySpec, Pkcs11Spec, SecretSource, TransitSpec};
+
+/// How long a Transit call may take unless `timeout` says otherwise.
+pub const TRANSIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) fn settings(
     raw: &file::SigningSection,
@@ -29,7 +35,7 @@ pub(super) fn settings(
             "at least one [[signing.keys]] entry is required",
         );
     }
-    let mut keys: Vec<Arc<SigningKey>> = Vec::new();
+    let mut specs: Vec<KeySpec> = Vec::new();
     let mut key_paths = Vec::new();
     for (index, entry) in raw.keys.iter().enumerate() {
         let field = format!("signing.keys[{index}]");
@@ -40,28 +46,29 @@ pub(super) fn settings(
             );
             continue;
         };
-        let path = base.join(&entry.path);
-        key_paths.push(path.clone());
-        match SigningKey::load(&path, alg, entry.kid.clone()) {
-            Ok(key) if keys.iter().any(|k| k.kid() == key.kid()) => p.push(
+        let Some(spec) = key_spec(entry, alg, &field, base, &mut key_paths, p) else {
+            continue;
+        };
+        if specs.iter().any(|s| s.kid == spec.kid) {
+            p.push(
                 format!("{field}.kid"),
-                format!("kid {:?} is used by another key", key.kid()),
-            ),
-            Ok(key) => keys.push(Arc::new(key)),
-            Err(err) => p.push(format!("{field}.path"), err.to_string()),
+                format!("kid {:?} is used by another key", spec.kid),
+            );
+            continue;
         }
+        specs.push(spec);
     }
-    let active = match (&raw.active, keys.len()) {
-        (Some(kid), _) => match keys.iter().find(|k| k.kid() == kid) {
-            Some(key) => Some(key.clone()),
+    let active = match (&raw.active, specs.len()) {
+        (Some(kid), _) => match specs.iter().find(|s| &s.kid == kid) {
+            Some(spec) => Some(spec.kid.clone()),
             None => {
-                if keys.len() == raw.keys.len() {
+                if specs.len() == raw.keys.len() {
                     p.push("signing.active", format!("no signing key has kid {kid:?}"));
                 }
                 None
             }
         },
-        (None, 1) => keys.first().cloned(),
+        (None, 1) => specs.first().map(|s| s.kid.clone()),
         (None, 0) => None,
         (None, _) => {
             p.push(
@@ -76,12 +83,256 @@ pub(super) fn settings(
         &raw.min_published_age,
         Duration::ZERO,
     );
-    active.map(|active| SigningSettings {
-        issuer: raw.issuer.clone(),
-        max_ttl,
-        min_published_age,
-        keys,
-        key_paths,
-        active,
+    active.map(|active| {
+        SigningSettings::new(
+            raw.issuer.clone(),
+            max_ttl,
+            min_published_age,
+            specs,
+            active,
+            key_paths,
+        )
     })
+}
+
+/// One entry's spec: exactly one backend, a kid where the backend cannot supply a default.
+fn key_spec(
+    entry: &file::SigningKeySection,
+    alg: Alg,
+    field: &str,
+    base: &Path,
+    key_paths: &mut Vec<std::path::PathBuf>,
+    p: &mut Problems,
+) -> Option<KeySpec> {
+    let named = [
+        entry.path.is_some().then_some("path"),
+        entry.pkcs11.is_some().then_some("pkcs11"),
+        entry.transit.is_some().then_some("transit"),
+    ];
+    let named: Vec<&str> = named.into_iter().flatten().collect();
+    if named.len() != 1 {
+        let found = match named.is_empty() {
+            true => "none is set".to_string(),
+            false => format!("{} are set", named.join(" and ")),
+        };
+        p.push(
+            field,
+            format!("exactly one of path (a key file), pkcs11 or transit is required; {found}"),
+        );
+        return None;
+    }
+    let backend_kid = |p: &mut Problems, backend: &str| match &entry.kid {
+        Some(kid) if !kid.trim().is_empty() => Some(kid.clone()),
+        _ => {
+            p.push(
+                format!("{field}.kid"),
+                format!("is required for a {backend} key (its public half is read only when the key is connected)"),
+            );
+            None
+        }
+    };
+    if let Some(path) = &entry.path {
+        let path = base.join(path);
+        key_paths.push(path.clone());
+        return match SigningKey::load(&path, alg, entry.kid.clone()) {
+            Ok(key) => Some(KeySpec {
+                kid: key.kid().to_string(),
+                alg,
+                backend: BackendSpec::Memory(Arc::new(key)),
+            }),
+            Err(err) => {
+                p.push(format!("{field}.path"), err.to_string());
+                None
+            }
+        };
+    }
+    if let Some(raw) = &entry.pkcs11 {
+        let field = format!("{field}.pkcs11");
+        let pin = secret(
+            &field,
+            ("pin_file", &raw.pin_file),
+            ("pin_env", &raw.pin_env),
+            base,
+            p,
+        );
+        for (name, value) in [
+            ("token_label", &raw.token_label),
+            ("key_label", &raw.key_label),
+        ] {
+            if value.is_empty() {
+                p.push(format!("{field}.{name}"), "must not be empty");
+            }
+        }
+        if !matches!(
+            alg.family(),
+            crate::jose::alg::KeyFamily::Rsa | crate::jose::alg::KeyFamily::Ec(_)
+        ) {
+            p.push(
+                &field,
+                format!(
+                    "{} keys are not supported on PKCS#11 (RSA and EC are)",
+                    alg.name()
+                ),
+            );
+        }
+        let kid = backend_kid(p, "pkcs11")?;
+        return Some(KeySpec {
+            kid,
+            alg,
+            backend: BackendSpec::Pkcs11(Pkcs11Spec {
+                module: base.join(&raw.module),
+                token_label: raw.token_label.clone(),
+                key_label: raw.key_label.clone(),
+                pin: pin?,
+            }),
+        });
+    }
+    let raw = entry.transit.as_ref()?;
+    let field = format!("{field}.transit");
+    let token = secret(
+        &field,
+        ("token_file", &raw.token_file),
+        ("token_env", &raw.token_env),
+        base,
+        p,
+    );
+    if !(raw.address.starts_with("http://") || raw.address.starts_with("https://")) {
+        p.push(
+            format!("{field}.address"),
+            "must be an http:// or https:// URL",
+        );
+    }
+    let timeout = p.duration(&format!("{field}.timeout"), &raw.timeout, TRANSIT_TIMEOUT);
+    let kid = backend_kid(p, "transit")?;
+    Some(KeySpec {
+        kid,
+        alg,
+        backend: BackendSpec::Transit(TransitSpec {
+            address: raw.address.trim_end_matches('/').to_string(),
+            mount: raw.mount.clone().unwrap_or_else(|| "transit".into()),
+            key: raw.key.clone(),
+            token: token?,
+            ca_file: raw.ca_file.as_ref().map(|path| base.join(path)),
+            key_version: raw.key_version,
+            timeout,
+        }),
+    })
+}
+
+/// Exactly one of a `*_file` and a `*_env` field.
+fn secret(
+    field: &str,
+    (file_name, file): (&str, &Option<String>),
+    (env_name, env): (&str, &Option<String>),
+    base: &Path,
+    p: &mut Problems,
+) -> Option<SecretSource> {
+    match (file, env) {
+        (Some(path), None) => Some(SecretSource::File(base.join(path))),
+        (None, Some(name)) => Some(SecretSource::Env(name.clone())),
+        _ => {
+            p.push(
+                field,
+                format!("exactly one of {file_name} or {env_name} is required"),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, parse_config};
+    use crate::keys::signer::{BackendSpec, SecretSource};
+
+    /// A config whose one `[[signing.keys]]` entry is `key`, in a temp dir holding `k.pem`.
+    fn load(key: &str) -> Result<Config, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let der = crate::keys::SigningKey::generate_pkcs8(crate::jose::alg::Alg::ES256).unwrap();
+        let pem = crate::keys::pem::encode(&der, "PRIVATE KEY");
+        std::fs::write(dir.path().join("k.pem"), pem).unwrap();
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[idp]\nissuer = \"https://idp.test/\"\n\
+             [signing]\nissuer = \"https://r.test/\"\n[[signing.keys]]\nalg = \"ES256\"\n{key}\n"
+        );
+        match parse_config(&text, dir.path()) {
+            Ok(config) => Ok(config),
+            Err(ConfigError::Invalid { problems, .. }) => Err(problems),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    const PKCS11: &str = "pkcs11 = { module = \"/usr/lib/softhsm/libsofthsm2.so\", \
+                          token_label = \"t\", key_label = \"k\", pin_file = \"pin\" }";
+
+    #[test]
+    fn exactly_one_backend_is_named() {
+        for (name, key, expected) in [
+            ("none", "kid = \"a\"", "none is set"),
+            (
+                "two",
+                &format!("path = \"k.pem\"\n{PKCS11}"),
+                "path and pkcs11 are set",
+            ),
+        ] {
+            let problems = load(key).unwrap_err();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("signing.keys[0]: exactly one of path")
+                        && p.ends_with(expected)),
+                "{name}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_backend_key_is_a_spec_with_a_required_kid_and_one_secret_source() {
+        let problems = load(PKCS11).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("signing.keys[0].kid: is required for a pkcs11 key")),
+            "{problems:?}"
+        );
+        let both = PKCS11.replace(
+            "pin_file = \"pin\"",
+            "pin_file = \"pin\", pin_env = \"PIN\"",
+        );
+        let problems = load(&format!("kid = \"h\"\n{both}")).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p
+                    == "signing.keys[0].pkcs11: exactly one of pin_file or pin_env is required"),
+            "{problems:?}"
+        );
+
+        let config = load(&format!("kid = \"h\"\n{PKCS11}")).unwrap();
+        assert!(!config.signing.is_connected(), "validation opens nothing");
+        assert!(config.signing.active().is_none());
+        let BackendSpec::Pkcs11(spec) = &config.signing.specs[0].backend else {
+            panic!("not a pkcs11 spec")
+        };
+        assert_eq!(spec.token_label, "t");
+        assert!(matches!(&spec.pin, SecretSource::File(path) if path.ends_with("pin")));
+
+        let transit = "kid = \"t\"\ntransit = { address = \"http://127.0.0.1:8200/\", key = \"r\", token_env = \"T\" }";
+        let config = load(transit).unwrap();
+        let BackendSpec::Transit(spec) = &config.signing.specs[0].backend else {
+            panic!("not a transit spec")
+        };
+        assert_eq!(
+            (spec.address.as_str(), spec.mount.as_str()),
+            ("http://127.0.0.1:8200", "transit")
+        );
+        assert_eq!(spec.timeout, super::TRANSIT_TIMEOUT);
+    }
+
+    #[test]
+    fn a_memory_only_config_is_connected_by_validation() {
+        let config = load("path = \"k.pem\"").unwrap();
+        assert!(config.signing.is_connected());
+        assert_eq!(config.signing.active().unwrap().backend(), "memory");
+    }
 }

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::jose::alg::Alg;
-use crate::keys::signing::SigningKey;
+use crate::keys::signer::SigningKey;
 
 /// DER tags and OID content octets for hand-built certificates.
 mod der {

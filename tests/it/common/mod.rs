@@ -273,7 +273,7 @@ pub struct TestProxy {
 impl TestProxy {
     /// The kid of the active signing key of the running config.
     pub fn active_kid(&self) -> String {
-        self.running.state.config().signing.active.kid().to_string()
+        self.running.state.config().signing.active_kid.clone()
     }
 
     /// The public JWK of the active signing key of the running config.
@@ -282,7 +282,8 @@ impl TestProxy {
             .state
             .config()
             .signing
-            .active
+            .active()
+            .expect("the active key is connected")
             .public_jwk()
             .to_json()
     }
@@ -379,16 +380,14 @@ impl TestProxy {
         };
         std::fs::write(&self.config_path, text).expect("write config");
         let config = resigner::load_config(&self.config_path).expect("reloaded config is valid");
-        let kid = config.signing.active.kid().to_string();
-        let old = self
-            .running
-            .state
-            .config()
+        let kid = config.signing.active_kid.clone();
+        let old = self.active_jwk();
+        let new = config
             .signing
-            .active
+            .active()
+            .expect("the active key is connected")
             .public_jwk()
             .to_json();
-        let new = config.signing.active.public_jwk().to_json();
         let reply = self
             .put_keys(&serde_json::json!({ "keys": [old, new] }))
             .await;

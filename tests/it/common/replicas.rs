@@ -118,7 +118,14 @@ impl Cluster {
     /// The public JWK of the signing key every replica shares.
     pub fn signing_jwk(&self) -> Value {
         let config = resigner::load_config(&self.replicas[0].config).expect("the config loads");
-        Value::Object(config.signing.active.public_jwk().to_json())
+        Value::Object(
+            config
+                .signing
+                .active()
+                .expect("the active key is connected")
+                .public_jwk()
+                .to_json(),
+        )
     }
 
     /// The status of a re-signed request through replica `i`.

@@ -53,7 +53,8 @@ impl ServeChild {
         let jwk = resigner::load_config(&self.config)
             .expect("the config loads")
             .signing
-            .active
+            .active()
+            .expect("the active key is connected")
             .public_jwk()
             .to_json();
         let put = super::send(
