@@ -11,7 +11,6 @@
 
 mod labels;
 mod register;
-mod signer;
 mod store;
 
 use std::collections::HashMap;
@@ -30,7 +29,6 @@ use crate::jose::alg::Alg;
 use labels::{AlgLabel, KeyLabels, KidLabel, Reason, RequestLabels, SignerErrorLabels};
 
 pub use prometheus_client::metrics::counter::Counter;
-pub use signer::SignerObserver;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -130,7 +128,6 @@ pub struct Metrics {
     cache_entries: Gauge,
     cache_weighted_bytes: Gauge,
     store: store::StoreMetrics,
-    signer: signer::SignerMetrics,
 }
 
 impl Default for Metrics {
@@ -228,11 +225,6 @@ impl Metrics {
             series.seconds.observe(seconds);
             signers.push(series);
         }
-    }
-
-    /// The series a signer backend (`memory`, `pkcs11`, `transit`) records into.
-    pub fn signer(&self, backend: &'static str) -> SignerObserver {
-        self.signer.observer(backend)
     }
 
     /// A response from an upstream arrived after `elapsed`.

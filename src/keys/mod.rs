@@ -1,16 +1,14 @@
 //! Key material: public JWKs (parsing, thumbprints, rendering), the signer abstraction and its
-//! backends (`signer`: in-memory, PKCS#11), PEM files, and the published key set.
+//! backends (`signer`: in-memory, PKCS#11, Vault/OpenBao Transit), PEM files, and the published key set.
 
 pub mod digest;
 pub mod import;
 pub mod jwk;
 pub mod key_set;
-pub mod observe;
 pub mod pem;
 pub mod signer;
 pub mod signing_pool;
 pub mod store;
-pub mod transit;
 pub mod x509;
 
 pub use jwk::{KeyMaterial, PublicJwk, VerifyKey};

@@ -2,7 +2,7 @@
 //! imports a JWK that carries `x5c`, RFC 7517 §4.7 requires the key in the first (leaf)
 //! certificate to match the JWK's own key members, and a key that fails that must be refused.
 //! The same SubjectPublicKeyInfo reading serves a bare `PUBLIC KEY` (a KMS-held key's public
-//! half, see [`crate::keys::transit`]).
+//! half, see [`crate::keys::signer::transit`]).
 //!
 //! The certificate is parsed by `x509-parser` (maintained, fuzzed in OSS-Fuzz; DER only, every
 //! length bounded by the input), and this module keeps only what is ours: turning its

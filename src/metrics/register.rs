@@ -153,7 +153,6 @@ impl Metrics {
             Gauge::default(),
         );
         let store = super::store::StoreMetrics::register(&mut registry);
-        let signer = super::signer::SignerMetrics::register(&mut registry);
         let member = |family: &Family<ResultLabel, Counter>, result| {
             family.get_or_create_owned(&ResultLabel { result })
         };
@@ -193,7 +192,6 @@ impl Metrics {
             cache_entries,
             cache_weighted_bytes,
             store,
-            signer,
             registry,
         }
     }

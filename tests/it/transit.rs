@@ -4,16 +4,16 @@
 //! then fast (circuit), and signing recovers when it answers again; a KMS whose key material
 //! changed under the same name never yields a signature; refusals are told apart by kind.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Method;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use resigner::jose::alg::Alg;
-use resigner::keys::transit::circuit::{CircuitSettings, CircuitState};
-use resigner::keys::transit::wire::WireError;
-use resigner::keys::transit::{TransitError, TransitKey, TransitSettings, TransitToken};
-use resigner::metrics::SignerObserver;
+use resigner::keys::SigningKey;
+use resigner::keys::signer::transit::circuit::CircuitSettings;
+use resigner::keys::signer::transit::wire::WireError;
+use resigner::keys::signer::transit::{TransitError, TransitKey, TransitSettings, TransitToken};
+use resigner::keys::signer::{Backend, SignerError};
 use serde_json::Value;
 
 use crate::common::openbao::TestOpenBao;
@@ -34,30 +34,19 @@ fn settings(bao: &TestOpenBao, key: &str) -> TransitSettings {
     }
 }
 
-async fn connect(settings: TransitSettings, alg: Alg) -> Result<TransitKey, TransitError> {
-    TransitKey::connect(
-        settings,
-        alg,
-        None,
-        Arc::new(SignerObserver::detached("transit")),
-    )
-    .await
+/// The key as the proxy holds it: a [`SigningKey`] over the Transit backend, kid `t-1`.
+async fn connect(settings: TransitSettings, alg: Alg) -> Result<SigningKey, TransitError> {
+    let (key, material) = TransitKey::connect(settings, alg).await?;
+    let backend = Backend::Transit(Box::new(key));
+    Ok(SigningKey::new(Some("t-1".into()), alg, material, backend))
 }
 
-/// A server with ES256 key `k`, connected, and the observer its signatures report to.
-async fn es256_key() -> (TestOpenBao, TransitKey, SignerObserver) {
+/// A server with ES256 key `k`, connected.
+async fn es256_key() -> (TestOpenBao, SigningKey) {
     let bao = TestOpenBao::start().await;
     bao.create_key("k", "ecdsa-p256").await;
-    let observer = SignerObserver::detached("transit");
-    let key = TransitKey::connect(
-        settings(&bao, "k"),
-        Alg::ES256,
-        None,
-        Arc::new(observer.clone()),
-    )
-    .await
-    .unwrap();
-    (bao, key, observer)
+    let key = connect(settings(&bao, "k"), Alg::ES256).await.unwrap();
+    (bao, key)
 }
 
 /// OpenBao's PEM public key of `version` of `key`.
@@ -72,7 +61,7 @@ async fn openbao_pem(bao: &TestOpenBao, key: &str, version: u32) -> String {
 }
 
 /// Verifies `token` with our published JWK and with OpenBao's PEM; returns the claims.
-fn verify(token: &str, key: &TransitKey, pem: &str, alg: Algorithm) -> Value {
+fn verify(token: &str, key: &SigningKey, pem: &str, alg: Algorithm) -> Value {
     let jwk: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(Value::Object(key.public_jwk().to_json())).expect("our JWK");
     let mut validation = Validation::new(alg);
@@ -92,7 +81,7 @@ fn verify(token: &str, key: &TransitKey, pem: &str, alg: Algorithm) -> Value {
     claims
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_with_every_supported_key_type() {
     let bao = TestOpenBao::start().await;
     bao.create_key("ec256", "ecdsa-p256").await;
@@ -105,39 +94,38 @@ async fn signs_with_every_supported_key_type() {
         ("rsa", Alg::PS256, Algorithm::PS256),
     ] {
         let key = connect(settings(&bao, name), alg).await.expect("connect");
-        assert_eq!(key.version(), 1);
-        assert_eq!(key.kid(), key.public_jwk().material.thumbprint());
+        assert_eq!((key.backend(), key.key_version()), ("transit", Some(1)));
         let token = key
-            .sign_compact(br#"{"sub":"user-42","n":1}"#)
+            .sign_compact_async(br#"{"sub":"user-42","n":1}"#)
             .await
             .unwrap_or_else(|e| panic!("{alg}: {e}"));
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, jwt_alg);
-        assert_eq!(header.kid.as_deref(), Some(key.kid()));
+        assert_eq!(header.kid.as_deref(), Some("t-1"));
         let claims = verify(&token, &key, &openbao_pem(&bao, name, 1).await, jwt_alg);
         assert_eq!(claims["sub"], "user-42", "{alg}");
+        // The blocking form (CLI commands) signs through the same backend.
+        let blocking = tokio::task::block_in_place(|| key.sign_compact(b"{}")).unwrap();
+        verify(&blocking, &key, &openbao_pem(&bao, name, 1).await, jwt_alg);
     }
 }
 
 #[tokio::test]
 async fn a_version_rotated_in_inside_openbao_is_not_used() {
-    let bao = TestOpenBao::start().await;
-    bao.create_key("k", "ecdsa-p256").await;
-    let key = connect(settings(&bao, "k"), Alg::ES256).await.unwrap();
+    let (bao, key) = es256_key().await;
     assert_eq!(bao.rotate("k").await, 2);
-    let token = key.sign_compact(br#"{"sub":"a"}"#).await.unwrap();
-    let pem_v1 = openbao_pem(&bao, "k", 1).await;
-    verify(&token, &key, &pem_v1, Algorithm::ES256);
-    assert_eq!(key.health().version, 1);
-    // Reading the key again shows the new version without switching to it.
-    let info = key.read_key(None).await.unwrap();
-    assert_eq!((info.latest, info.version), (2, 2));
-    assert_ne!(info.material, key.public_jwk().material);
-    // A fresh connection without a pin takes the newest (a different JWK, so a different
-    // kid); with a pin, the pinned one.
+    let token = key.sign_compact_async(br#"{"sub":"a"}"#).await.unwrap();
+    verify(
+        &token,
+        &key,
+        &openbao_pem(&bao, "k", 1).await,
+        Algorithm::ES256,
+    );
+    assert_eq!(key.key_version(), Some(1));
+    // A new connection without a pin takes the newest (another JWK); with a pin, the pinned.
     let newest = connect(settings(&bao, "k"), Alg::ES256).await.unwrap();
-    assert_eq!(newest.version(), 2);
-    assert_ne!(newest.kid(), key.kid());
+    assert_eq!(newest.key_version(), Some(2));
+    assert_ne!(newest.public_jwk(), key.public_jwk());
     let mut pinned = settings(&bao, "k");
     pinned.key_version = Some(1);
     let pinned = connect(pinned, Alg::ES256).await.unwrap();
@@ -150,17 +138,17 @@ async fn a_version_rotated_in_inside_openbao_is_not_used() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_kms_fails_within_the_timeout_then_fast_and_recovers() {
-    let (bao, key, observer) = es256_key().await;
-    key.sign_compact(b"{}").await.expect("signs while up");
+    let (bao, key) = es256_key().await;
+    key.sign_compact_async(b"{}").await.expect("signs while up");
     bao.pause();
     for attempt in 0..3 {
         let started = Instant::now();
-        let result = key.sign_compact(b"{}").await;
+        let result = key.sign_compact_async(b"{}").await;
         let took = started.elapsed();
         assert!(
-            matches!(result, Err(TransitError::Timeout(_))),
+            matches!(&result, Err(SignerError::Timeout(text)) if text.contains("transit (timeout)")),
             "attempt {attempt}: {result:?}"
         );
         assert!(
@@ -168,21 +156,22 @@ async fn a_hung_kms_fails_within_the_timeout_then_fast_and_recovers() {
             "attempt {attempt} took {took:?} for a timeout of 800ms"
         );
     }
-    assert_eq!(observer.failures("timeout"), 3);
-    assert_eq!(key.health().circuit, CircuitState::Open);
-    assert!(key.health().last_error.unwrap().contains("did not answer"));
-    let started = Instant::now();
-    let result = key.sign_compact(b"{}").await;
+    let health = key.health().expect("unhealthy");
     assert!(
-        matches!(result, Err(TransitError::CircuitOpen)),
+        health.starts_with("circuit open: the KMS did not answer"),
+        "{health}"
+    );
+    let started = Instant::now();
+    let result = key.sign_compact_async(b"{}").await;
+    assert!(
+        matches!(&result, Err(SignerError::Unavailable(text)) if text.contains("circuit_open")),
         "{result:?}"
     );
     assert!(started.elapsed() < Duration::from_millis(50), "fails fast");
-    assert_eq!(observer.failures("circuit_open"), 1);
     bao.resume();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let token = key
-        .sign_compact(br#"{"sub":"back"}"#)
+        .sign_compact_async(br#"{"sub":"back"}"#)
         .await
         .expect("recovers");
     verify(
@@ -191,54 +180,53 @@ async fn a_hung_kms_fails_within_the_timeout_then_fast_and_recovers() {
         &openbao_pem(&bao, "k", 1).await,
         Algorithm::ES256,
     );
-    let health = key.health();
-    assert_eq!(
-        (health.circuit, health.last_error),
-        (CircuitState::Closed, None)
-    );
+    assert_eq!(key.health(), None);
 }
 
 #[tokio::test]
 async fn a_kms_that_lost_its_key_never_yields_a_signature() {
-    let (bao, key, observer) = es256_key().await;
+    let (bao, key) = es256_key().await;
     // A new dev server on the same address: the key is gone; OpenBao refuses (400).
     bao.restart().await;
     let reply = bao.api(Method::GET, "transit/keys/k", None).await;
     assert_eq!(reply.status, 404, "dev mode keeps no keys");
-    match key.sign_compact(b"{}").await {
-        Err(TransitError::Status { status, errors }) => {
-            assert_eq!(
-                (status.as_u16(), errors.as_str()),
-                (400, "signing key not found")
+    match key.sign_compact_async(b"{}").await {
+        Err(SignerError::Refused(text)) => {
+            assert!(
+                text.contains("400 Bad Request: signing key not found"),
+                "{text}"
             )
         }
         other => panic!("a key gone from the KMS: {other:?}"),
     }
     // The same name, new material at the same version: OpenBao signs, the check refuses.
     bao.create_key("k", "ecdsa-p256").await;
-    match key.sign_compact(b"{}").await {
-        Err(TransitError::Mismatch(1)) => {}
+    match key.sign_compact_async(b"{}").await {
+        Err(SignerError::Refused(text)) => assert!(text.contains("(mismatch)"), "{text}"),
         other => panic!("a signature by other key material: {other:?}"),
     }
-    assert_eq!(observer.failures("mismatch"), 1);
-    assert_eq!(
-        key.health().circuit,
-        CircuitState::Closed,
-        "answers are not outages"
+    let health = key.health().expect("the last error is shown");
+    assert!(
+        health.starts_with("the KMS signature does not verify"),
+        "answers are not outages: {health}"
     );
 }
 
 #[tokio::test]
-async fn an_unreachable_kms_is_retried_and_reported_as_connect() {
+async fn an_unreachable_kms_is_retried_and_reported_as_unavailable() {
     let bao = TestOpenBao::start().await;
     bao.create_key("k", "rsa-2048").await;
     let key = connect(settings(&bao, "k"), Alg::RS256).await.unwrap();
+    let token = bao.token.clone();
     drop(bao);
     let started = Instant::now();
-    match key.sign_compact(b"{}").await {
-        Err(err @ TransitError::Connect { .. }) => {
-            assert_eq!(err.kind(), "connect");
-            assert!(!err.to_string().contains("Vault-Token"), "{err}");
+    match key.sign_compact_async(b"{}").await {
+        Err(SignerError::Unavailable(text)) => {
+            assert!(
+                text.starts_with("transit (connect): cannot reach the KMS"),
+                "{text}"
+            );
+            assert!(!text.contains(&token), "{text}");
         }
         other => panic!("a stopped KMS: {other:?}"),
     }
@@ -279,7 +267,6 @@ async fn refusals_are_told_apart() {
             Ok(key) => panic!("{name}: connected {key:?}"),
         }
     }
-    // The token reaches OpenBao only as a header and is never printed.
     let key = connect(settings(&bao, "rsa"), Alg::RS256).await.unwrap();
     assert!(!format!("{key:?}").contains(&bao.token));
 }

@@ -1,42 +1,39 @@
-//! A signing key held by Vault or OpenBao Transit: resigner never sees the private half. At
-//! connect the public key of the pinned version (default: the newest at that moment) is read
-//! with `GET /v1/{mount}/keys/{key}` and becomes the JWK to publish; every signature is a
-//! `POST /v1/{mount}/sign/{key}` for that version only, so a version rotated in inside the
-//! KMS is never used until its public half is read (and published) again. Each signature is
-//! checked against the pinned public key before use.
+//! The Vault / OpenBao Transit backend (`transit = { ... }`): resigner never sees the private
+//! half. At connect the public key of the pinned version (default: the newest at that moment)
+//! is read with `GET /v1/{mount}/keys/{key}` and becomes the key's JWK; every signature is a
+//! `POST /v1/{mount}/sign/{key}` for that version only, so a version rotated in inside the KMS
+//! is never used until a reload reads it (and the signing guard then holds it back until its
+//! public half is published). Each signature is checked against the pinned public key before
+//! use, so key material replaced under the same name and version is never used either.
 //!
 //! Calls go through the crate's outbound client ([`crate::http::client::kms_client`]), each
 //! signature bounded by `timeout` (retries included). Connection failures and 5xx answers are
 //! retried a few times within it (signing has no side effect); a [`circuit::Circuit`] fails
 //! fast while the KMS is down. The token is sent as a sensitive header and never printed:
-//! [`TransitToken`]'s `Debug` shows no secret.
+//! [`TransitToken`]'s `Debug` shows no secret. [`connect`] is the blocking entry the
+//! spec-to-signer step uses (start, reload, CLI); the proxy awaits [`TransitKey::sign`].
 //!
 //! May use: [`crate::http::client`], [`crate::http::tls`], [`crate::keys::jwk`],
-//! [`crate::jose`], [`crate::keys::observe`].
+//! [`crate::jose`], [`super`] (the spec and error types).
 
 pub mod circuit;
 pub mod wire;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use aws_lc_rs::signature::ParsedPublicKey;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use serde_json::json;
 
+use super::{SignerError, TransitSpec};
 use crate::http::client::{KmsClient, error_chain, kms_client};
 use crate::http::tls::ClientTls;
 use crate::jose::alg::Alg;
-use crate::jose::b64;
-use crate::keys::jwk::PublicJwk;
-use crate::keys::observe::SignObserver;
+use crate::keys::jwk::KeyMaterial;
 use circuit::{Circuit, CircuitSettings, CircuitState};
-use wire::{KeyInfo, WireError};
-
-/// The `backend` label of this module's metrics.
-pub const BACKEND: &str = "transit";
+use wire::WireError;
 /// Attempts per call when the KMS cannot be reached or answers 5xx.
 const ATTEMPTS: u32 = 3;
 /// Pause before the first retry; doubled before each further one.
@@ -110,6 +107,8 @@ pub enum TransitError {
     Address(String),
     #[error("transit mount or key name {0:?} is not a plain path segment")]
     Name(String),
+    #[error("transit key_version {0} is out of range")]
+    Version(u64),
     #[error("transit token: {0}")]
     Token(String),
     #[error("cannot reach the KMS at {address}: {reason}")]
@@ -135,7 +134,10 @@ impl TransitError {
     /// `not_found`, `invalid`, `mismatch`, `circuit_open`.
     pub fn kind(&self) -> &'static str {
         match self {
-            TransitError::Address(_) | TransitError::Name(_) | TransitError::Token(_) => "config",
+            TransitError::Address(_)
+            | TransitError::Name(_)
+            | TransitError::Version(_)
+            | TransitError::Token(_) => "config",
             TransitError::Connect { .. } => "connect",
             TransitError::Timeout(_) => "timeout",
             TransitError::Status { .. } => "status",
@@ -162,6 +164,91 @@ impl TransitError {
     }
 }
 
+/// The abstraction's kinds: the KMS down or failing fast is `Unavailable`, no answer in
+/// time `Timeout`, a refusal (token, missing key, other key material) `Refused` — all 503;
+/// a malformed answer or a bad setting `Failed`.
+impl From<TransitError> for SignerError {
+    fn from(err: TransitError) -> Self {
+        let text = format!("transit ({}): {err}", err.kind());
+        match err {
+            TransitError::Connect { .. } | TransitError::CircuitOpen => {
+                SignerError::Unavailable(text)
+            }
+            TransitError::Status { status, .. } if status.is_server_error() => {
+                SignerError::Unavailable(text)
+            }
+            TransitError::Timeout(_) => SignerError::Timeout(text),
+            TransitError::Status { .. }
+            | TransitError::Denied { .. }
+            | TransitError::NotFound(_)
+            | TransitError::Mismatch(_) => SignerError::Refused(text),
+            TransitError::Address(_)
+            | TransitError::Name(_)
+            | TransitError::Version(_)
+            | TransitError::Token(_)
+            | TransitError::Invalid(_) => SignerError::Failed(text),
+        }
+    }
+}
+
+impl TransitSettings {
+    /// The settings a validated spec describes: the token read from its file or variable,
+    /// the CA file loaded; the circuit opens after 3 failures for 5 s.
+    pub fn from_spec(spec: &TransitSpec) -> Result<Self, TransitError> {
+        let token = TransitToken::new(&spec.token.read().map_err(TransitError::Token)?)?;
+        let tls = spec
+            .ca_file
+            .as_deref()
+            .map(|path| ClientTls::load(Some(path), None))
+            .transpose()
+            .map_err(|e| TransitError::Address(format!("{} (ca_file: {e})", spec.address)))?;
+        let key_version = spec
+            .key_version
+            .map(|v| u32::try_from(v).map_err(|_| TransitError::Version(v)))
+            .transpose()?;
+        Ok(TransitSettings {
+            address: spec.address.clone(),
+            mount: spec.mount.clone(),
+            key: spec.key.clone(),
+            token,
+            tls,
+            timeout: spec.timeout,
+            key_version,
+            circuit: CircuitSettings::default(),
+        })
+    }
+}
+
+/// Connects `spec` for `alg`, blocking the caller (at most `timeout`): the key and the public
+/// half of its pinned version. Runs on a thread of its own, so it works inside and outside a
+/// runtime.
+pub fn connect(spec: &TransitSpec, alg: Alg) -> Result<(TransitKey, KeyMaterial), SignerError> {
+    let settings = TransitSettings::from_spec(spec)?;
+    let (mut key, material) = blocking(TransitKey::connect(settings, alg))??;
+    // The pooled connection belongs to the finished runtime: start the pool afresh.
+    key.endpoint.renew_pool();
+    tracing::info!(address = %key.endpoint.address, key = %spec.key, version = key.version, latest = key.latest_at_connect, alg = alg.name(), "transit key connected");
+    Ok((key, material))
+}
+
+/// Runs `future` to completion on a current-thread runtime on a new thread.
+fn blocking<T: Send>(
+    future: impl std::future::Future<Output = T> + Send,
+) -> Result<T, SignerError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|runtime| runtime.block_on(future))
+                    .map_err(|e| SignerError::Failed(format!("transit: no runtime: {e}")))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(SignerError::Failed("transit: the call panicked".into())))
+    })
+}
+
 /// A key's backend health, for `/admin/status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitHealth {
@@ -181,28 +268,24 @@ struct Endpoint {
     sign_uri: Uri,
     token: TransitToken,
     timeout: Duration,
+    tls: Option<ClientTls>,
     client: KmsClient,
 }
 
-/// A connected Transit key, ready to sign JWTs.
+/// A connected Transit key: the endpoint, the pinned version and its public key.
 pub struct TransitKey {
-    kid: String,
     alg: Alg,
-    public: PublicJwk,
     parsed: ParsedPublicKey,
-    header_b64: String,
     version: u32,
     latest_at_connect: u32,
     endpoint: Endpoint,
     circuit: Circuit,
     last_error: Mutex<Option<String>>,
-    observer: Arc<dyn SignObserver>,
 }
 
 impl std::fmt::Debug for TransitKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransitKey")
-            .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("sign_uri", &self.endpoint.sign_uri)
             .field("version", &self.version)
@@ -212,29 +295,18 @@ impl std::fmt::Debug for TransitKey {
 
 impl TransitKey {
     /// Reads the key's public half (pinned version, default the newest) and checks its type
-    /// against `alg`; `kid` defaults to the RFC 7638 thumbprint.
+    /// against `alg`.
     pub async fn connect(
         settings: TransitSettings,
         alg: Alg,
-        kid: Option<String>,
-        observer: Arc<dyn SignObserver>,
-    ) -> Result<Self, TransitError> {
+    ) -> Result<(Self, KeyMaterial), TransitError> {
         let endpoint = Endpoint::new(&settings)?;
         let answer = endpoint.call(Method::GET, &endpoint.keys_uri, None).await?;
         let info = wire::key_info(&answer, alg, settings.key_version)?;
         let parsed = info.material.parse_for(alg).map_err(|e| {
             TransitError::Invalid(WireError::PublicKey(info.version, e.to_string()))
         })?;
-        let kid = kid.unwrap_or_else(|| info.material.thumbprint());
-        let header = json!({"alg": alg.name(), "kid": kid, "typ": "at+jwt"});
-        Ok(TransitKey {
-            header_b64: b64::encode(serde_json::to_vec(&header).unwrap_or_default()),
-            public: PublicJwk {
-                kid: kid.clone(),
-                alg: Some(alg),
-                material: info.material,
-            },
-            kid,
+        let key = TransitKey {
             alg,
             parsed,
             version: info.version,
@@ -242,24 +314,8 @@ impl TransitKey {
             endpoint,
             circuit: Circuit::new(settings.circuit),
             last_error: Mutex::new(None),
-            observer,
-        })
-    }
-
-    /// Reads the key again: its newest version and the public half of `version` (default:
-    /// the newest). Lets a reload learn of versions rotated in inside the KMS.
-    pub async fn read_key(&self, version: Option<u32>) -> Result<KeyInfo, TransitError> {
-        let endpoint = &self.endpoint;
-        let answer = endpoint.call(Method::GET, &endpoint.keys_uri, None).await?;
-        Ok(wire::key_info(&answer, self.alg, version)?)
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    pub fn alg(&self) -> Alg {
-        self.alg
+        };
+        Ok((key, info.material))
     }
 
     /// The version every signature uses.
@@ -267,12 +323,7 @@ impl TransitKey {
         self.version
     }
 
-    /// The public JWK to publish (the pinned version's).
-    pub fn public_jwk(&self) -> &PublicJwk {
-        &self.public
-    }
-
-    pub fn health(&self) -> TransitHealth {
+    pub fn status(&self) -> TransitHealth {
         TransitHealth {
             circuit: self.circuit.state(),
             version: self.version,
@@ -281,22 +332,23 @@ impl TransitKey {
         }
     }
 
-    /// Signs `payload` (JSON bytes) as a compact JWS with header `{alg, kid, typ: at+jwt}`.
-    pub async fn sign_compact(&self, payload: &[u8]) -> Result<String, TransitError> {
-        let mut out = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 700);
-        out.push_str(&self.header_b64);
-        out.push('.');
-        b64::encode_into(payload, &mut out);
-        let signature = self.sign_raw(out.as_bytes()).await?;
-        out.push('.');
-        b64::encode_into(signature, &mut out);
-        Ok(out)
+    /// `None` while the last call worked and the circuit is closed; else why not.
+    pub fn health(&self) -> Option<String> {
+        let status = self.status();
+        match (status.circuit, status.last_error) {
+            (CircuitState::Closed, None) => None,
+            (CircuitState::Closed, Some(error)) => Some(error),
+            (circuit, error) => Some(format!(
+                "circuit {}: {}",
+                circuit.name(),
+                error.unwrap_or_else(|| "the KMS is failing".into())
+            )),
+        }
     }
 
     /// The raw JWS signature of `message` by the pinned version, checked before it is
     /// returned. Fails fast while the circuit is open.
-    pub async fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, TransitError> {
-        let started = Instant::now();
+    pub async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, TransitError> {
         let result = if self.circuit.admit() {
             let result = self.sign_checked(message).await;
             let available = match &result {
@@ -310,22 +362,23 @@ impl TransitKey {
         };
         match &result {
             Ok(_) => {
-                self.observer.signed(started.elapsed());
                 if let Ok(mut last) = self.last_error.lock() {
                     *last = None;
                 }
             }
+            Err(TransitError::CircuitOpen) => {}
             Err(err) => {
-                self.observer.failed(err.kind());
-                if !matches!(err, TransitError::CircuitOpen) {
-                    tracing::warn!(kid = %self.kid, error = %err, "transit signature failed");
-                    if let Ok(mut last) = self.last_error.lock() {
-                        *last = Some(err.to_string());
-                    }
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(err.to_string());
                 }
             }
         }
         result
+    }
+
+    /// [`TransitKey::sign`] for callers without a runtime (CLI commands).
+    pub fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        Ok(blocking(self.sign(message))??)
     }
 
     async fn sign_checked(&self, message: &[u8]) -> Result<Vec<u8>, TransitError> {
@@ -358,8 +411,14 @@ impl Endpoint {
             token: settings.token.clone(),
             timeout: settings.timeout,
             client: kms_client(settings.timeout, settings.tls.as_ref()),
+            tls: settings.tls.clone(),
             address,
         })
+    }
+
+    /// A new, empty connection pool (after a call on a runtime that has since ended).
+    fn renew_pool(&mut self) {
+        self.client = kms_client(self.timeout, self.tls.as_ref());
     }
 
     /// One API call within `timeout`, retried on connection failures and 5xx.
