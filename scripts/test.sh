@@ -20,6 +20,12 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || ! id postgres
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# SoftHSM2 for tests/it/pkcs11.rs: each test initialises its own token in a temp dir
+# (SOFTHSM2_CONF) and the proxy signs through /usr/lib/softhsm/libsofthsm2.so.
+if ! command -v softhsm2-util >/dev/null || [ ! -f /usr/lib/softhsm/libsofthsm2.so ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null
+fi
+
 if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3'
 fi

@@ -42,7 +42,12 @@ fn run(command: Command) -> anyhow::Result<()> {
 
 fn keys(command: KeysCommand) -> Result<(), cli::CliError> {
     match command {
-        KeysCommand::Generate { alg, out, kid } => cli::keys::generate(&alg, &out, kid),
+        KeysCommand::Generate {
+            alg,
+            out,
+            pkcs11,
+            kid,
+        } => cli::keys::generate(&alg, out.as_deref(), pkcs11.as_deref(), kid),
         KeysCommand::Jwks { keys } => cli::keys::jwks(&keys),
         KeysCommand::Import {
             admin,

@@ -17,6 +17,7 @@ pub mod admin_client;
 pub mod configured;
 pub mod files;
 pub mod generate;
+pub mod pkcs11;
 
 pub use crate::app::hints::TOKEN_ENV;
 pub use admin_client::{AdminClient, KEYS_PATH, StoredKeys};
@@ -124,6 +125,9 @@ pub fn delete(admin: AdminArgs, if_match: Option<&str>) -> Result<(), CliError> 
 /// The public JWKS `keys jwks` and `keys import` publish: of the config's keys with
 /// `--config`, else of the files as given.
 fn jwks_of(keys: &KeyFiles) -> Result<Value, CliError> {
+    if let Some(spec) = &keys.pkcs11 {
+        return pkcs11::jwks(spec, keys.alg, keys.kid.clone());
+    }
     if let Some(path) = &keys.config {
         let config = crate::cli::error::load_connected(path)?;
         return Ok(configured::configured_jwks(&config.signing, &keys.files)?);

@@ -103,12 +103,16 @@ pub enum StoreCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate a signing key: writes OUT.pem (PKCS#8, mode 0600) and OUT.jwk.json (public).
+    /// Generate a signing key: writes OUT.pem (PKCS#8, mode 0600) and OUT.jwk.json (public);
+    /// with --pkcs11, generates the pair on the token instead and prints its public JWK.
     Generate {
         #[arg(long, default_value = "ES256")]
         alg: String,
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "pkcs11")]
+        out: Option<PathBuf>,
+        /// Generate on a PKCS#11 token (private half sensitive, never extractable).
+        #[arg(long, value_name = PKCS11_SPEC, conflicts_with = "out")]
+        pkcs11: Option<String>,
         /// kid (default: the RFC 7638 thumbprint)
         #[arg(long)]
         kid: Option<String>,
@@ -157,7 +161,7 @@ pub enum KeysCommand {
 pub struct KeyFiles {
     /// Public JWK files (`*.jwk.json`; a JWKS {"keys": [...]} works too) or PKCS#8 PEM
     /// private keys ("-----BEGIN PRIVATE KEY-----"), whose algorithm is inferred (RSA: RS256).
-    #[arg(required_unless_present = "config", value_name = "FILE")]
+    #[arg(required_unless_present_any = ["config", "pkcs11"], value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// A resigner config: publish its [[signing.keys]] under their configured kid and alg,
     /// as `serve` signs with them. Without FILE: every configured key; with FILE: a file
@@ -172,7 +176,14 @@ pub struct KeyFiles {
     /// thumbprint; a key listed in the config with its own kid needs --config instead).
     #[arg(long, conflicts_with = "config")]
     pub kid: Option<String>,
+    /// The key pair on a PKCS#11 token, read from it (needs --alg): the fields of a
+    /// `pkcs11 = {...}` signing key.
+    #[arg(long, value_name = PKCS11_SPEC, conflicts_with_all = ["config", "files"])]
+    pub pkcs11: Option<String>,
 }
+
+/// The value of `--pkcs11`.
+const PKCS11_SPEC: &str = "module=PATH,token_label=L,key_label=K,pin_file=PATH|pin_env=NAME";
 
 /// Where the management API is and how to authenticate to it.
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@ mod keys_config;
 mod limits;
 mod observability;
 mod pg_store;
+mod pkcs11;
 mod proxy;
 mod readme;
 mod rejections;

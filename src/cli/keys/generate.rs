@@ -29,8 +29,21 @@ pub enum GenerateError {
 }
 
 /// Generates an `alg` key and writes `out.pem` and `out.jwk.json`; prints what it wrote.
-pub fn generate(alg: &str, out: &Path, kid: Option<String>) -> Result<(), CliError> {
+/// With `pkcs11`, the key pair is made on that token instead (see [`super::pkcs11`]).
+pub fn generate(
+    alg: &str,
+    out: Option<&Path>,
+    pkcs11: Option<&str>,
+    kid: Option<String>,
+) -> Result<(), CliError> {
     let alg = Alg::parse(alg).ok_or_else(|| GenerateError::UnknownAlg(alg.to_string()))?;
+    let out = match (out, pkcs11) {
+        (_, Some(spec)) => return super::pkcs11::generate(spec, alg, kid),
+        (Some(out), None) => out,
+        (None, None) => {
+            return Err(GenerateError::Key("--out or --pkcs11 is required".into()).into());
+        }
+    };
     let der = SigningKey::generate_pkcs8(alg).map_err(GenerateError::from)?;
     let key = SigningKey::from_pkcs8(&der, alg, kid).map_err(GenerateError::Key)?;
     let pem_path = with_suffix(out, ".pem");

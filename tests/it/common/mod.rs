@@ -18,6 +18,7 @@ pub mod raw_client;
 pub mod raw_upstream;
 pub mod replicas;
 pub mod serve;
+pub mod softhsm;
 pub mod tls;
 pub mod upstream;
 
