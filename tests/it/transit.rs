@@ -3,6 +3,7 @@
 //! version rotated in inside OpenBao is not used; a hung KMS fails within the timeout and
 //! then fast (circuit), and signing recovers when it answers again; a KMS whose key material
 //! changed under the same name never yields a signature; refusals are told apart by kind.
+//! [`proxy`] runs the same through the whole proxy.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ use resigner::keys::signer::{Backend, SignerError};
 use serde_json::Value;
 
 use crate::common::openbao::TestOpenBao;
+
+mod proxy;
 
 fn settings(bao: &TestOpenBao, key: &str) -> TransitSettings {
     TransitSettings {

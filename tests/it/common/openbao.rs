@@ -4,6 +4,7 @@
 //! Transit engine mounted at `transit`. [`TestOpenBao::pause`]/[`TestOpenBao::resume`]
 //! (SIGSTOP/SIGCONT) make it hang and come back with its keys; [`TestOpenBao::restart`] is a
 //! new dev server on the same port and token, which has lost every key. Dropping it kills it.
+//! [`ProxyBuilder::transit_key`] makes a test proxy sign through one of its keys.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,8 +12,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http::Method;
+use resigner::jose::alg::Alg;
 use serde_json::{Value, json};
 
+use super::ProxyBuilder;
 use super::client::{Reply, send, try_send};
 
 pub struct TestOpenBao {
@@ -179,5 +182,31 @@ impl TestOpenBao {
 impl Drop for TestOpenBao {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+impl ProxyBuilder {
+    /// The signing key is Transit key `key` on `bao` (kid `kid`, `alg`) instead of a file;
+    /// `extra` adds members to the `transit` table (`timeout`, `key_version`).
+    pub fn transit_key(
+        mut self,
+        bao: &TestOpenBao,
+        key: &str,
+        alg: Alg,
+        kid: &str,
+        extra: Value,
+    ) -> Self {
+        let mut table = json!({
+            "address": bao.address(),
+            "key": key,
+            "token_file": bao.token_file().display().to_string(),
+        });
+        if let (Some(table), Value::Object(extra)) = (table.as_object_mut(), extra) {
+            table.extend(extra);
+        }
+        self.doc.remove("signing.keys.0", "path");
+        self.doc.set("signing.keys.0", "transit", table);
+        self.doc.set("signing.keys.0", "kid", kid);
+        self.signing_alg(alg)
     }
 }
