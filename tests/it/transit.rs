@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use resigner::http::tls::ClientTls;
 use resigner::jose::alg::Alg;
 use resigner::keys::SigningKey;
 use resigner::keys::signer::transit::circuit::CircuitSettings;
@@ -272,4 +273,24 @@ async fn refusals_are_told_apart() {
     }
     let key = connect(settings(&bao, "rsa"), Alg::RS256).await.unwrap();
     assert!(!format!("{key:?}").contains(&bao.token));
+}
+
+#[tokio::test]
+async fn an_https_kms_is_trusted_through_ca_file_only() {
+    let bao = TestOpenBao::start_tls().await;
+    bao.create_key("k", "ecdsa-p256").await;
+    match connect(settings(&bao, "k"), Alg::ES256).await {
+        Err(TransitError::Connect { reason, .. }) => {
+            assert!(reason.contains("UnknownIssuer"), "{reason}")
+        }
+        other => panic!("a server certificate from an unknown CA: {other:?}"),
+    }
+    let mut trusted = settings(&bao, "k");
+    trusted.tls = Some(ClientTls::load(Some(&bao.ca_file()), None).expect("the CA file loads"));
+    let key = connect(trusted, Alg::ES256)
+        .await
+        .expect("connects over https");
+    key.sign_compact_async(br#"{"sub":"tls"}"#)
+        .await
+        .expect("signs over https");
 }

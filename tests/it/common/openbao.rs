@@ -4,7 +4,10 @@
 //! Transit engine mounted at `transit`. [`TestOpenBao::pause`]/[`TestOpenBao::resume`]
 //! (SIGSTOP/SIGCONT) make it hang and come back with its keys; [`TestOpenBao::restart`] is a
 //! new dev server on the same port and token, which has lost every key. Dropping it kills it.
-//! [`ProxyBuilder::transit_key`] makes a test proxy sign through one of its keys.
+//! [`TestOpenBao::start_tls`] serves https with a CA of its own (`-dev-tls`); it is then
+//! driven with the `bao` CLI ([`TestOpenBao::create_key`] works in both modes, [`TestOpenBao::api`]
+//! only over http). [`ProxyBuilder::transit_key`] makes a test proxy sign through one of its
+//! keys.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,12 +26,23 @@ pub struct TestOpenBao {
     /// The root token (random per server).
     pub token: String,
     dir: tempfile::TempDir,
+    tls: bool,
     child: Mutex<Option<Child>>,
 }
 
 impl TestOpenBao {
     /// A running dev server with Transit mounted at `transit`.
     pub async fn start() -> TestOpenBao {
+        Self::start_with(false).await
+    }
+
+    /// Like [`TestOpenBao::start`], serving https with a certificate for `127.0.0.1` from a
+    /// CA of its own ([`TestOpenBao::ca_file`]).
+    pub async fn start_tls() -> TestOpenBao {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> TestOpenBao {
         let port = super::free_addr()
             .rsplit(':')
             .next()
@@ -43,15 +57,38 @@ impl TestOpenBao {
             port,
             token,
             dir,
+            tls,
             child: Mutex::new(None),
         };
         bao.launch().await;
         bao
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` from [`TestOpenBao::start_tls`]).
     pub fn address(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA that issued the https server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("certs/vault-ca.pem")
+    }
+
+    /// Runs the `bao` CLI against this server; true when it succeeded.
+    fn cli(&self, args: &[&str]) -> bool {
+        let mut command = Command::new("bao");
+        command
+            .args(args)
+            .env("HOME", self.dir.path().join("home"))
+            .env("BAO_ADDR", self.address())
+            .env("BAO_TOKEN", &self.token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.tls {
+            command.env("BAO_CACERT", self.ca_file());
+        }
+        command.status().is_ok_and(|s| s.success())
     }
 
     /// A file holding the root token (with a trailing newline, as operators write them).
@@ -74,6 +111,12 @@ impl TestOpenBao {
 
     /// Creates Transit key `name` of `key_type` (`ecdsa-p256`, `rsa-2048`, ...).
     pub async fn create_key(&self, name: &str, key_type: &str) {
+        if self.tls {
+            let path = format!("transit/keys/{name}");
+            let ok = self.cli(&["write", "-f", &path, &format!("type={key_type}")]);
+            assert!(ok, "create {name} with the bao CLI");
+            return;
+        }
         let reply = self
             .api(
                 Method::POST,
@@ -118,14 +161,21 @@ impl TestOpenBao {
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home).expect("home");
         let log = std::fs::File::create(self.dir.path().join("bao.log")).expect("log");
+        let mut args = vec![
+            "server".to_string(),
+            "-dev".into(),
+            format!("-dev-root-token-id={}", self.token),
+            format!("-dev-listen-address=127.0.0.1:{}", self.port),
+            "-dev-no-store-token".into(),
+        ];
+        if self.tls {
+            let certs = self.dir.path().join("certs");
+            std::fs::create_dir_all(&certs).expect("cert dir");
+            args.push("-dev-tls".into());
+            args.push(format!("-dev-tls-cert-dir={}", certs.display()));
+        }
         let child = Command::new("bao")
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={}", self.token),
-                &format!("-dev-listen-address=127.0.0.1:{}", self.port),
-                "-dev-no-store-token",
-            ])
+            .args(&args)
             .env("HOME", &home)
             .env_remove("BAO_ADDR")
             .env_remove("VAULT_ADDR")
@@ -140,9 +190,14 @@ impl TestOpenBao {
         let health = format!("{}/v1/sys/health", self.address());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(reply) = try_send(Method::GET, &health, &[], b"").await
-                && reply.status.is_success()
-            {
+            let up = if self.tls {
+                self.cli(&["status"])
+            } else {
+                try_send(Method::GET, &health, &[], b"")
+                    .await
+                    .is_ok_and(|reply| reply.status.is_success())
+            };
+            if up {
                 break;
             }
             assert!(
@@ -151,6 +206,10 @@ impl TestOpenBao {
                 std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if self.tls {
+            assert!(self.cli(&["secrets", "enable", "transit"]), "mount transit");
+            return;
         }
         let mount = self
             .api(
