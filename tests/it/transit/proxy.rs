@@ -4,6 +4,7 @@
 //! a version rotated in inside OpenBao is never used: pinned, the old version keeps signing
 //! across a reload; unpinned, the reload reads the new version, whose public half is not
 //! published, so the proxy answers 503 and `/readyz` names the key until it is published.
+//! The CLI (`keys jwks --config`, `token resign`) reads and signs through the same backend.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -205,4 +206,86 @@ async fn an_unpinned_key_rotated_inside_openbao_is_not_used_until_published() {
     let reply = get_bearer(&url, &fixture.token()).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     jose_verify(&fixture.proxy, fixture.upstream.last().bearer(), Alg::ES256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_jwks_and_token_resign_read_and_sign_through_openbao() {
+    let bao = TestOpenBao::start().await;
+    bao.create_key("k", "rsa-2048").await;
+    let builder = Fixture::builder()
+        .await
+        .with_proxy(|proxy| proxy.transit_key(&bao, "k", Alg::RS256, "transit-1", json!({})));
+    let dir = tempfile::tempdir().unwrap();
+    let config = builder.write_config(dir.path(), &free_addr(), &free_addr());
+    let resigner = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_resigner"))
+                .args(args)
+                .output()
+                .expect("resigner runs")
+        })
+        .await
+        .unwrap()
+    };
+    let config = config.display().to_string();
+    let jwks = resigner(vec![
+        "keys".into(),
+        "jwks".into(),
+        "--config".into(),
+        config.clone(),
+    ])
+    .await;
+    assert!(
+        jwks.status.success(),
+        "{}",
+        String::from_utf8_lossy(&jwks.stderr)
+    );
+    let jwks: Value = serde_json::from_slice(&jwks.stdout).unwrap();
+    let jwk = &jwks["keys"][0];
+    assert_eq!(
+        (&jwk["kid"], &jwk["kty"]),
+        (&json!("transit-1"), &json!("RSA"))
+    );
+    // `token resign` signs through OpenBao: its own PEM public key (read by jsonwebtoken)
+    // verifies the result.
+    let key = bao
+        .api(http::Method::GET, "transit/keys/k", None)
+        .await
+        .json();
+    let pem = key["data"]["keys"]["1"]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = builder.token();
+    let resigned = resigner(vec![
+        "token".into(),
+        "resign".into(),
+        "--config".into(),
+        config,
+        "--route".into(),
+        "/api".into(),
+        token,
+    ])
+    .await;
+    assert!(
+        resigned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resigned.stderr)
+    );
+    let out = String::from_utf8_lossy(&resigned.stdout).to_string();
+    assert!(
+        out.contains("signed with kid \"transit-1\" (RS256)"),
+        "{out}"
+    );
+    let resigned = out
+        .lines()
+        .last()
+        .and_then(|line| line.rsplit(' ').next())
+        .expect("the forwarded header")
+        .to_string();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[AUDIENCE]);
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+    jsonwebtoken::decode::<Value>(&resigned, &decoding, &validation)
+        .expect("the CLI's token verifies with OpenBao's public key");
 }
