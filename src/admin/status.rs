@@ -129,6 +129,7 @@ pub fn status(state: &AppState) -> Value {
                 "backend": key.backend(),
                 "healthy": key.health().is_none(),
                 "backend_problem": key.health(),
+                "key_version": key.key_version(),
                 "published": published,
                 "problem": problem,
                 "published_at": custom.published_at.get(key.kid()).map(|at| format_utc(*at)),

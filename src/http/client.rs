@@ -1,6 +1,6 @@
 //! Outbound HTTP: pooled hyper clients over HTTP and HTTPS (rustls, aws-lc-rs, TLS 1.2+).
-//! IdP fetches send no body; proxied requests stream the client's body (under the body read
-//! timeout). Servers are verified against the webpki roots plus, per route or for the IdP, an
+//! IdP fetches send no body; a remote signer's calls send small JSON bodies; proxied
+//! requests stream the client's body (under the body read timeout). Servers are verified against the webpki roots plus, per route or for the IdP, an
 //! optional private CA; a route may present a client certificate. [`Upstreams`] keeps one
 //! pooled client per distinct TLS setting, so routes sharing settings share connections.
 
@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -26,6 +26,8 @@ pub type UpstreamBody = TimeoutBody<Incoming>;
 pub type UpstreamClient = Client<Connector, UpstreamBody>;
 /// Client for IdP discovery and JWKS fetches.
 pub type FetchClient = Client<Connector, Empty<Bytes>>;
+/// Client for a remote signer's API (small JSON bodies, e.g. Vault Transit).
+pub type KmsClient = Client<Connector, Full<Bytes>>;
 
 /// `err` and its sources, joined by ": ". hyper-util's client errors show only "client error
 /// (Connect)"; the TLS reason (say, an unknown issuer) is further down the chain.
@@ -125,5 +127,14 @@ pub fn upstream_client(
 pub fn fetch_client(connect_timeout: Duration, tls: Option<&ClientTls>) -> FetchClient {
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
+        .build(connector_with(connect_timeout, tls))
+}
+
+/// The client for a remote signer (`[[signing.keys]] transit`), verified with `tls` when
+/// given; idle connections are kept so a signature costs no handshake.
+pub fn kms_client(connect_timeout: Duration, tls: Option<&ClientTls>) -> KmsClient {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
         .build(connector_with(connect_timeout, tls))
 }

@@ -1,6 +1,6 @@
 //! Key material: public JWKs (parsing, thumbprints, rendering), the signer abstraction and its
-//! backends (`signer`: in-memory, PKCS#11), PEM files, the published key set, and the weak-key
-//! checks every trusted key passes.
+//! backends (`signer`: in-memory, PKCS#11, Vault/OpenBao Transit), PEM files, the published
+//! key set, and the weak-key checks every trusted key passes.
 
 pub mod digest;
 pub mod import;

@@ -1,6 +1,8 @@
 //! The public key inside an X.509 certificate, for one check only: when the management API
 //! imports a JWK that carries `x5c`, RFC 7517 §4.7 requires the key in the first (leaf)
 //! certificate to match the JWK's own key members, and a key that fails that must be refused.
+//! The same SubjectPublicKeyInfo reading serves a bare `PUBLIC KEY` (a KMS-held key's public
+//! half, see [`crate::keys::signer::transit`]).
 //!
 //! The certificate is parsed by `x509-parser` (maintained, fuzzed in OSS-Fuzz; DER only, every
 //! length bounded by the input), and this module keeps only what is ours: turning its
@@ -63,6 +65,16 @@ pub fn leaf_public_key(cert_der: &[u8]) -> Result<KeyMaterial, X509Error> {
         return Err(X509Error::Structure);
     }
     public_key(certificate.public_key())
+}
+
+/// The public key of a DER SubjectPublicKeyInfo (a `PUBLIC KEY` PEM block, as a KMS such as
+/// Vault Transit publishes a key it holds).
+pub fn spki_public_key(der: &[u8]) -> Result<KeyMaterial, X509Error> {
+    let (rest, spki) = SubjectPublicKeyInfo::from_der(der).map_err(|_| X509Error::Der)?;
+    if !rest.is_empty() {
+        return Err(X509Error::Structure);
+    }
+    public_key(&spki)
 }
 
 /// SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT

@@ -42,5 +42,6 @@ mod store;
 mod store_migrate;
 mod tls;
 mod tls_outbound;
+mod transit;
 mod vectors;
 mod weak_keys;

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`memory`] (`path = ...`) | process memory (aws-lc-rs) | inline on the worker (ES, Ed) or on the signing threads (RSA) |
 //! | [`pkcs11`] (`pkcs11 = {...}`) | an HSM, through a PKCS#11 module | on the signing threads (blocking calls, a pool of logged-in sessions) |
-//! | Transit (`transit = {...}`) | Vault / OpenBao | awaited on the worker (remote call, no thread held) |
+//! | [`transit`] (`transit = {...}`) | Vault / OpenBao | awaited on the worker (remote call, no thread held) |
 //!
 //! **From config to signers.** Configuration is plain data and starts nothing, so validation
 //! (`config::validate::signing`) turns each `[[signing.keys]]` entry into a [`KeySpec`]: the
@@ -37,11 +37,13 @@
 //! [`SigningKey::placement`], [`SigningKey::sign_raw_async`] (or `sign_raw`) and
 //! [`SigningKey::health`].
 //!
-//! May use: `jose`, `keys::jwk`, `keys::pem`. Private material never leaves a backend: `Debug`
-//! prints kid, alg and backend only.
+//! May use: `jose`, `keys::jwk`, `keys::pem`, `keys::weak`, `keys::x509`, and `http::client` /
+//! `http::tls` (Transit). Private material never leaves a backend: `Debug` prints kid, alg and
+//! backend only.
 
 pub mod memory;
 pub mod pkcs11;
+pub mod transit;
 
 use std::sync::Arc;
 
@@ -147,6 +149,7 @@ pub struct KeySpec {
 pub enum Backend {
     Memory(MemoryKey),
     Pkcs11(Box<pkcs11::Pkcs11Key>),
+    Transit(Box<transit::TransitKey>),
 }
 
 impl Backend {
@@ -155,6 +158,7 @@ impl Backend {
         match self {
             Backend::Memory(_) => "memory",
             Backend::Pkcs11(_) => "pkcs11",
+            Backend::Transit(_) => "transit",
         }
     }
 }
@@ -259,6 +263,15 @@ impl SigningKey {
             Backend::Memory(key) if key.is_slow() => Placement::Threads,
             Backend::Memory(_) => Placement::Inline,
             Backend::Pkcs11(_) => Placement::Threads,
+            Backend::Transit(_) => Placement::Remote,
+        }
+    }
+
+    /// The KMS key version every signature uses (Transit only; for `/admin/status`).
+    pub fn key_version(&self) -> Option<u32> {
+        match &self.backend {
+            Backend::Transit(key) => Some(key.version()),
+            _ => None,
         }
     }
 
@@ -267,6 +280,7 @@ impl SigningKey {
         match &self.backend {
             Backend::Memory(_) => None,
             Backend::Pkcs11(key) => key.health(),
+            Backend::Transit(key) => key.health(),
         }
     }
 
@@ -290,13 +304,17 @@ impl SigningKey {
         match &self.backend {
             Backend::Memory(key) => key.sign(message),
             Backend::Pkcs11(key) => key.sign(self.alg, message),
+            Backend::Transit(key) => key.sign_blocking(message),
         }
     }
 
     /// The one async dispatch point: remote backends are awaited here, the others sign in
     /// place.
     pub async fn sign_raw_async(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        self.sign_raw(message)
+        match &self.backend {
+            Backend::Transit(key) => Ok(key.sign(message).await?),
+            _ => self.sign_raw(message),
+        }
     }
 
     /// `header.payload` with room for the signature.
@@ -321,21 +339,27 @@ impl SigningKey {
 /// Connects one spec: the in-memory key as validated, a backend key opened and its public
 /// half read from the backend.
 pub fn connect(spec: &KeySpec) -> Result<Arc<SigningKey>, SignerError> {
-    match &spec.backend {
-        BackendSpec::Memory(key) => Ok(key.clone()),
+    let (material, backend) = match &spec.backend {
+        // Read (and weak-checked) by config validation.
+        BackendSpec::Memory(key) => return Ok(key.clone()),
         BackendSpec::Pkcs11(pkcs11) => {
             let (key, material) = pkcs11::connect(pkcs11, spec.alg)?;
-            Ok(Arc::new(SigningKey::new(
-                Some(spec.kid.clone()),
-                spec.alg,
-                material,
-                Backend::Pkcs11(Box::new(key)),
-            )))
+            (material, Backend::Pkcs11(Box::new(key)))
         }
-        BackendSpec::Transit(_) => Err(SignerError::Failed(
-            "the transit backend is not built into this version".into(),
-        )),
-    }
+        BackendSpec::Transit(transit) => {
+            let (key, material) = transit::connect(transit, spec.alg)?;
+            (material, Backend::Transit(Box::new(key)))
+        }
+    };
+    // The public half an HSM or KMS holds passes the same checks as an imported key.
+    crate::keys::weak::check(&material)
+        .map_err(|weak| SignerError::Refused(format!("the key is weak and is refused: {weak}")))?;
+    Ok(Arc::new(SigningKey::new(
+        Some(spec.kid.clone()),
+        spec.alg,
+        material,
+        backend,
+    )))
 }
 
 /// Connects every spec, in order; every failure is reported, one line each, naming the key.

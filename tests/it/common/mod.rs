@@ -4,13 +4,15 @@
 //! [`ConfigDoc`], and a real key file); for failure tests, [`raw_upstream::RawUpstream`] (strict
 //! framing, resets, hangs), [`gate::TcpGate`] (a server that goes down and comes back) and
 //! [`raw_client`] (hand-written requests); [`serve::ServeChild`] runs `resigner serve` as a
-//! child process; [`postgres::TestPostgres`], a throwaway PostgreSQL cluster for the key store.
+//! child process; [`postgres::TestPostgres`], a throwaway PostgreSQL cluster for the key store;
+//! [`openbao::TestOpenBao`], an OpenBao dev server for the Transit signer.
 
 pub mod client;
 pub mod config_doc;
 pub mod fixture;
 pub mod gate;
 pub mod idp;
+pub mod openbao;
 pub mod postgres;
 pub mod raw_client;
 pub mod raw_upstream;
