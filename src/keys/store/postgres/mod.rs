@@ -193,7 +193,11 @@ impl Shared {
         let first = !self.has_set.load(Ordering::Acquire);
         let current = self.tx.borrow().clone();
         if *current == set {
-            self.mark_has_set(first, &set);
+            if first {
+                // The database holds the empty set this store started with: still a sync.
+                self.mark_has_set(first, &set);
+                self.save_copy(&set).await;
+            }
             return;
         }
         if set.version < current.version {
@@ -204,8 +208,12 @@ impl Shared {
         let set = Arc::new(set);
         self.tx.send_replace(set.clone());
         self.mark_has_set(first, &set);
+        self.save_copy(&set).await;
+    }
+
+    async fn save_copy(&self, set: &StoredSet) {
         if let Some(path) = &self.settings.cache
-            && let Err(err) = file::save(path, &set).await
+            && let Err(err) = file::save(path, set).await
         {
             tracing::error!(error = %err, "cannot save the local copy of the key store");
         }
