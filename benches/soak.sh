@@ -7,7 +7,8 @@
 #   SOAK_SECONDS=120 benches/soak.sh     # a short proof run
 #   KEEP=1 benches/soak.sh               # keep the work directory (CSV, logs)
 #   CACHE_ENTRIES=10000 (default 50000): the re-sign cache bound, so a short run reaches it
-#   WARMUP=60 (default: 60 s, or a third of a shorter run): growth is measured from there
+#   WARMUP=60 (default: 60 s, or a third of a shorter run): growth is measured from the first
+#   sample after it with the cache at its bound (memory grows with the cache until then)
 #
 # Load (wrk, each connection paced by a Lua delay() so the rate stays bounded): cache hits
 # (one token, HIT_CONNS x 1000/HIT_DELAY_MS req/s), misses (a new token per request), and
@@ -200,10 +201,13 @@ sleep 1
 sample "$SOAK_SECONDS" | tee -a "$CSV"
 [ -n "${OUT:-}" ] && cp "$CSV" "$OUT"
 for f in hit miss bad; do echo "wrk $f: $(grep -E 'requests in|Non-2xx|Socket errors' "$WORK/wrk-$f.txt" | tr -s ' ' | tr '\n' ';')"; done
-python3 - "$CSV" "$WARMUP" <<'PY'
+python3 - "$CSV" "$WARMUP" "$CACHE_ENTRIES" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-warm = next((r for r in rows if int(r["seconds"]) >= int(sys.argv[2])), rows[-1])
+after = [r for r in rows if int(r["seconds"]) >= int(sys.argv[2])] or rows[-1:]
+full = [r for r in after if int(r["cache_entries"]) >= 0.98 * int(sys.argv[3])]
+warm = (full or after)[0]
+print(f"growth measured from {warm['seconds']} s ({'cache at its bound' if full else 'cache not yet full'})")
 last = rows[-1]
 hours = max(1, int(last["seconds"]) - int(warm["seconds"])) / 3600
 for key in ("rss_kb", "fds", "threads", "cache_entries"):
