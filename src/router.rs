@@ -1,7 +1,8 @@
 //! Flat request routing for the two listeners.
 //!
 //! Public listener:
-//! - `GET|HEAD /.well-known/jwks.json` — the aggregated JWKS (custom keys, then IdP keys)
+//! - `GET|HEAD /.well-known/jwks.json` — the aggregated JWKS (custom keys, then IdP keys);
+//!   503 while no custom key set is held (the key store unreachable at start, no local copy)
 //! - anything else — matched against `[[routes]]` by prefix ([`route_for`], the one route
 //!   lookup) and handed with its route to [`crate::proxy::handle`] (404 without a route)
 //!
@@ -67,6 +68,9 @@ pub fn jwks<B>(state: &AppState, request: &Request<B>) -> Response<Body> {
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
+    }
+    if !state.store.has_set() {
+        return crate::proxy::error::response(&crate::proxy::ProxyError::NotReady);
     }
     let rendered = state.jwks();
     let not_modified = request

@@ -8,7 +8,9 @@
 //! (412 on mismatch) so two administrators cannot silently overwrite each other. A request
 //! with `If-Match` that loses a race in the store also gets 412; one without it is a
 //! replace-all, applied over whatever version won (last writer wins). A store that cannot be
-//! reached (PostgreSQL down) answers 503 with `Retry-After`; nothing is written.
+//! reached (PostgreSQL down) answers 503 with `Retry-After`; nothing is written. So does every
+//! method while the process holds no set yet (started with the database down and no local
+//! copy): there is nothing to read and no version to base a change on.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +48,7 @@ pub async fn handle(
 
 async fn get(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, AdminError> {
     auth::authenticate(state, headers).await?.require(&[READ])?;
+    require_set(state)?;
     let set = state.custom_keys();
     if set.keys.is_empty() {
         return Err(AdminError::NoKeys);
@@ -59,6 +62,7 @@ async fn get(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, Ad
 async fn put(state: &AppState, request: Request<Incoming>) -> Result<Response<Body>, AdminError> {
     let caller = auth::authenticate(state, request.headers()).await?;
     caller.require(&[CREATE, UPDATE])?;
+    require_set(state)?;
     let current = state.custom_keys();
     let precondition = check_if_match(request.headers(), &current)?;
     let is_json = request
@@ -116,6 +120,7 @@ async fn put(state: &AppState, request: Request<Incoming>) -> Result<Response<Bo
 async fn delete(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, AdminError> {
     let caller = auth::authenticate(state, headers).await?;
     caller.require(&[DELETE])?;
+    require_set(state)?;
     let current = state.custom_keys();
     let precondition = check_if_match(headers, &current)?;
     let stored = write(state, &current, precondition, Vec::new(), BTreeMap::new()).await?;
@@ -126,6 +131,14 @@ async fn delete(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>,
     let mut response = Response::new(body::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)
+}
+
+/// 503 while the store holds no set (see the module doc).
+fn require_set(state: &AppState) -> Result<(), AdminError> {
+    if state.store.has_set() {
+        return Ok(());
+    }
+    Err(AdminError::StoreUnavailable(state.store.status().location))
 }
 
 /// Whether the request carried `If-Match`: then a lost compare-and-set is 412, as a stale

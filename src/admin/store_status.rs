@@ -1,6 +1,6 @@
 //! The key store's part of `/admin/status`: the backend, where it is (never a password),
 //! the set version served, whether the store is reachable (and since when not), the last
-//! sync and how changes arrived; and a SHA-256 fingerprint of the published JWKS, so the
+//! sync and how changes arrived, whether it holds a set at all (and why not); and a SHA-256 fingerprint of the published JWKS, so the
 //! replicas of one deployment can be compared at a glance (same version, same fingerprint).
 
 use serde_json::{Value, json};
@@ -20,6 +20,8 @@ pub fn store(state: &AppState) -> Value {
         "last_error": status.last_error,
         "last_sync": status.last_sync.map(format_utc),
         "from_local_copy": status.from_local_copy,
+        "has_set": status.no_set.is_none(),
+        "no_set_reason": status.no_set,
         "notifications": status.notifications,
         "polls": status.polls,
         "reconnects": status.reconnects,

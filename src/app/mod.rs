@@ -182,9 +182,16 @@ impl AppState {
             .unwrap_or_default()
     }
 
-    /// Whether the active signing key may sign: its public JWK must be published. The
-    /// reason names the command that publishes it when importing is the fix.
+    /// Whether the active signing key may sign: a key set must be held and the key's public
+    /// JWK published in it. The reason names the command that publishes it when importing
+    /// is the fix, and the store's reason while it holds no set.
     pub fn signing_status(&self, config: &Config) -> Result<(), String> {
+        if !self.store.has_set() {
+            let status = self.store.status();
+            return Err(status
+                .no_set
+                .unwrap_or_else(|| "no key set loaded yet".into()));
+        }
         let signing = &config.signing;
         let Some(active) = signing.active() else {
             return Err(format!(

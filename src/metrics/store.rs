@@ -12,6 +12,7 @@ use crate::keys::store::StoreStatus;
 #[derive(Debug)]
 pub(super) struct StoreMetrics {
     reachable: Gauge,
+    has_set: Gauge,
     version: Gauge,
     last_sync: Gauge,
     notifications: Counter,
@@ -36,6 +37,11 @@ impl StoreMetrics {
                 registry,
                 "resigner_store_reachable",
                 "1 when the last contact with the key store succeeded (always 1 for the file store), else 0",
+            ),
+            has_set: gauge(
+                registry,
+                "resigner_store_has_set",
+                "1 when this process holds a custom key set (from the store or its local copy); 0 while it started with the store unreachable and no local copy",
             ),
             version: gauge(
                 registry,
@@ -68,6 +74,7 @@ impl StoreMetrics {
     pub(super) fn set(&self, status: &StoreStatus) {
         let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         self.reachable.set(i64::from(status.reachable));
+        self.has_set.set(i64::from(status.no_set.is_none()));
         self.version.set(gauge(status.version));
         self.last_sync.set(status.last_sync.unwrap_or(0));
         for (counter, total) in [

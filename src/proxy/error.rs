@@ -25,6 +25,10 @@ pub enum ProxyError {
     IdpUnavailable,
     #[error("signing key unavailable")]
     SigningUnavailable,
+    /// No custom key set is held yet (the key store was unreachable at start and there was no
+    /// local copy): the JWKS is not published rather than published without its keys.
+    #[error("not ready: no key set loaded yet (the key store is unreachable)")]
+    NotReady,
     #[error("could not sign the token")]
     SigningFailed,
     #[error("upstream unreachable")]
@@ -46,6 +50,7 @@ impl ProxyError {
             ProxyError::InvalidToken(err) => err.reason(),
             ProxyError::IdpUnavailable => "idp_unavailable",
             ProxyError::SigningUnavailable => "signing_unavailable",
+            ProxyError::NotReady => "not_ready",
             ProxyError::SigningFailed => "signing_failed",
             ProxyError::UpstreamUnreachable => "upstream_unreachable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
@@ -87,7 +92,7 @@ fn classify(error: &ProxyError) -> (StatusCode, Option<&'static str>, bool) {
             (StatusCode::BAD_REQUEST, Some("invalid_request"), true)
         }
         ProxyError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), true),
-        ProxyError::IdpUnavailable | ProxyError::SigningUnavailable => (
+        ProxyError::IdpUnavailable | ProxyError::SigningUnavailable | ProxyError::NotReady => (
             StatusCode::SERVICE_UNAVAILABLE,
             Some("temporarily_unavailable"),
             false,
@@ -210,6 +215,7 @@ mod tests {
         );
         check(ProxyError::IdpUnavailable, 503, None, true);
         check(ProxyError::SigningUnavailable, 503, None, true);
+        check(ProxyError::NotReady, 503, None, true);
         check(ProxyError::SigningFailed, 500, None, false);
         check(ProxyError::UpstreamUnreachable, 502, None, false);
         check(ProxyError::UpstreamTimeout, 504, None, false);
@@ -231,6 +237,7 @@ mod tests {
             ProxyError::InvalidToken(VerifyError::Duplicate("payload", "secret".into())),
             ProxyError::IdpUnavailable,
             ProxyError::SigningUnavailable,
+            ProxyError::NotReady,
             ProxyError::SigningFailed,
             ProxyError::UpstreamUnreachable,
             ProxyError::UpstreamTimeout,

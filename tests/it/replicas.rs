@@ -3,7 +3,10 @@
 //! bytes and ETags; concurrent If-Match PUTs through different replicas have one winner and
 //! 412s; with the database down every replica keeps re-signing, writes answer 503, and a
 //! restarted replica comes up from its local copy; a lost notification and a `kill -9` in a
-//! PUT loop still converge on whole sets.
+//! PUT loop still converge on whole sets. A replica started with the database down and no
+//! local copy is not ready until it syncs ([`cold_start`]).
+
+mod cold_start;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use crate::common::replicas::Cluster;
 
 /// Generous: the follower's reconnect backoff caps at 10 s after a database outage.
 const SOON: Duration = Duration::from_secs(5);
-const AFTER_OUTAGE: Duration = Duration::from_secs(30);
+pub(crate) const AFTER_OUTAGE: Duration = Duration::from_secs(30);
 
 /// Every replica's `/admin/status` store and JWKS fingerprint, and its `/metrics` text;
 /// neither ever shows the database password.
@@ -41,7 +44,7 @@ async fn observed(cluster: &Cluster) -> Vec<(Value, String)> {
 }
 
 /// Every replica's JWKS bytes and ETag are the same.
-async fn assert_same_jwks(cluster: &Cluster) {
+pub(crate) async fn assert_same_jwks(cluster: &Cluster) {
     let all = cluster.jwks().await;
     assert!(!all[0].1.is_empty(), "the JWKS has an ETag");
     assert!(

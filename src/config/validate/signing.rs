@@ -12,8 +12,8 @@ use crate::config::file;
 use crate::config::problems::Problems;
 use crate::config::runtime::SigningSettings;
 use crate::jose::alg::Alg;
-use crate::keys::{SigningKey, weak};
 use crate::keys::signer::{BackendSpec, KeySpec, Pkcs11Spec, SecretSource, TransitSpec};
+use crate::keys::{SigningKey, weak};
 
 /// How long a Transit call may take unless `timeout` says otherwise.
 pub const TRANSIT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -124,6 +124,10 @@ impl KeyStore for FileStore {
         })
     }
 
+    fn has_set(&self) -> bool {
+        true
+    }
+
     fn subscribe(&self) -> watch::Receiver<Arc<StoredSet>> {
         self.tx.subscribe()
     }

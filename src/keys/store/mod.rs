@@ -5,8 +5,9 @@
 //! Backends: [`FileStore`] (a JSON file, the default, one process) and [`PgStore`]
 //! (PostgreSQL, shared by replicas: LISTEN/NOTIFY as a wake-up, a poll and a reload on every
 //! reconnect as the safety net, and a local copy on disk for start-ups while the database is
-//! down). Readers only ever see the watch channel: nothing on the request path waits on a
-//! store.
+//! down). A PostgreSQL store opened with the database down and no local copy holds no set
+//! until its follower reaches the database ([`KeyStore::has_set`]). Readers only ever see the
+//! watch channel: nothing on the request path waits on a store.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -131,6 +132,10 @@ pub struct StoreStatus {
     pub last_sync: Option<i64>,
     /// True while the set served came from the local copy and not (yet) from the backend.
     pub from_local_copy: bool,
+    /// Why this process holds no key set at all (it started with the backend unreachable and
+    /// no local copy); `None` once it has one. While `Some`, the process is not ready: it
+    /// publishes no JWKS, signs nothing and refuses writes.
+    pub no_set: Option<String>,
     /// Change notifications received (PostgreSQL NOTIFY; external edits for the file).
     pub notifications: u64,
     /// Periodic polls made.
@@ -163,6 +168,10 @@ pub trait KeyStore: Send + Sync {
             },
         )
     }
+    /// Whether a set is held (from the backend or the local copy). Cheap: the request path
+    /// asks it. False only for a store opened while its backend was unreachable and without a
+    /// local copy, until the first sync; [`StoreStatus::no_set`] says why.
+    fn has_set(&self) -> bool;
     /// Notified with every new set, whoever wrote it.
     fn subscribe(&self) -> watch::Receiver<Arc<StoredSet>>;
     /// The backend's health and sync counters.

@@ -51,7 +51,9 @@ pub struct Cluster {
     pub idp: TestIdp,
     pub key: IdpKey,
     /// Kept running for the replicas' /api route.
-    _upstream: TestUpstream,
+    upstream: TestUpstream,
+    /// `[keys] poll_interval` of every replica.
+    poll: String,
     pub replicas: Vec<Replica>,
 }
 
@@ -64,42 +66,17 @@ impl Cluster {
         let key = IdpKey::rs256("idp-1");
         let idp = TestIdp::start(&[&key]).await;
         let upstream = TestUpstream::start().await;
-        let mut replicas = Vec::new();
-        for i in 0..n {
-            let url = format!("{}&application_name=replica{i}", pg.url());
-            let builder = ProxyBuilder::new(&idp)
-                .api_route(&upstream)
-                .set("keys", "store", url)
-                .set("keys", "poll_interval", poll);
-            let dir = tempfile::tempdir().expect("temp dir");
-            let (public, admin) = (free_addr(), free_addr());
-            let config = builder.write_config(dir.path(), &public, &admin);
-            if let Some(first) = replicas.first() {
-                let first: &Replica = first;
-                std::fs::copy(
-                    first.dir.path().join("signing.pem"),
-                    dir.path().join("signing.pem"),
-                )
-                .expect("the same signing key on every replica");
-            }
-            let mut replica = Replica {
-                dir,
-                config,
-                public,
-                admin,
-                child: None,
-                starts: 0,
-            };
-            replica.start().await;
-            replicas.push(replica);
-        }
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             pg,
             idp,
             key,
-            _upstream: upstream,
-            replicas,
+            upstream,
+            poll: poll.to_string(),
+            replicas: Vec::new(),
         };
+        for _ in 0..n {
+            cluster.add_replica().await;
+        }
         if let Some(child) = &cluster.replicas[0].child {
             child
                 .publish_signing_key(&cluster.replicas[0].admin_url())
@@ -109,6 +86,39 @@ impl Cluster {
             wait_for(&format!("{}/readyz", replica.admin_url()), 200).await;
         }
         cluster
+    }
+
+    /// Starts one more replica, in a directory of its own (so with no local copy) but with
+    /// the signing key of the first; waits for its admin listener (`/healthz`, not ready).
+    /// Returns its index.
+    pub async fn add_replica(&mut self) -> usize {
+        let i = self.replicas.len();
+        let url = format!("{}&application_name=replica{i}", self.pg.url());
+        let builder = ProxyBuilder::new(&self.idp)
+            .api_route(&self.upstream)
+            .set("keys", "store", url)
+            .set("keys", "poll_interval", &self.poll);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (public, admin) = (free_addr(), free_addr());
+        let config = builder.write_config(dir.path(), &public, &admin);
+        if let Some(first) = self.replicas.first() {
+            std::fs::copy(
+                first.dir.path().join("signing.pem"),
+                dir.path().join("signing.pem"),
+            )
+            .expect("the same signing key on every replica");
+        }
+        let mut replica = Replica {
+            dir,
+            config,
+            public,
+            admin,
+            child: None,
+            starts: 0,
+        };
+        replica.start().await;
+        self.replicas.push(replica);
+        i
     }
 
     pub fn admins(&self) -> Vec<String> {

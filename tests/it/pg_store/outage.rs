@@ -1,7 +1,8 @@
 //! The database going away: every store keeps serving its last set and refuses writes
 //! quickly (within the connect timeout, also against a server that accepts and never
-//! answers), a store started meanwhile serves its local copy (and one without a copy does not
-//! start), and when the database is back every store resynchronises.
+//! answers), a store started meanwhile serves its local copy (and one without a copy opens
+//! holding no set, refusing writes and saying why), and when the database is back every store
+//! resynchronises, the one without a set included.
 
 use std::time::{Duration, Instant};
 
@@ -46,28 +47,46 @@ async fn a_database_down_keeps_the_last_set_refuses_writes_and_resyncs_when_back
     let status = b.status();
     assert!(status.from_local_copy && !status.reachable, "{status:?}");
     let mut rb = b.subscribe();
-    // One with no copy cannot start.
+    assert!(b.has_set() && b.status().no_set.is_none());
+    // One with no copy opens holding no set, says why, and refuses writes.
     let missing = dir.path().join("c.json");
-    let err = PgStore::open(pg.options("c", Some(&missing)))
+    let c = PgStore::open(pg.options("c", Some(&missing)))
         .await
-        .unwrap_err();
+        .unwrap();
+    let mut rc = c.subscribe();
+    assert!(!c.has_set());
+    let why = c.status().no_set.expect("a reason while no set is held");
     assert!(
-        matches!(err, StoreError::Unavailable { .. }) && err.to_string().contains("c.json"),
-        "{err}"
+        why.contains("unreachable") && why.contains("no local copy at") && why.contains("c.json"),
+        "{why}"
     );
-    let err = PgStore::open(pg.options("c", None)).await.unwrap_err();
-    assert!(
-        err.to_string().contains("no local copy is configured"),
-        "{err}"
-    );
+    let err = c.write(0, change(&["k9"], "c")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    let d = PgStore::open(pg.options("d", None)).await.unwrap();
+    let why = d.status().no_set.expect("a reason while no set is held");
+    assert!(why.contains("no local copy is configured"), "{why}");
 
     pg.start_again().await;
     let second = a.write(1, change(&["k2"], "a")).await.unwrap();
     assert_eq!(*reaches(&mut rb, 2).await, second);
+    // The store that had no set syncs on its follower's next attempt and saves its copy.
+    assert_eq!(*reaches(&mut rc, 2).await, second);
+    assert!(
+        c.has_set() && c.status().no_set.is_none(),
+        "{:?}",
+        c.status()
+    );
+    assert!(missing.exists(), "the first sync writes the local copy");
+    assert_eq!(c.write(2, change(&["k3"], "c")).await.unwrap().version, 3);
     let status = b.status();
     assert!(status.reachable && !status.from_local_copy, "{status:?}");
     assert_eq!(status.unreachable_since, None);
-    assert!(a.status().reachable);
+    // A's follower may have met the server still starting up; its next attempt succeeds.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.status().reachable {
+        assert!(Instant::now() < deadline, "{:?}", a.status());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,11 +101,28 @@ async fn a_silent_server_is_unavailable_within_the_connect_timeout() {
     options.connect_timeout = Duration::from_millis(500);
     let started = Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(10), PgStore::open(options)).await;
-    let err = result.expect("bounded by the connect timeout").unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    let store = result.expect("bounded by the connect timeout").unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
+    );
+    // Opened without a set (no local copy configured): writes are refused, the status says
+    // the store was not reached in time.
+    assert!(!store.has_set());
+    let why = store.status().no_set.unwrap_or_default();
+    assert!(
+        why.contains("unreachable") && why.contains("connect timeout"),
+        "{why}"
+    );
+    let started = Instant::now();
+    let err = store
+        .write(0, super::change(&["k"], "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "refused at once"
     );
 }

@@ -2,7 +2,10 @@
 //!
 //! - Open: connect (bounded by the connect timeout), migrate the schema under an advisory
 //!   lock, read the current set and save it as the local copy. With the database down, the
-//!   local copy is served and the follower keeps trying; with neither, opening fails.
+//!   local copy is served and the follower keeps trying; with no local copy either, the store
+//!   opens holding no set ([`KeyStore::has_set`] false, [`StoreStatus::no_set`] says why):
+//!   writes are refused as `Unavailable` and the follower installs the database's set as soon
+//!   as it reaches it. Errors waiting will not cure (authentication, schema) fail the open.
 //! - Write: one transaction, compare-and-set on the version, an audit row, and `pg_notify`
 //!   (delivered on commit only). A lost race is `Conflict`; a database that cannot be reached
 //!   is `Unavailable`, within the connect timeout.
@@ -46,6 +49,8 @@ struct Shared {
     /// The connection writes go through, made on first need and dropped on any failure.
     writer: tokio::sync::Mutex<Option<Client>>,
     migrated: AtomicBool,
+    /// False from an open with the database down and no local copy until the first sync.
+    has_set: AtomicBool,
     health: std::sync::Mutex<Health>,
     notifications: AtomicU64,
     polls: AtomicU64,
@@ -59,6 +64,8 @@ struct Health {
     last_error: Option<String>,
     last_sync: Option<i64>,
     from_local_copy: bool,
+    /// Why there is no local copy to start from, while no set is held.
+    no_copy: Option<String>,
 }
 
 /// Connects and applies any missing migration; returns the versions applied. For
@@ -92,8 +99,8 @@ impl PgStore {
                 shared.install_locked(set).await;
                 Some(session)
             }
-            Err(err @ StoreError::Unavailable { .. }) => {
-                shared.serve_local_copy(&err)?;
+            Err(StoreError::Unavailable { .. }) => {
+                shared.serve_local_copy()?;
                 None
             }
             Err(err) => return Err(err),
@@ -136,6 +143,7 @@ impl Shared {
             install: tokio::sync::Mutex::new(()),
             writer: tokio::sync::Mutex::new(None),
             migrated: AtomicBool::new(false),
+            has_set: AtomicBool::new(true),
             health: std::sync::Mutex::new(Health::default()),
             notifications: AtomicU64::new(0),
             polls: AtomicU64::new(0),
@@ -143,26 +151,27 @@ impl Shared {
         }
     }
 
-    /// Starts serving the local copy because the database is down at open.
-    fn serve_local_copy(&self, cause: &StoreError) -> Result<(), StoreError> {
-        let cause = match cause {
-            StoreError::Unavailable { message, .. } => message.clone(),
-            other => other.to_string(),
+    /// Starts serving the local copy because the database is down at open; without one,
+    /// starts holding no set (a corrupt copy is an error).
+    fn serve_local_copy(&self) -> Result<(), StoreError> {
+        let copy = match &self.settings.cache {
+            None => Err("no local copy is configured to start from".to_string()),
+            Some(path) => match file::read_set(path)? {
+                Some(set) => Ok((set, path)),
+                None => Err(format!("there is no local copy at {} yet", path.display())),
+            },
         };
-        let Some(path) = &self.settings.cache else {
-            return Err(StoreError::Unavailable {
-                location: self.settings.location.clone(),
-                message: format!("{cause}; and no local copy is configured to start from"),
-            });
-        };
-        let Some(set) = file::read_set(path)? else {
-            return Err(StoreError::Unavailable {
-                location: self.settings.location.clone(),
-                message: format!(
-                    "{cause}; and there is no local copy at {} yet",
-                    path.display()
-                ),
-            });
+        let (set, path) = match copy {
+            Ok(found) => found,
+            Err(no_copy) => {
+                tracing::warn!(store = %self.settings.location, "key store database unreachable at start and {no_copy}: \
+                    not ready (no JWKS, no signing, writes refused) until the database is reached");
+                self.has_set.store(false, Ordering::Release);
+                if let Ok(mut health) = self.health.lock() {
+                    health.no_copy = Some(no_copy);
+                }
+                return Ok(());
+            }
         };
         tracing::warn!(store = %self.settings.location, copy = %path.display(), version = set.version,
             "key store database unreachable at start; serving the local copy until it is back");
@@ -179,9 +188,16 @@ impl Shared {
         if let Ok(mut health) = self.health.lock() {
             health.last_sync = Some(crate::jose::time::now_unix());
             health.from_local_copy = false;
+            health.no_copy = None;
         }
+        let first = !self.has_set.load(Ordering::Acquire);
         let current = self.tx.borrow().clone();
         if *current == set {
+            if first {
+                // The database holds the empty set this store started with: still a sync.
+                self.mark_has_set(first, &set);
+                self.save_copy(&set).await;
+            }
             return;
         }
         if set.version < current.version {
@@ -191,16 +207,48 @@ impl Shared {
         tracing::info!(store = %self.settings.location, version = set.version, "key store set changed");
         let set = Arc::new(set);
         self.tx.send_replace(set.clone());
+        self.mark_has_set(first, &set);
+        self.save_copy(&set).await;
+    }
+
+    async fn save_copy(&self, set: &StoredSet) {
         if let Some(path) = &self.settings.cache
-            && let Err(err) = file::save(path, &set).await
+            && let Err(err) = file::save(path, set).await
         {
             tracing::error!(error = %err, "cannot save the local copy of the key store");
         }
     }
 
+    /// After the first sync of a store opened with no set: it holds one now.
+    fn mark_has_set(&self, first: bool, set: &StoredSet) {
+        if first {
+            self.has_set.store(true, Ordering::Release);
+            tracing::info!(store = %self.settings.location, version = set.version,
+                "key store reached: first key set synced from the database");
+        }
+    }
+
+    /// Why no set is held, or `None` when one is.
+    fn no_set(&self, health: &Health) -> Option<String> {
+        if self.has_set.load(Ordering::Acquire) {
+            return None;
+        }
+        let location = &self.settings.location;
+        let no_copy = health.no_copy.as_deref().unwrap_or("no local copy");
+        Some(match (&health.last_error, health.reachable) {
+            (Some(error), false) => format!(
+                "key store {location} is unreachable ({error}) and {no_copy}: no key set to serve until the database is reached"
+            ),
+            _ => format!(
+                "key store {location}: no key set synced from the database yet and {no_copy}"
+            ),
+        })
+    }
+
     fn status(&self) -> StoreStatus {
         let health = self.health.lock().map(|h| h.clone()).unwrap_or_default();
         StoreStatus {
+            no_set: self.no_set(&health),
             backend: "postgres",
             location: self.settings.location.clone(),
             version: self.tx.borrow().version,
@@ -225,6 +273,10 @@ impl KeyStore for PgStore {
         Box::pin(self.shared.write(expected, change))
     }
 
+    fn has_set(&self) -> bool {
+        self.shared.has_set.load(Ordering::Acquire)
+    }
+
     fn subscribe(&self) -> watch::Receiver<Arc<StoredSet>> {
         self.shared.tx.subscribe()
     }
@@ -237,6 +289,13 @@ impl KeyStore for PgStore {
 impl Shared {
     async fn write(&self, expected: u64, change: Change) -> Result<StoredSet, StoreError> {
         let _install = self.install.lock().await;
+        if !self.has_set.load(Ordering::Acquire) {
+            // The version a caller bases its change on is not known yet: nothing to compare.
+            return Err(StoreError::Unavailable {
+                location: self.settings.location.clone(),
+                message: "no key set synced from the database yet".into(),
+            });
+        }
         let mut writer = self.writer.lock().await;
         if writer.as_ref().is_none_or(Client::is_closed) {
             *writer = Some(self.connect("writer").await?.client);
