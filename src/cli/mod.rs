@@ -135,7 +135,7 @@ pub enum KeysCommand {
         keep_existing: bool,
         /// Only replace the set if its ETag (as printed by `keys list` or `keys import`)
         /// still matches; the quotes of the ETag may be left out.
-        #[arg(long, value_name = "ETAG")]
+        #[arg(long, value_name = "ETAG", allow_hyphen_values = true)]
         if_match: Option<String>,
         #[command(flatten)]
         keys: KeyFiles,
@@ -151,7 +151,7 @@ pub enum KeysCommand {
         #[command(flatten)]
         admin: AdminArgs,
         /// Only delete if the set's ETag still matches; the quotes may be left out.
-        #[arg(long, value_name = "ETAG")]
+        #[arg(long, value_name = "ETAG", allow_hyphen_values = true)]
         if_match: Option<String>,
     },
 }
@@ -252,4 +252,33 @@ pub fn completions(shell: clap_complete::Shell) {
         "resigner",
         &mut std::io::stdout(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unquoted ETag is base64url and may begin with `-`: it is the value of `--if-match`,
+    /// never read as a flag.
+    #[test]
+    fn an_etag_that_begins_with_a_hyphen_is_a_value() {
+        for sub in ["import", "delete"] {
+            let mut args = vec!["resigner", "keys", sub, "--admin", "http://127.0.0.1:1"];
+            args.extend(["--if-match", "-Zq3v"]);
+            if sub == "import" {
+                args.push("key.pem");
+            }
+            let parsed = Cli::try_parse_from(&args).unwrap_or_else(|err| panic!("{sub}: {err}"));
+            let Command::Keys { command } = parsed.command else {
+                panic!("{sub}: not a keys command");
+            };
+            let if_match = match command {
+                KeysCommand::Import { if_match, .. } | KeysCommand::Delete { if_match, .. } => {
+                    if_match
+                }
+                other => panic!("{sub}: parsed as {other:?}"),
+            };
+            assert_eq!(if_match.as_deref(), Some("-Zq3v"), "{sub}");
+        }
+    }
 }
