@@ -7,7 +7,6 @@
 //! own proxy process (the module's state is per process).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use http::Method;
 use resigner::jose::alg::Alg;
@@ -113,35 +112,14 @@ fn text(reply: &Reply) -> String {
 
 /// Verifies `token` with npm `jose` against the proxy's JWKS; returns its header and claims.
 async fn jose_verify(proxy: &HsmProxy, token: String, alg: Alg) -> Value {
-    let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk");
-    assert!(
-        sdk.join("node_modules/jose/package.json").exists(),
-        "npm jose is not installed in {}: run scripts/test.sh",
-        sdk.display()
-    );
-    let script = sdk.join("verify_jose.mjs");
-    let jwks = format!("{}/.well-known/jwks.json", proxy.public);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(&script)
-            .args([
-                &jwks,
-                &token,
-                AUDIENCE,
-                "https://resigner.test/",
-                alg.name(),
-            ])
-            .output()
-            .expect("node runs (scripts/test.sh installs it)")
-    })
+    crate::common::jose::jose_verify(
+        format!("{}/.well-known/jwks.json", proxy.public),
+        token,
+        AUDIENCE,
+        "https://resigner.test/",
+        alg,
+    )
     .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "jose rejected the {alg} token: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ pub mod config_doc;
 pub mod fixture;
 pub mod gate;
 pub mod idp;
+pub mod jose;
 pub mod openbao;
 pub mod postgres;
 pub mod raw_client;

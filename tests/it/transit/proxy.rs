@@ -6,7 +6,6 @@
 //! published, so the proxy answers 503 and `/readyz` names the key until it is published.
 //! The CLI (`keys jwks --config`, `token resign`) reads and signs through the same backend.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -29,30 +28,14 @@ async fn transit_fixture(bao: &TestOpenBao, key_type: &str, alg: Alg, extra: Val
 
 /// Verifies `token` with npm `jose` against the proxy's JWKS; returns its header and claims.
 async fn jose_verify(proxy: &TestProxy, token: String, alg: Alg) -> Value {
-    let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk");
-    assert!(
-        sdk.join("node_modules/jose/package.json").exists(),
-        "npm jose is not installed in {}: run scripts/test.sh",
-        sdk.display()
-    );
-    let args = [
-        sdk.join("verify_jose.mjs").display().to_string(),
+    crate::common::jose::jose_verify(
         proxy.url("/.well-known/jwks.json"),
         token,
-        AUDIENCE.to_string(),
-        "https://resigner.test/".to_string(),
-        alg.name().to_string(),
-    ];
-    let output = tokio::task::spawn_blocking(move || Command::new("node").args(args).output())
-        .await
-        .unwrap()
-        .expect("node runs (scripts/test.sh installs it)");
-    assert!(
-        output.status.success(),
-        "jose rejected the {alg} token: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+        AUDIENCE,
+        "https://resigner.test/",
+        alg,
+    )
+    .await
 }
 
 /// The `signing` key entry of `/admin/status`.
