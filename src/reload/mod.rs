@@ -290,11 +290,27 @@ impl Reloader {
                         Err(_) => break,
                     }
                 }
-                if self.reload_if_changed().is_some() {
+                if self
+                    .off_worker(Reloader::reload_if_changed)
+                    .await
+                    .flatten()
+                    .is_some()
+                {
                     dirs = self.watch_dirs(&mut watcher, dirs);
                 }
             }
         }
+    }
+
+    /// Runs `job` (a reload) on tokio's blocking pool: a reload reads files and connects the
+    /// signing backends (a PKCS#11 module, a KMS over the network, up to its timeout), and
+    /// none of that may hold an async worker that serves requests. `None` if it panicked.
+    async fn off_worker<T: Send + 'static>(
+        self: &Arc<Self>,
+        job: impl FnOnce(&Reloader) -> T + Send + 'static,
+    ) -> Option<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || job(&this)).await.ok()
     }
 
     fn touches_watched(&self, paths: &[PathBuf]) -> bool {
@@ -345,7 +361,7 @@ impl Reloader {
     #[cfg(unix)]
     async fn on_sighup(self: Arc<Self>, mut hangups: tokio::signal::unix::Signal) {
         while hangups.recv().await.is_some() {
-            let _ = self.reload("SIGHUP");
+            let _ = self.off_worker(|this| this.reload("SIGHUP")).await;
         }
     }
 }
