@@ -1,3 +1,9 @@
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::circuit::CircuitSettings;
+use super::endpoint::{base_address, segment};
 use super::*;
 
 #[test]
