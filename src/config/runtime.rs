@@ -157,7 +157,8 @@ pub struct SigningSettings {
     /// attaches them itself when every key is in memory (nothing to connect).
     pub keys: Vec<Arc<SigningKey>>,
     active: Option<Arc<SigningKey>>,
-    /// The key files, watched for hot reload.
+    /// The files the signing keys are read from (key files; a backend's PIN or token file
+    /// and CA), watched for hot reload.
     pub key_paths: Vec<std::path::PathBuf>,
 }
 

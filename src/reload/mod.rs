@@ -164,10 +164,15 @@ impl Reloader {
     fn install(&self, mut new: Config) -> Result<(u64, Vec<String>), Vec<String>> {
         // The new signing keys are connected (and their public halves read from their
         // backends) before anything is swapped: a key that cannot be reached keeps the
-        // running config, and its connected keys, in place.
-        let keys = crate::keys::signer::connect_all(&new.signing.specs)?;
-        new.signing.attach(keys);
+        // running config, and its connected keys, in place. A backend key whose spec, secret
+        // and CA did not change is kept connected as it is.
         let current = self.state.config();
+        let keys = crate::keys::signer::reconnect_all(
+            &new.signing.specs,
+            &current.signing.specs,
+            &current.signing.keys,
+        )?;
+        new.signing.attach(keys);
         let mut needs_restart = Vec::new();
         if new.server.listen != current.server.listen {
             needs_restart.push(format!(

@@ -163,6 +163,7 @@ fn key_spec(
             base,
             p,
         );
+        watch_secret(&pin, key_paths);
         for (name, value) in [
             ("token_label", &raw.token_label),
             ("key_label", &raw.key_label),
@@ -204,11 +205,12 @@ fn key_spec(
         base,
         p,
     );
-    if !(raw.address.starts_with("http://") || raw.address.starts_with("https://")) {
-        p.push(
-            format!("{field}.address"),
-            "must be an http:// or https:// URL",
-        );
+    // A renewed token (a Vault Agent's sink file) or CA is picked up by the reload it triggers.
+    watch_secret(&token, key_paths);
+    let ca_file = raw.ca_file.as_ref().map(|path| base.join(path));
+    key_paths.extend(ca_file.clone());
+    if let Err(problem) = transit_address(&raw.address) {
+        p.push(format!("{field}.address"), problem);
     }
     let timeout = p.duration(&format!("{field}.timeout"), &raw.timeout, TRANSIT_TIMEOUT);
     let kid = backend_kid(p, "transit")?;
@@ -220,11 +222,54 @@ fn key_spec(
             mount: raw.mount.clone().unwrap_or_else(|| "transit".into()),
             key: raw.key.clone(),
             token: token?,
-            ca_file: raw.ca_file.as_ref().map(|path| base.join(path)),
+            ca_file,
             key_version: raw.key_version,
             timeout,
         }),
     })
+}
+
+/// `transit.address`: an http(s) origin (an optional path prefix for a proxy in front of
+/// Vault) without credentials, query or fragment. The token travels in every request, so plain
+/// `http://` is accepted only for a loopback host (a Vault Agent or a local test server).
+fn transit_address(address: &str) -> Result<(), String> {
+    let uri: http::Uri = address
+        .parse()
+        .map_err(|err| format!("not a URL ({err})"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err("must be an absolute http:// or https:// URL".into());
+    };
+    if authority.as_str().contains('@') {
+        return Err("must not carry credentials (user:password@); the token comes from token_file or token_env".into());
+    }
+    if uri.query().is_some() || address.contains('#') {
+        return Err("must not have a query or fragment".into());
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if is_loopback(authority.host()) => Ok(()),
+        "http" => Err(format!(
+            "plain http:// would send the Vault token to {} in the clear; use https:// \
+             (http:// is accepted for a loopback host only)",
+            authority.host()
+        )),
+        other => Err(format!("scheme {other:?}: must be http or https")),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A secret read from a file is watched like a key file: a new PIN or token reloads.
+fn watch_secret(secret: &Option<SecretSource>, key_paths: &mut Vec<std::path::PathBuf>) {
+    if let Some(SecretSource::File(path)) = secret {
+        key_paths.push(path.clone());
+    }
 }
 
 /// Exactly one of a `*_file` and a `*_env` field.
@@ -342,5 +387,30 @@ mod tests {
         let config = load("path = \"k.pem\"").unwrap();
         assert!(config.signing.is_connected());
         assert_eq!(config.signing.active().unwrap().backend(), "memory");
+    }
+
+    #[test]
+    fn a_transit_address_is_https_or_loopback_http_without_credentials() {
+        for ok in [
+            "https://vault.example.com:8200",
+            "https://vault.example.com/proxy",
+            "http://127.0.0.1:8200",
+            "http://[::1]:8200",
+            "http://localhost:8200",
+        ] {
+            assert_eq!(super::transit_address(ok), Ok(()), "{ok}");
+        }
+        for (bad, expected) in [
+            ("http://vault.example.com:8200", "in the clear"),
+            ("http://10.0.0.5:8200", "in the clear"),
+            ("https://user:pw@vault.example.com", "credentials"),
+            ("https://vault.example.com/?x=1", "query"),
+            ("ftp://vault.example.com", "must be http or https"),
+            ("vault.example.com:8200", "absolute"),
+            ("", "URL"),
+        ] {
+            let problem = super::transit_address(bad).unwrap_err();
+            assert!(problem.contains(expected), "{bad}: {problem}");
+        }
     }
 }

@@ -181,6 +181,9 @@ pub struct SigningKey {
     public: PublicJwk,
     header_b64: String,
     backend: Backend,
+    /// For a backend key: a digest of what it was connected from ([`origin`]), so a reload
+    /// can keep it when nothing it depends on changed.
+    origin: Option<String>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -211,6 +214,7 @@ impl SigningKey {
             public,
             header_b64,
             backend,
+            origin: None,
         }
     }
 
@@ -354,16 +358,78 @@ pub fn connect(spec: &KeySpec) -> Result<Arc<SigningKey>, SignerError> {
     // The public half an HSM or KMS holds passes the same checks as an imported key.
     crate::keys::weak::check(&material)
         .map_err(|weak| SignerError::Refused(format!("the key is weak and is refused: {weak}")))?;
-    Ok(Arc::new(SigningKey::new(
-        Some(spec.kid.clone()),
-        spec.alg,
-        material,
-        backend,
-    )))
+    let mut key = SigningKey::new(Some(spec.kid.clone()), spec.alg, material, backend);
+    key.origin = origin(spec);
+    Ok(Arc::new(key))
 }
 
 /// Connects every spec, in order; every failure is reported, one line each, naming the key.
 pub fn connect_all(specs: &[KeySpec]) -> Result<Vec<Arc<SigningKey>>, Vec<String>> {
+    connect_each(specs, connect)
+}
+
+/// Connects `specs` for a reload: a backend key whose description, secret and CA are the same
+/// as when the running key (`running`, connected from `running_specs`) was connected is kept
+/// as it is: the same sessions, the same pinned Transit version (an unpinned key does not move
+/// to a version rotated in meanwhile, and unpublished), no call to a backend that may be down.
+/// Every other key is connected anew.
+pub fn reconnect_all(
+    specs: &[KeySpec],
+    running_specs: &[KeySpec],
+    running: &[Arc<SigningKey>],
+) -> Result<Vec<Arc<SigningKey>>, Vec<String>> {
+    connect_each(specs, |spec| {
+        let kept = running_specs
+            .iter()
+            .zip(running)
+            .find(|(old, key)| {
+                old.kid == spec.kid
+                    && old.alg == spec.alg
+                    && old.backend.same_remote(&spec.backend)
+                    && key.origin.is_some()
+                    && key.origin == origin(spec)
+            })
+            .map(|(_, key)| key.clone());
+        match kept {
+            Some(key) => Ok(key),
+            None => connect(spec),
+        }
+    })
+}
+
+impl BackendSpec {
+    /// The same remote key described the same way (in-memory keys are never kept: every
+    /// validation reads their files anew).
+    fn same_remote(&self, other: &BackendSpec) -> bool {
+        match (self, other) {
+            (BackendSpec::Pkcs11(a), BackendSpec::Pkcs11(b)) => a == b,
+            (BackendSpec::Transit(a), BackendSpec::Transit(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// SHA-256 over what a backend key is connected with besides its description: the PIN or
+/// token as read now and, for Transit, the CA file's bytes. `None` for an in-memory key or a
+/// secret that cannot be read (never kept, then). Only the digest is held, never the secret.
+fn origin(spec: &KeySpec) -> Option<String> {
+    let (secret, ca_file) = match &spec.backend {
+        BackendSpec::Memory(_) => return None,
+        BackendSpec::Pkcs11(pkcs11) => (&pkcs11.pin, None),
+        BackendSpec::Transit(transit) => (&transit.token, transit.ca_file.as_ref()),
+    };
+    let mut bytes = secret.read().ok()?.into_bytes();
+    bytes.push(0);
+    if let Some(path) = ca_file {
+        bytes.extend(std::fs::read(path).ok()?);
+    }
+    Some(crate::keys::digest::sha256_hex(bytes))
+}
+
+fn connect_each(
+    specs: &[KeySpec],
+    mut connect: impl FnMut(&KeySpec) -> Result<Arc<SigningKey>, SignerError>,
+) -> Result<Vec<Arc<SigningKey>>, Vec<String>> {
     let mut keys = Vec::with_capacity(specs.len());
     let mut problems = Vec::new();
     for spec in specs {

@@ -2,8 +2,9 @@
 //! verifies with npm `jose` from our JWKS; a hung KMS (SIGSTOP) answers 503
 //! `signing_unavailable` within the configured timeout, then fast, and 200 once it runs again;
 //! a version rotated in inside OpenBao is never used: pinned, the old version keeps signing
-//! across a reload; unpinned, the reload reads the new version, whose public half is not
-//! published, so the proxy answers 503 and `/readyz` names the key until it is published.
+//! across a reload; unpinned, the version read at start stays across reloads that leave the
+//! key's entry as it was, and a version named before its public half is published makes the
+//! proxy answer 503 (`/readyz` names the key) until it is published.
 //! The CLI (`keys jwks --config`, `token resign`) reads and signs through the same backend.
 
 use std::process::Command;
@@ -157,13 +158,23 @@ async fn a_pinned_version_keeps_signing_after_a_rotation_inside_openbao() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unpinned_key_rotated_inside_openbao_is_not_used_until_published() {
+async fn an_unpinned_key_stays_on_its_version_and_a_new_one_is_not_used_until_published() {
     let bao = TestOpenBao::start().await;
     let fixture = transit_fixture(&bao, "ecdsa-p256", Alg::ES256, json!({})).await;
     let url = fixture.url("/api/x");
     assert_eq!(get_bearer(&url, &fixture.token()).await.status, 200);
     let published = fixture.proxy.active_jwk();
     assert_eq!(bao.rotate("k").await, 2);
+    // A reload that does not touch the key (here: nothing changed) keeps it connected as it
+    // is: still version 1, still signing.
+    reload(&fixture).await;
+    assert_eq!(key_status(&fixture).await["key_version"], 1);
+    assert_eq!(fixture.proxy.active_jwk(), published);
+    assert_eq!(get_bearer(&url, &fixture.token()).await.status, 200);
+    // The operator moves to version 2 before publishing it.
+    fixture
+        .proxy
+        .rewrite_config(|doc| doc.set("signing.keys.0.transit", "key_version", 2));
     reload(&fixture).await;
     assert_eq!(key_status(&fixture).await["key_version"], 2);
     assert_ne!(
