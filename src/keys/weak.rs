@@ -10,7 +10,8 @@
 //! Debian 12 packages neither, so there is no list to use (and none is made up here).
 //!
 //! Callers: [`crate::keys::import`] refuses an imported key, the IdP client warns and counts,
-//! the configuration refuses a weak signing key. One call costs about 3 ms for a good
+//! the configuration refuses a weak signing key file, and [`crate::keys::signer::connect`] a weak
+//! PKCS#11 or Transit key. One call costs about 3 ms for a good
 //! 2048-bit RSA key (see `benches/README.md`), a microsecond for EC, nothing for Ed25519.
 //!
 //! May use: [`crate::keys::jwk`], [`crate::jose::alg`], num-bigint (the Fermat square roots).
