@@ -113,6 +113,10 @@ impl IdpClient {
         }
         let (parts, body) = response.into_parts();
         let limit = self.settings.load().max_response_bytes;
+        // A declared length over the limit is refused before a byte of it is read.
+        if hyper::body::Body::size_hint(&body).lower() > limit as u64 {
+            return Err(IdpError::TooLarge(shown, limit));
+        }
         let body = Limited::new(body, limit)
             .collect()
             .await
