@@ -241,3 +241,26 @@ pub async fn resign(
     }
     Ok(entry.into_value())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_signature_is_signing_failed_and_every_other_kind_signing_unavailable() {
+        let failed = ProxyError::from(SignerError::Failed("bad mechanism".into()));
+        // (error.rs tests the statuses: signing_failed is 500, signing_unavailable 503.)
+        assert_eq!(failed, ProxyError::SigningFailed);
+        assert_eq!(failed.reason(), "signing_failed");
+        for err in [
+            SignerError::Unavailable("token away".into()),
+            SignerError::Timeout("slow".into()),
+            SignerError::Refused("PIN refused".into()),
+        ] {
+            let kind = err.kind();
+            let mapped = ProxyError::from(err);
+            assert_eq!(mapped, ProxyError::SigningUnavailable, "{kind}");
+            assert_eq!(mapped.reason(), "signing_unavailable", "{kind}");
+        }
+    }
+}

@@ -4,7 +4,10 @@
 //! the token taken away gives 503 `signing_unavailable` (counted, logged, shown in
 //! `/admin/status`) and signing resumes when it is back, without a restart; a token key whose
 //! public half is not published never signs. Each test has its own SoftHSM directory and its
-//! own proxy process (the module's state is per process).
+//! own proxy process (the module's state is per process); [`module_level`] drives the signer
+//! API itself, in a child test process per SoftHSM directory.
+
+mod module_level;
 
 use std::path::PathBuf;
 

@@ -45,17 +45,7 @@ impl SoftHsm {
             dir,
             token_label: label.to_string(),
         };
-        let output = hsm
-            .command("softhsm2-util")
-            .args(["--init-token", "--free", "--label", label, "--pin", PIN])
-            .args(["--so-pin", "5678"])
-            .output()
-            .expect("softhsm2-util runs (install Debian's softhsm2; scripts/test.sh does)");
-        assert!(
-            output.status.success(),
-            "softhsm2-util --init-token: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        init_token(&hsm, label);
         hsm
     }
 
@@ -141,6 +131,32 @@ impl SoftHsm {
         self.dir.path().join("tokens")
     }
 
+    /// The same directory, addressing the token labelled `label` (see [`SoftHsm::add_token`]).
+    pub fn with_token(self, label: &str) -> SoftHsm {
+        SoftHsm {
+            token_label: label.into(),
+            ..self
+        }
+    }
+
+    /// The directory holding `softhsm2.conf`, `pin` and `tokens/`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Initialises one more token labelled `label` (same PINs) in this token directory;
+    /// returns its own directory under `tokens/` (SoftHSM keeps one per token).
+    pub fn add_token(&self, label: &str) -> PathBuf {
+        let before = token_dirs(&self.tokens());
+        init_token(self, label);
+        let mut added: Vec<PathBuf> = token_dirs(&self.tokens())
+            .into_iter()
+            .filter(|dir| !before.contains(dir))
+            .collect();
+        assert_eq!(added.len(), 1, "one new token directory");
+        added.remove(0)
+    }
+
     /// Takes the token away: its directory is moved out of the token directory.
     pub fn remove_token(&self) {
         std::fs::rename(self.tokens(), self.dir.path().join("tokens.away")).expect("move away");
@@ -152,6 +168,27 @@ impl SoftHsm {
         std::fs::remove_dir(self.tokens()).expect("remove the empty token dir");
         std::fs::rename(self.dir.path().join("tokens.away"), self.tokens()).expect("move back");
     }
+}
+
+fn init_token(hsm: &SoftHsm, label: &str) {
+    let output = hsm
+        .command("softhsm2-util")
+        .args(["--init-token", "--free", "--label", label, "--pin", PIN])
+        .args(["--so-pin", "5678"])
+        .output()
+        .expect("softhsm2-util runs (install Debian's softhsm2; scripts/test.sh does)");
+    assert!(
+        output.status.success(),
+        "softhsm2-util --init-token: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn token_dirs(tokens: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tokens)
+        .expect("token dir")
+        .map(|entry| entry.expect("token dir entry").path())
+        .collect()
 }
 
 impl ProxyBuilder {

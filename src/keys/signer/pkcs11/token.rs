@@ -4,6 +4,8 @@
 //!
 //! May use: cryptoki, `keys::jwk`, `jose::alg`, the parent module.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -12,7 +14,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-use super::classify;
+use super::classify::{classify, is_pin_error};
 use super::mechanism::{Plan, ec_point};
 use super::module::{self, Pooled};
 use crate::jose::alg::{Alg, Curve, KeyFamily};
@@ -59,26 +61,51 @@ fn locate(spec: &Pkcs11Spec) -> Result<(Pkcs11, Slot, u64), SignerError> {
     }
 }
 
-fn login(session: &Session, spec: &Pkcs11Spec) -> Result<(), SignerError> {
+/// What `C_Login` has done for one key: how often it was called, and whether the token
+/// refused the PIN (after which nothing logs in again until a reload: see the parent's
+/// "PIN refused").
+#[derive(Default)]
+pub struct Logins {
+    pub attempts: AtomicU64,
+    pub pin_refused: AtomicBool,
+}
+
+fn login(session: &Session, spec: &Pkcs11Spec, logins: &Logins) -> Result<(), SignerError> {
+    if logins.pin_refused.load(Ordering::Relaxed) {
+        return Err(SignerError::Refused(super::PIN_REFUSED.into()));
+    }
     let pin = spec
         .pin
         .read()
         .map_err(|err| SignerError::Refused(format!("the token PIN: {err}")))?;
+    logins.attempts.fetch_add(1, Ordering::Relaxed);
     match session.login(UserType::User, Some(&AuthPin::from(pin))) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(CkError::Pkcs11(rv, _)) if is_pin_error(rv) => {
+            logins.pin_refused.store(true, Ordering::Relaxed);
+            Err(SignerError::Refused(format!(
+                "{} ({rv})",
+                super::PIN_REFUSED
+            )))
+        }
         Err(err) => Err(ck(err)),
     }
 }
 
 /// Opens a logged-in session on `slot` in module generation `generation`.
-pub fn open_session(spec: &Pkcs11Spec, slot: Slot, generation: u64) -> Result<Pooled, SignerError> {
+pub fn open_session(
+    spec: &Pkcs11Spec,
+    slot: Slot,
+    generation: u64,
+    logins: &Logins,
+) -> Result<Pooled, SignerError> {
     let (ctx, current) = module::context(&spec.module)?;
     if current != generation {
         return Err(SignerError::Unavailable(
             "the PKCS#11 module was re-initialised".into(),
         ));
     }
-    open(&ctx, spec, slot, generation, false)
+    open(&ctx, spec, slot, generation, false, logins)
 }
 
 fn open(
@@ -87,6 +114,7 @@ fn open(
     slot: Slot,
     generation: u64,
     rw: bool,
+    logins: &Logins,
 ) -> Result<Pooled, SignerError> {
     let session = match rw {
         true => ctx.open_rw_session_no_drop(slot),
@@ -94,15 +122,19 @@ fn open(
     }
     .map_err(ck)?;
     let pooled = Pooled::new(session, generation, &spec.module);
-    login(pooled.session(), spec)?;
+    login(pooled.session(), spec, logins)?;
     Ok(pooled)
 }
 
 /// Finds the spec's key pair for `alg`: its slot, private handle, public half and signing
 /// plan, with the logged-in session it was found in.
-pub fn find(spec: &Pkcs11Spec, alg: Alg) -> Result<(Found, Pooled, u64), SignerError> {
+pub fn find(
+    spec: &Pkcs11Spec,
+    alg: Alg,
+    logins: &Logins,
+) -> Result<(Found, Pooled, u64), SignerError> {
     let (ctx, slot, generation) = locate(spec)?;
-    let pooled = open(&ctx, spec, slot, generation, false)?;
+    let pooled = open(&ctx, spec, slot, generation, false, logins)?;
     let session = pooled.session();
     let label = Attribute::Label(spec.key_label.as_bytes().to_vec());
     let private = one(session, ObjectClass::PRIVATE_KEY, &label, spec)?;
@@ -126,7 +158,7 @@ pub fn find(spec: &Pkcs11Spec, alg: Alg) -> Result<(Found, Pooled, u64), SignerE
 
 /// The public half of the spec's key pair, read from the token (`resigner keys jwks`).
 pub fn read_public(spec: &Pkcs11Spec, alg: Alg) -> Result<KeyMaterial, SignerError> {
-    find(spec, alg).map(|(found, _, _)| found.material)
+    find(spec, alg, &Logins::default()).map(|(found, _, _)| found.material)
 }
 
 fn one(
@@ -244,7 +276,7 @@ fn curve_params(curve: Curve) -> Vec<u8> {
 /// public half.
 pub fn generate(spec: &Pkcs11Spec, alg: Alg) -> Result<KeyMaterial, SignerError> {
     let (ctx, slot, generation) = locate(spec)?;
-    let pooled = open(&ctx, spec, slot, generation, true)?;
+    let pooled = open(&ctx, spec, slot, generation, true, &Logins::default())?;
     let session = pooled.session();
     let label = Attribute::Label(spec.key_label.as_bytes().to_vec());
     let existing = session
