@@ -236,7 +236,10 @@ impl Stages for DryRun<'_> {
 
 impl From<PipelineError> for TokenCliError {
     fn from(err: PipelineError) -> Self {
-        TokenCliError::Sign(err.to_string())
+        match err {
+            PipelineError::Denied(denied) => TokenCliError::Rejected(denied.to_string()),
+            other => TokenCliError::Sign(other.to_string()),
+        }
     }
 }
 
