@@ -1,4 +1,5 @@
-//! The re-sign cache (moka). Key: SHA-256 of the incoming token plus the route, the config
+//! The re-sign cache (moka). Key: SHA-256 of the incoming token plus the route, the request
+//! method's class for the route's authorization rules (see `proxy::authorize`), the config
 //! generation (routes, claims and signing keys) and the IdP key generation, so any change of
 //! keys or mapping makes old entries unreachable by construction (compare Oathkeeper #763).
 //! Each entry lives at most until its re-signed token's `exp` minus the leeway; the cache is
@@ -19,6 +20,8 @@ use crate::config::CacheSettings;
 pub struct CacheKey {
     token_sha256: [u8; 32],
     route: u32,
+    /// Which of the route's method-limited rules applied (0: none of them).
+    method_class: u8,
     config_generation: u64,
     idp_generation: u64,
 }
@@ -30,8 +33,17 @@ impl CacheKey {
         CacheKey {
             token_sha256,
             route,
+            method_class: 0,
             config_generation,
             idp_generation,
+        }
+    }
+
+    /// The same key for a request of method class `class` on the route.
+    pub fn with_method_class(self, class: u8) -> Self {
+        CacheKey {
+            method_class: class,
+            ..self
         }
     }
 }
@@ -88,6 +100,8 @@ mod tests {
         assert_ne!(base, CacheKey::new("t", 2, 1, 1));
         assert_ne!(base, CacheKey::new("t", 1, 2, 1));
         assert_ne!(base, CacheKey::new("t", 1, 1, 2));
+        assert_ne!(base, base.with_method_class(1));
+        assert_eq!(base, base.with_method_class(0));
     }
 
     #[tokio::test]

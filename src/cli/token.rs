@@ -137,7 +137,8 @@ pub async fn resign(
     } else {
         DryRun::AsGiven(as_given(token)?)
     };
-    let outcome = pipeline::run(&stages, &config, route, work, token).await?;
+    // No request, so no method: every rule applies, method-limited ones included.
+    let outcome = pipeline::run(&stages, &config, route, work, token, None).await?;
     if verify_token {
         let _ = writeln!(
             out,
@@ -235,7 +236,10 @@ impl Stages for DryRun<'_> {
 
 impl From<PipelineError> for TokenCliError {
     fn from(err: PipelineError) -> Self {
-        TokenCliError::Sign(err.to_string())
+        match err {
+            PipelineError::Denied(denied) => TokenCliError::Rejected(denied.to_string()),
+            other => TokenCliError::Sign(other.to_string()),
+        }
     }
 }
 

@@ -101,6 +101,8 @@ pub struct IdpSection {
     pub fetch_timeout: Option<String>,
     /// Extra trust anchors (PEM) for a private IdP's HTTPS certificate.
     pub ca_file: Option<String>,
+    /// The claims a token's scopes are read from (default `["scope"]`).
+    pub scope_claims: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +176,23 @@ pub struct RouteSection {
     pub client_key: Option<String>,
     #[serde(default)]
     pub claims: ClaimsSection,
+    /// Scopes a token must all have (read from `[idp] scope_claims`).
+    pub required_scopes: Option<Vec<String>>,
+    /// `[[routes.require]]`: claim rules a token must all pass.
+    #[serde(default)]
+    pub require: Vec<RequireSection>,
+}
+
+/// One claim rule: `claim` and exactly one of `equals`, `one_of`, `contains`; optionally
+/// limited to `methods`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequireSection {
+    pub claim: String,
+    pub equals: Option<String>,
+    pub one_of: Option<Vec<String>>,
+    pub contains: Option<String>,
+    pub methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

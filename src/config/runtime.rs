@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Method;
 use http::header::HeaderName;
 use http::uri::{Authority, Scheme, Uri};
 use serde_json::{Map, Value};
@@ -140,6 +141,9 @@ pub struct IdpSettings {
     pub max_keys: usize,
     /// `[idp] ca_file`: extra trust anchors for the IdP's HTTPS certificate.
     pub tls: Option<Arc<ClientTls>>,
+    /// `[idp] scope_claims`: where a token's scopes are (a space-separated string or an
+    /// array of strings in each); the union of all of them is the token's scope set.
+    pub scope_claims: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -246,8 +250,47 @@ pub struct Route {
     pub header: HeaderName,
     pub timeout: Duration,
     pub claims: ClaimMapping,
+    /// `required_scopes` and `[[routes.require]]`, checked after verification.
+    pub authorization: Authorization,
     /// `ca_file`/`client_cert`/`client_key`; `None`: webpki roots, no client certificate.
     pub tls: Option<Arc<ClientTls>>,
+}
+
+/// A route's authorization, validated when the config loads (evaluated by
+/// `proxy::authorize`). Empty: every verified token is authorized.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Authorization {
+    /// Scopes the token must all have.
+    pub required_scopes: Vec<String>,
+    /// `required_scopes` joined by spaces: the `scope` of the 403 challenge.
+    pub scope_text: String,
+    pub rules: Vec<ClaimRule>,
+    /// Every method some rule is limited to, once each. A request's method class is its
+    /// position here plus one (0: any other method): requests of one class meet the same
+    /// rules, so the class is part of the re-sign cache key.
+    pub methods: Vec<Method>,
+}
+
+/// One `[[routes.require]]` rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRule {
+    /// Its position in the route's `require` list (named in the 403 answer).
+    pub index: usize,
+    pub claim: String,
+    pub test: ClaimTest,
+    /// The methods it applies to; empty: all.
+    pub methods: Vec<Method>,
+}
+
+/// What a claim rule asks of the claim's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimTest {
+    /// The claim is this string.
+    Equals(String),
+    /// The claim is one of these strings.
+    OneOf(Vec<String>),
+    /// The claim is an array holding this string.
+    Contains(String),
 }
 
 /// What a route does with the incoming token.

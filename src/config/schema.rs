@@ -102,6 +102,7 @@ const IDP: &[Key] = &[
     opt("max_stale", DURATION),
     opt("fetch_timeout", DURATION),
     opt("ca_file", PATH),
+    opt("scope_claims", Kind::Texts),
 ];
 
 const PKCS11: &[Key] = &[
@@ -166,6 +167,17 @@ const ROUTE: &[Key] = &[
     opt("client_cert", PATH),
     opt("client_key", PATH),
     opt("claims", Kind::Table(CLAIMS)),
+    opt("required_scopes", Kind::Texts),
+    opt("require", Kind::Tables(REQUIRE)),
+];
+
+/// Exactly one of `equals`, `one_of`, `contains` (checked by `validate::routes`).
+const REQUIRE: &[Key] = &[
+    req("claim", TEXT),
+    opt("equals", TEXT),
+    opt("one_of", Kind::Texts),
+    opt("contains", TEXT),
+    opt("methods", Kind::Texts),
 ];
 
 const CACHE: &[Key] = &[

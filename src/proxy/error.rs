@@ -1,9 +1,11 @@
 //! The one table from proxy errors to HTTP responses: status, RFC 6750 `WWW-Authenticate`
-//! challenge, `Retry-After`, and a JSON body `{"error", "error_description"}`.
+//! challenge, `Retry-After`, and a JSON body `{"error", "error_description"}` (plus `scope`
+//! when a required scope is missing: the challenge's `scope` attribute, RFC 6750 §3).
 
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
+use super::authorize::Denied;
 use super::verify::VerifyError;
 use crate::http::body::{self, Body};
 
@@ -21,6 +23,9 @@ pub enum ProxyError {
     BadFraming(&'static str),
     #[error("{0}")]
     InvalidToken(#[from] VerifyError),
+    /// A valid token without what the route's `required_scopes` or `require` rules ask.
+    #[error("{0}")]
+    Forbidden(#[from] Denied),
     #[error("identity provider keys are unavailable")]
     IdpUnavailable,
     #[error("signing key unavailable")]
@@ -48,6 +53,8 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::BadFraming(_) => "bad_framing",
             ProxyError::InvalidToken(err) => err.reason(),
+            ProxyError::Forbidden(Denied::Scope { .. }) => "insufficient_scope",
+            ProxyError::Forbidden(Denied::Rule { .. }) => "claim_rule",
             ProxyError::IdpUnavailable => "idp_unavailable",
             ProxyError::SigningUnavailable => "signing_unavailable",
             ProxyError::NotReady => "not_ready",
@@ -92,6 +99,8 @@ fn classify(error: &ProxyError) -> (StatusCode, Option<&'static str>, bool) {
             (StatusCode::BAD_REQUEST, Some("invalid_request"), true)
         }
         ProxyError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), true),
+        // RFC 6750 §3.1: a valid token without the access the resource needs.
+        ProxyError::Forbidden(_) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), true),
         ProxyError::IdpUnavailable | ProxyError::SigningUnavailable | ProxyError::NotReady => (
             StatusCode::SERVICE_UNAVAILABLE,
             Some("temporarily_unavailable"),
@@ -116,20 +125,31 @@ fn classify(error: &ProxyError) -> (StatusCode, Option<&'static str>, bool) {
 pub fn response(error: &ProxyError) -> Response<Body> {
     let (status, code, challenge) = classify(error);
     let description = error.to_string();
-    let body = json!({
+    let scope = match error {
+        ProxyError::Forbidden(Denied::Scope { scope }) => Some(scope.as_str()),
+        _ => None,
+    };
+    let mut body = json!({
         "error": code.unwrap_or("invalid_request"),
         "error_description": description,
     });
+    if let Some(scope) = scope {
+        body["scope"] = scope.into();
+    }
     let mut response = body::json(status, &body);
     let headers = response.headers_mut();
     if challenge {
-        let value = match code {
+        let mut value = match code {
             None => "Bearer realm=\"resigner\"".to_string(),
             Some(code) => format!(
                 "Bearer realm=\"resigner\", error=\"{code}\", error_description=\"{}\"",
                 ascii(&description)
             ),
         };
+        if let Some(scope) = scope {
+            // Scope tokens are checked at load: no space, '"' or '\\' inside one.
+            value.push_str(&format!(", scope=\"{scope}\""));
+        }
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
@@ -213,6 +233,23 @@ mod tests {
             ),
             false,
         );
+        check(
+            ProxyError::Forbidden(Denied::Scope {
+                scope: "read:orders write:orders".into(),
+            }),
+            403,
+            Some("Bearer realm=\"resigner\", error=\"insufficient_scope\""),
+            false,
+        );
+        check(
+            ProxyError::Forbidden(Denied::Rule {
+                index: 1,
+                claim: "org_id".into(),
+            }),
+            403,
+            Some("Bearer realm=\"resigner\", error=\"insufficient_scope\""),
+            false,
+        );
         check(ProxyError::IdpUnavailable, 503, None, true);
         check(ProxyError::SigningUnavailable, 503, None, true);
         check(ProxyError::NotReady, 503, None, true);
@@ -235,6 +272,11 @@ mod tests {
             ProxyError::BadRequest("x"),
             ProxyError::InvalidToken(VerifyError::Expired),
             ProxyError::InvalidToken(VerifyError::Duplicate("payload", "secret".into())),
+            ProxyError::Forbidden(Denied::Scope { scope: "a".into() }),
+            ProxyError::Forbidden(Denied::Rule {
+                index: 0,
+                claim: "org".into(),
+            }),
             ProxyError::IdpUnavailable,
             ProxyError::SigningUnavailable,
             ProxyError::NotReady,
@@ -276,6 +318,29 @@ mod tests {
             "the error_description is unchanged"
         );
         assert_eq!(ProxyError::NoRoute.logged(), "no route for this path");
+    }
+
+    #[test]
+    fn a_missing_scope_names_the_scopes_and_a_failed_rule_names_the_rule() {
+        let scope = response(&ProxyError::Forbidden(Denied::Scope {
+            scope: "read:orders write:orders".into(),
+        }));
+        assert_eq!(
+            scope.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"resigner\", error=\"insufficient_scope\", \
+             error_description=\"the token lacks a scope this route requires\", \
+             scope=\"read:orders write:orders\""
+        );
+        let rule = response(&ProxyError::Forbidden(Denied::Rule {
+            index: 2,
+            claim: "org_id".into(),
+        }));
+        let www = rule.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert_eq!(
+            www,
+            "Bearer realm=\"resigner\", error=\"insufficient_scope\", \
+             error_description=\"the token does not satisfy rule require[2] on claim org_id\""
+        );
     }
 
     #[test]

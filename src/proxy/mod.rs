@@ -2,6 +2,7 @@
 //! -> sign, cached) -> forward. [`handle`] never fails: it calls [`try_handle`] and turns any
 //! error into a response through the one table in [`error`].
 
+pub mod authorize;
 pub mod claims;
 pub mod error;
 pub mod forward;
@@ -69,7 +70,7 @@ pub async fn try_handle(
     };
     let resigned = {
         let token = bearer_token(request.headers())?;
-        pipeline::resign(state, config, route, work, token).await?
+        pipeline::resign(state, config, route, work, token, request.method()).await?
     };
     forward::forward(state, route, request, Some(&resigned.header_value), peer).await
 }

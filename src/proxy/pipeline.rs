@@ -5,15 +5,21 @@
 //! through the re-sign cache ([`resign`], with [`Live`] stages: the running IdP key client
 //! and the signing threads); `resigner token resign` runs it once with keys fetched for the
 //! command; a token exchange endpoint would be a third caller.
+//!
+//! Authorize ([`super::authorize`]) runs on the verified claims inside [`run`], so only on a
+//! cache miss; a hit is served only to a request the entry's authorization holds for, because
+//! the cache key has the route (its rules, under the config generation) and the request's
+//! method class (which method-limited rules apply), and the token digest fixes the claims.
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, header};
+use http::{HeaderValue, Method, header};
 use serde_json::{Map, Value};
 
+use super::authorize::{self, Denied};
 use super::verify::Verified;
 use super::{ProxyError, claims, token_fingerprint, verify_token};
 use crate::app::AppState;
@@ -31,6 +37,8 @@ pub enum PipelineError {
     Payload(serde_json::Error),
     #[error("the active signing key is not connected")]
     NotConnected,
+    #[error("not authorized on this route: {0}")]
+    Denied(#[from] Denied),
 }
 
 /// Where the stages get what they need. Implemented by the running proxy ([`Live`]) and by
@@ -86,14 +94,23 @@ pub struct Outcome {
 }
 
 /// verify -> authorize -> map -> sign for `token` on `route` under `config`, uncached.
+/// `method` selects the method-limited rules; `None` (no request) applies all of them.
 pub async fn run<S: Stages>(
     stages: &S,
     config: &Config,
     route: &Route,
     work: TokenWork,
     token: &str,
+    method: Option<&Method>,
 ) -> Result<Outcome, S::Error> {
     let verified = stages.verify(token, &route.audience).await?;
+    authorize::authorize(
+        &verified.claims,
+        &config.idp.scope_claims,
+        &route.authorization,
+        method,
+    )
+    .map_err(PipelineError::from)?;
     let now = crate::jose::time::now_unix();
     let (forwarded, exp, claims) = match work {
         TokenWork::Forward => (Cow::Borrowed(token), verified.exp, None),
@@ -182,6 +199,7 @@ impl From<PipelineError> for ProxyError {
         match err {
             PipelineError::NotConnected => ProxyError::SigningUnavailable,
             PipelineError::Payload(_) => ProxyError::SigningFailed,
+            PipelineError::Denied(denied) => ProxyError::Forbidden(denied),
         }
     }
 }
@@ -199,13 +217,15 @@ impl From<SignerError> for ProxyError {
 /// The output header value for `token` on `route`, from the cache or by running the
 /// pipeline (once, however many requests carry the same new token). A cache hit costs what
 /// it did before the pipeline existed: the key set load, the publication check, the cache
-/// key hash and the lookup; the [`Live`] stages are built in place and not run.
+/// key hash and the lookup (plus the method class: a scan of the few methods the route's
+/// rules name, none for most routes); the [`Live`] stages are built in place and not run.
 pub async fn resign(
     state: &AppState,
     config: &Config,
     route: &Route,
     work: TokenWork,
     token: &str,
+    method: &Method,
 ) -> Result<Arc<Resigned>, ProxyError> {
     let idp_keys = state
         .idp
@@ -218,13 +238,14 @@ pub async fn resign(
         tracing::debug!(%reason, "signing key not published");
         return Err(ProxyError::SigningUnavailable);
     }
-    let key = CacheKey::new(token, route.id, config.generation, idp_keys.generation);
+    let key = CacheKey::new(token, route.id, config.generation, idp_keys.generation)
+        .with_method_class(authorize::method_class(&route.authorization, method));
     let stages = Live { state, idp_keys };
     let entry = state
         .cache
         .entry(key)
         .or_try_insert_with(async {
-            let outcome = run(&stages, config, route, work, token).await?;
+            let outcome = run(&stages, config, route, work, token, Some(method)).await?;
             let header_value =
                 HeaderValue::try_from(outcome.value).map_err(|_| ProxyError::SigningFailed)?;
             Ok(Arc::new(Resigned {

@@ -5,6 +5,7 @@
 mod common;
 
 mod admin_races;
+mod authorization;
 mod backlog;
 mod cache;
 mod cli;

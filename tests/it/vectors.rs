@@ -262,6 +262,7 @@ fn idp_settings(algorithms: Vec<Alg>) -> IdpSettings {
         fetch_timeout: Duration::from_secs(5),
         max_response_bytes: 1024 * 1024,
         max_keys: 100,
+        scope_claims: vec!["scope".into()],
         tls: None,
     }
 }

@@ -1,5 +1,6 @@
 //! `[idp]`: the issuer and where its keys come from, the algorithm allow-list (never
-//! `none`, never HMAC), leeway, and the key client's refresh bounds and limits.
+//! `none`, never HMAC), leeway, the key client's refresh bounds and limits, and the
+//! claims a token's scopes are read from.
 
 use std::time::Duration;
 
@@ -72,6 +73,16 @@ pub(super) fn settings(raw: &file::IdpSection, p: &mut Problems) -> IdpSettings 
     if refresh_min > refresh_max {
         p.push("idp.refresh_min", "must not exceed idp.refresh_max");
     }
+    let scope_claims = raw
+        .scope_claims
+        .clone()
+        .unwrap_or_else(|| vec!["scope".into()]);
+    if scope_claims.is_empty() || scope_claims.iter().any(|name| name.trim().is_empty()) {
+        p.push(
+            "idp.scope_claims",
+            "must list claim names like [\"scope\"] or [\"scp\"], none empty",
+        );
+    }
     IdpSettings {
         issuer: raw.issuer.clone(),
         jwks_uri,
@@ -100,5 +111,6 @@ pub(super) fn settings(raw: &file::IdpSection, p: &mut Problems) -> IdpSettings 
         max_response_bytes: 1024 * 1024,
         max_keys: 100,
         tls: None,
+        scope_claims,
     }
 }

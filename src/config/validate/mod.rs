@@ -6,6 +6,7 @@
 //! `[jwks]` sections are read here.
 
 mod admin;
+mod authorization;
 mod claims;
 mod idp;
 mod keys;

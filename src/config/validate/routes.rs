@@ -1,6 +1,6 @@
 //! `[[routes]]`: prefix (unique, from `/`), upstream URL, mode, audience, output header
 //! (never hop-by-hop or `Host`), timeout and outbound TLS; the claim mapping is checked in
-//! [`super::claims`].
+//! [`super::claims`], the scopes and claim rules in [`super::authorization`].
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 use http::header::HeaderName;
 use http::uri::Scheme;
 
-use super::{claims, transport};
+use super::{authorization, claims, transport};
 use crate::config::file;
 use crate::config::problems::Problems;
 use crate::config::runtime::{Route, RouteMode, UpstreamSettings, UpstreamTarget};
@@ -78,6 +78,12 @@ pub(super) fn routes(
                     "a passthrough route does no token work: remove its audience and claims",
                 );
             }
+            if route.required_scopes.is_some() || !route.require.is_empty() {
+                p.push(
+                    format!("{field}.mode"),
+                    "a passthrough route checks no token: remove its required_scopes and require rules",
+                );
+            }
         } else if audience.trim().is_empty() {
             p.push(
                 format!("{field}.audience"),
@@ -95,6 +101,7 @@ pub(super) fn routes(
             upstream.timeout,
         );
         let claims = claims::mapping(p, &field, &route.claims, &audience);
+        let authorization = authorization::authorization(p, &field, route);
         let https = target.as_ref().is_none_or(|t| t.scheme == Scheme::HTTPS);
         let tls = transport::route_tls(&field, route, https, base, p);
         if let (Some(upstream), Some(header)) = (target, header) {
@@ -108,6 +115,7 @@ pub(super) fn routes(
                 header,
                 timeout,
                 claims,
+                authorization,
                 tls,
             });
         }
