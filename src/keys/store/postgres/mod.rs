@@ -219,10 +219,14 @@ impl Shared {
         }
     }
 
-    /// After the first sync of a store opened with no set: it holds one now.
+    /// After the first sync of a store opened with no set: it holds one now. The set is on
+    /// the channel already; subscribers are notified again, so one that subscribed between
+    /// the send and this mark (and so saw the set as not yet held) still installs it, and so
+    /// does one when the database holds the very set the store started with.
     fn mark_has_set(&self, first: bool, set: &StoredSet) {
         if first {
             self.has_set.store(true, Ordering::Release);
+            self.tx.send_modify(|_| ());
             tracing::info!(store = %self.settings.location, version = set.version,
                 "key store reached: first key set synced from the database");
         }
