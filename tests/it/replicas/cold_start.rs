@@ -17,13 +17,24 @@ use serde_json::{Value, json};
 use super::{AFTER_OUTAGE, assert_same_jwks};
 use crate::admin_races::{PATH, bodies, kids_of, put};
 use crate::common::replicas::Cluster;
-use crate::common::{ADMIN_TOKEN, get};
+use crate::common::{ADMIN_TOKEN, get, public_jwk};
+use resigner::jose::alg::Alg;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_started_with_the_database_down_and_no_copy_is_not_ready_until_it_syncs() {
     let mut cluster = Cluster::start(1, "60s").await;
     let signing = cluster.signing_jwk();
-    let set = cluster.put_everywhere(0, &signing).await;
+    // RSA keys take the validation (weak-key checks) milliseconds each: a window in which the
+    // store holds the set and the replica has not installed it yet.
+    let mut keys = vec![signing.clone()];
+    keys.extend((0..6).map(|_| public_jwk(Alg::RS256)));
+    let set = json!({ "keys": keys });
+    assert_eq!(
+        put(&cluster.replicas[0].admin_url(), &set, None)
+            .await
+            .status,
+        200
+    );
 
     cluster.pg.stop();
     let i = cluster.add_replica().await;

@@ -195,8 +195,8 @@ impl Shared {
         if *current == set {
             if first {
                 // The database holds the empty set this store started with: still a sync.
-                self.mark_has_set(first, &set);
                 self.save_copy(&set).await;
+                self.mark_has_set(first, &set);
             }
             return;
         }
@@ -207,8 +207,9 @@ impl Shared {
         tracing::info!(store = %self.settings.location, version = set.version, "key store set changed");
         let set = Arc::new(set);
         self.tx.send_replace(set.clone());
-        self.mark_has_set(first, &set);
+        // Saved before the first set counts as held: once `has_set`, the copy is there.
         self.save_copy(&set).await;
+        self.mark_has_set(first, &set);
     }
 
     async fn save_copy(&self, set: &StoredSet) {
