@@ -69,7 +69,7 @@ pub fn jwks<B>(state: &AppState, request: &Request<B>) -> Response<Body> {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    if !state.store.has_set() {
+    if !state.has_set() {
         return crate::proxy::error::response(&crate::proxy::ProxyError::NotReady);
     }
     let rendered = state.jwks();

@@ -9,8 +9,9 @@
 //! with `If-Match` that loses a race in the store also gets 412; one without it is a
 //! replace-all, applied over whatever version won (last writer wins). A store that cannot be
 //! reached (PostgreSQL down) answers 503 with `Retry-After`; nothing is written. So does every
-//! method while the process holds no set yet (started with the database down and no local
-//! copy): there is nothing to read and no version to base a change on.
+//! method while the process holds no valid set yet (started with the database down and no
+//! local copy, until the synced set passes validation): there is nothing to read and no
+//! version to base a change on.
 
 use std::collections::BTreeMap;
 
@@ -133,9 +134,9 @@ async fn delete(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>,
     Ok(response)
 }
 
-/// 503 while the store holds no set (see the module doc).
+/// 503 while no valid set from the store is installed (see the module doc).
 fn require_set(state: &AppState) -> Result<(), AdminError> {
-    if state.store.has_set() {
+    if state.has_set() {
         return Ok(());
     }
     Err(AdminError::StoreUnavailable(state.store.status().location))

@@ -81,7 +81,7 @@ pub async fn scrape(state: &AppState) -> Scrape {
         idp_loaded: state.idp.current().is_some(),
         cache_entries: state.cache.entry_count(),
         cache_weighted_bytes: state.cache.weighted_size(),
-        store: state.store.status(),
+        store: state.store_status(),
     }
 }
 

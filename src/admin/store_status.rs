@@ -10,7 +10,7 @@ use crate::jose::time::format_utc;
 
 /// The `store` object of `/admin/status`.
 pub fn store(state: &AppState) -> Value {
-    let status = state.store.status();
+    let status = state.store_status();
     json!({
         "backend": status.backend,
         "location": status.location,

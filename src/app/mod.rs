@@ -7,7 +7,7 @@ pub mod hints;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::http::client::{self as http_client, Upstreams};
 use crate::idp::IdpClient;
 use crate::keys::import::{self, ImportError};
-use crate::keys::store::{KeyStore, StoredSet};
+use crate::keys::store::{KeyStore, StoreStatus, StoredSet};
 use crate::keys::{CustomKeySet, RenderedJwks};
 use crate::metrics::Metrics;
 
@@ -26,6 +26,12 @@ pub struct AppState {
     pub idp: Arc<IdpClient>,
     custom: ArcSwap<CustomKeySet>,
     custom_generation: AtomicU64,
+    /// Whether `custom` is a set the store holds (not the empty placeholder of a store that
+    /// started with no set) and that passed validation: the JWKS, readiness and the
+    /// management API wait for it. Never false again once true.
+    has_set: AtomicBool,
+    /// Why the store's set was not installed while no set is held (its validation error).
+    rejected: std::sync::Mutex<Option<String>>,
     pub store: Arc<dyn KeyStore>,
     pub cache: ResignCache,
     /// Pooled upstream clients, one per distinct route TLS setting.
@@ -98,12 +104,18 @@ impl AppState {
         );
         let cache = cache::build(&config.cache);
         let jwks = RenderedJwks::render(&custom.json(), &[], (1, 0, 1));
+        // The store marks its first set held after sending it: if it holds one now, its
+        // channel has the set, and `custom` is it unless a newer one came since (which the
+        // follower installs).
+        let has_set = store.has_set() && is_installed(&custom, &store.subscribe().borrow());
         let state = Arc::new(AppState {
             config: ArcSwap::from_pointee(config),
             next_generation: AtomicU64::new(2),
             idp,
             custom: ArcSwap::from_pointee(custom),
             custom_generation: AtomicU64::new(1),
+            has_set: AtomicBool::new(has_set),
+            rejected: std::sync::Mutex::new(None),
             store,
             cache,
             upstream,
@@ -167,11 +179,45 @@ impl AppState {
         self.custom.load_full()
     }
 
-    /// Installs a new custom key set (after a PUT/DELETE or a store change).
+    /// Installs a new, validated custom key set (after a PUT/DELETE or a store change): from
+    /// now on a set is held.
     pub fn install_custom(&self, set: CustomKeySet) {
         self.custom.store(Arc::new(set));
         self.custom_generation.fetch_add(1, Ordering::Relaxed);
+        self.mark_has_set();
         self.log_signing_status();
+    }
+
+    fn mark_has_set(&self) {
+        self.has_set.store(true, Ordering::Release);
+        if let Ok(mut rejected) = self.rejected.lock() {
+            *rejected = None;
+        }
+    }
+
+    /// Whether a valid custom set from the store is installed (one atomic load: the JWKS
+    /// endpoint asks it per request). False while the store holds none yet and while the
+    /// only set it holds failed validation; [`AppState::store_status`] says why.
+    pub fn has_set(&self) -> bool {
+        self.has_set.load(Ordering::Acquire)
+    }
+
+    /// The store's status with `no_set` as this process sees it: `None` once a valid set is
+    /// installed, else the validation error of the stored set or the store's own reason.
+    pub fn store_status(&self) -> StoreStatus {
+        let mut status = self.store.status();
+        status.no_set = match self.has_set() {
+            true => None,
+            false => Some(
+                self.rejected
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.clone())
+                    .or(status.no_set)
+                    .unwrap_or_else(|| "no key set loaded yet".into()),
+            ),
+        };
+        status
     }
 
     /// The IdP's current kids, which custom keys may not reuse.
@@ -186,11 +232,10 @@ impl AppState {
     /// JWK published in it. The reason names the command that publishes it when importing
     /// is the fix, and the store's reason while it holds no set.
     pub fn signing_status(&self, config: &Config) -> Result<(), String> {
-        if !self.store.has_set() {
-            let status = self.store.status();
-            return Err(status
-                .no_set
-                .unwrap_or_else(|| "no key set loaded yet".into()));
+        if !self.has_set()
+            && let Some(reason) = self.store_status().no_set
+        {
+            return Err(reason);
         }
         let signing = &config.signing;
         let Some(active) = signing.active() else {
@@ -232,23 +277,50 @@ impl AppState {
 
     /// Follows the key store: every new stored set (written by this process or edited on
     /// disk by another) is validated like a PUT and installed; an invalid one is logged and
-    /// the current set stays.
+    /// the current set stays (and while no set is held, the replica stays not ready and says
+    /// why).
     pub async fn follow_store(self: Arc<Self>) {
         let mut changes = self.store.subscribe();
-        while changes.changed().await.is_ok() {
-            let stored = changes.borrow_and_update().clone();
-            if stored.version == self.custom.load().version
-                && self.custom.load().json() == stored.keys
-            {
-                continue;
+        // A set sent before this subscription is not news to `changes`: take it now.
+        let mut held = self.store.has_set();
+        loop {
+            if held {
+                let stored = changes.borrow_and_update().clone();
+                self.follow(&stored);
             }
-            match custom_set(&stored, &self.idp_kids()) {
-                Ok(set) => {
-                    tracing::info!(version = set.version, kids = ?set.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(), "custom key set installed");
-                    self.install_custom(set);
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "stored custom key set is invalid; keeping the current set")
+            if changes.changed().await.is_err() {
+                return;
+            }
+            // Woken: the store sent a set it holds (see `KeyStore::subscribe`).
+            held = true;
+        }
+    }
+
+    fn follow(&self, stored: &StoredSet) {
+        if is_installed(&self.custom.load(), stored) {
+            if !self.has_set() {
+                self.mark_has_set();
+                self.log_signing_status();
+            }
+            return;
+        }
+        match custom_set(stored, &self.idp_kids()) {
+            Ok(set) => {
+                tracing::info!(version = set.version, kids = ?set.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(), "custom key set installed");
+                self.install_custom(set);
+            }
+            Err(err) if self.has_set() => {
+                tracing::error!(error = %err, "stored custom key set is invalid; keeping the current set")
+            }
+            Err(err) => {
+                let reason = format!(
+                    "the stored custom key set (version {}) is invalid: {err}; \
+                     not serving it (no JWKS, no signing) until it is fixed in the key store",
+                    stored.version
+                );
+                tracing::error!("{reason}");
+                if let Ok(mut rejected) = self.rejected.lock() {
+                    *rejected = Some(reason);
                 }
             }
         }
@@ -276,6 +348,11 @@ impl AppState {
         self.jwks.store(rendered.clone());
         rendered
     }
+}
+
+/// Whether `stored` is the set `custom` was built from.
+fn is_installed(custom: &CustomKeySet, stored: &StoredSet) -> bool {
+    stored.version == custom.version && custom.json() == stored.keys
 }
 
 /// Validates a stored set and builds the published snapshot.

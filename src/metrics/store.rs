@@ -41,7 +41,7 @@ impl StoreMetrics {
             has_set: gauge(
                 registry,
                 "resigner_store_has_set",
-                "1 when this process holds a custom key set (from the store or its local copy); 0 while it started with the store unreachable and no local copy",
+                "1 when this process serves a valid custom key set (from the store or its local copy); 0 while it started with the store unreachable and no local copy, until the set it syncs passes validation",
             ),
             version: gauge(
                 registry,

@@ -170,9 +170,11 @@ pub trait KeyStore: Send + Sync {
     }
     /// Whether a set is held (from the backend or the local copy). Cheap: the request path
     /// asks it. False only for a store opened while its backend was unreachable and without a
-    /// local copy, until the first sync; [`StoreStatus::no_set`] says why.
+    /// local copy, until the first sync; [`StoreStatus::no_set`] says why. Whether the app
+    /// serves that set is [`crate::app::AppState::has_set`]: it validates it first.
     fn has_set(&self) -> bool;
-    /// Notified with every new set, whoever wrote it.
+    /// Notified with every new set, whoever wrote it, and once more when the first set is
+    /// held (so `has_set` is true for the set a subscriber is woken with).
     fn subscribe(&self) -> watch::Receiver<Arc<StoredSet>>;
     /// The backend's health and sync counters.
     fn status(&self) -> StoreStatus;

@@ -71,11 +71,13 @@ async fn a_database_down_keeps_the_last_set_refuses_writes_and_resyncs_when_back
     assert_eq!(*reaches(&mut rb, 2).await, second);
     // The store that had no set syncs on its follower's next attempt and saves its copy.
     assert_eq!(*reaches(&mut rc, 2).await, second);
-    assert!(
-        c.has_set() && c.status().no_set.is_none(),
-        "{:?}",
-        c.status()
-    );
+    // Held once the local copy is saved, right after the set is sent.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !c.has_set() {
+        assert!(Instant::now() < deadline, "{:?}", c.status());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(c.status().no_set.is_none(), "{:?}", c.status());
     assert!(missing.exists(), "the first sync writes the local copy");
     assert_eq!(c.write(2, change(&["k3"], "c")).await.unwrap().version, 3);
     let status = b.status();

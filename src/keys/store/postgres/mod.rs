@@ -195,8 +195,8 @@ impl Shared {
         if *current == set {
             if first {
                 // The database holds the empty set this store started with: still a sync.
-                self.mark_has_set(first, &set);
                 self.save_copy(&set).await;
+                self.mark_has_set(first, &set);
             }
             return;
         }
@@ -207,8 +207,9 @@ impl Shared {
         tracing::info!(store = %self.settings.location, version = set.version, "key store set changed");
         let set = Arc::new(set);
         self.tx.send_replace(set.clone());
-        self.mark_has_set(first, &set);
+        // Saved before the first set counts as held: once `has_set`, the copy is there.
         self.save_copy(&set).await;
+        self.mark_has_set(first, &set);
     }
 
     async fn save_copy(&self, set: &StoredSet) {
@@ -219,10 +220,14 @@ impl Shared {
         }
     }
 
-    /// After the first sync of a store opened with no set: it holds one now.
+    /// After the first sync of a store opened with no set: it holds one now. The set is on
+    /// the channel already; subscribers are notified again, so one that subscribed between
+    /// the send and this mark (and so saw the set as not yet held) still installs it, and so
+    /// does one when the database holds the very set the store started with.
     fn mark_has_set(&self, first: bool, set: &StoredSet) {
         if first {
             self.has_set.store(true, Ordering::Release);
+            self.tx.send_modify(|_| ());
             tracing::info!(store = %self.settings.location, version = set.version,
                 "key store reached: first key set synced from the database");
         }
