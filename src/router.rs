@@ -3,6 +3,9 @@
 //! Public listener:
 //! - `GET|HEAD /.well-known/jwks.json` — the aggregated JWKS (custom keys, then IdP keys);
 //!   503 while no custom key set is held (the key store unreachable at start, no local copy)
+//! - `GET|HEAD /.well-known/openid-configuration`, `/.well-known/oauth-authorization-server`
+//!   — the issuer's discovery metadata ([`crate::discovery`]), while `[server] public_url`
+//!   is set; otherwise these paths are routed like any other
 //! - anything else — matched against `[[routes]]` by prefix ([`route_for`], the one route
 //!   lookup) and handed with its route to [`crate::proxy::handle`] (404 without a route)
 //!
@@ -35,6 +38,17 @@ pub async fn public(
             return response;
         }
         let config = state.config();
+        if let Some(document) = crate::discovery::Document::for_path(request.uri().path()) {
+            let rendered = state.discovery.current(&config, JWKS_PATH);
+            if let Some(response) =
+                crate::discovery::response(&config, &request, document, &rendered)
+            {
+                state
+                    .metrics
+                    .record_request(crate::discovery::METRICS_ROUTE, response.status());
+                return response;
+            }
+        }
         let route = route_for(&config, request.uri().path());
         crate::proxy::handle(state, &config, route, request, peer).await
     })

@@ -1,6 +1,6 @@
 //! The shared state of a running proxy: the current config snapshot (swapped whole on
 //! reload), the IdP key client, the custom key set and its store, the re-sign cache, the
-//! upstream client, the rendered JWKS and the counters. Handlers load each snapshot once and
+//! upstream client, the rendered JWKS and discovery documents and the counters. Handlers load each snapshot once and
 //! use it to the end of the request.
 
 pub mod hints;
@@ -37,6 +37,8 @@ pub struct AppState {
     /// Pooled upstream clients, one per distinct route TLS setting.
     pub upstream: Upstreams,
     jwks: ArcSwap<RenderedJwks>,
+    /// The discovery documents of the current config generation.
+    pub discovery: crate::discovery::DiscoveryCache,
     pub metrics: Arc<Metrics>,
     /// Threads for slow (RSA) signatures: one per core, below the workers' priority.
     pub signing_pool: crate::keys::signing_pool::SigningPool,
@@ -120,6 +122,7 @@ impl AppState {
             cache,
             upstream,
             jwks: ArcSwap::from_pointee(jwks),
+            discovery: Default::default(),
             metrics,
             signing_pool,
             reload: std::sync::Mutex::new(ReloadStatus {

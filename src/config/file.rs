@@ -46,6 +46,8 @@ pub struct ServerSection {
     pub workers: Option<usize>,
     /// `per_core` or `work_stealing` (see `crate::http::workers`).
     pub scheduler: Option<String>,
+    /// The public listener's own absolute base URL, for the discovery documents' `jwks_uri`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

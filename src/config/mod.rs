@@ -225,6 +225,7 @@ pub(crate) mod example_tests {
         for (name, value) in [
             ("server.tls_cert", &raw.server.tls_cert),
             ("server.tls_key", &raw.server.tls_key),
+            ("server.public_url", &raw.server.public_url),
             ("admin.tls_cert", &raw.admin.tls_cert),
             ("admin.tls_key", &raw.admin.tls_key),
             ("idp.ca_file", &raw.idp.ca_file),

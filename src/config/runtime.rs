@@ -119,6 +119,9 @@ pub struct ServerSettings {
     pub scheduler: crate::http::workers::Scheduler,
     /// Threads serving the public listener (at least 1).
     pub workers: usize,
+    /// `[server] public_url` without a trailing `/`: an absolute http(s) URL with no query or
+    /// fragment. `None`: no discovery documents are served (see [`crate::discovery`]).
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -70,6 +70,7 @@ const SERVER: &[Key] = &[
     opt("drain_timeout", DURATION),
     opt("workers", Kind::Count),
     opt("scheduler", TEXT),
+    opt("public_url", URL),
 ];
 
 const STATIC_TOKEN: &[Key] = &[

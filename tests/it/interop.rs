@@ -2,10 +2,7 @@
 //! fetches the proxy's JWKS over HTTP and verifies forwarded tokens of every output algorithm.
 //! PyJWT is installed by `scripts/test.sh`; this test fails (never skips) without it.
 
-use std::process::Command;
-
 use resigner::jose::alg::Alg;
-use serde_json::Value;
 
 use crate::common::*;
 
@@ -28,27 +25,17 @@ async fn pyjwt_verifies_forwarded_tokens_for_every_output_algorithm() {
         assert_eq!(get_bearer(&proxy.url("/api/x"), &token).await.status, 200);
         let forwarded = upstream.last().bearer();
         let jwks_url = proxy.url("/.well-known/jwks.json");
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("python3")
-                .args([
-                    "-c",
-                    VERIFY_PY,
-                    &jwks_url,
-                    &forwarded,
-                    "https://api.test",
-                    "https://resigner.test/",
-                ])
-                .output()
-                .expect("python3 runs (scripts/test.sh installs it with PyJWT)")
-        })
-        .await
-        .unwrap();
-        assert!(
-            output.status.success(),
-            "PyJWT rejected the {alg} token: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let verdict = python::run_json(
+            &format!("PyJWT verifying the {alg} token"),
+            VERIFY_PY,
+            vec![
+                jwks_url,
+                forwarded,
+                "https://api.test".into(),
+                "https://resigner.test/".into(),
+            ],
+        )
+        .await;
         assert_eq!(verdict["header"]["alg"], alg.name());
         assert_eq!(verdict["header"]["typ"], "at+jwt");
         assert_eq!(verdict["claims"]["sub"], "user-42");

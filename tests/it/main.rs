@@ -15,6 +15,7 @@ mod config_problems;
 mod demo;
 mod dependency_failures;
 mod diagnostics;
+mod discovery;
 mod framing;
 mod hostile_keys;
 mod hostile_tokens;

@@ -103,7 +103,27 @@ pub(super) fn server_settings(
         drain_timeout,
         scheduler,
         workers,
+        public_url: raw
+            .public_url
+            .as_deref()
+            .and_then(|text| public_url(text, p)),
     })
+}
+
+/// `[server] public_url`: an absolute `http://` or `https://` URL without user info, query or
+/// fragment, returned without its trailing `/` so paths can be appended.
+fn public_url(text: &str, p: &mut Problems) -> Option<String> {
+    const FIELD: &str = "server.public_url";
+    let uri = p.http_url(FIELD, text)?;
+    if text.contains('?') || text.contains('#') {
+        p.push(FIELD, format!("{text:?} must not have a query or fragment"));
+        return None;
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        p.push(FIELD, format!("{text:?} must not carry user info"));
+        return None;
+    }
+    Some(text.trim_end_matches('/').to_string())
 }
 
 /// A listener's `tls_cert` and `tls_key` (both or neither), loaded and checked.

@@ -15,6 +15,7 @@ pub mod idp;
 pub mod jose;
 pub mod openbao;
 pub mod postgres;
+pub mod python;
 pub mod raw_client;
 pub mod raw_upstream;
 pub mod replicas;
