@@ -6,6 +6,7 @@ pub mod digest;
 pub mod import;
 pub mod jwk;
 pub mod key_set;
+pub mod managed;
 pub mod pem;
 pub mod signer;
 pub mod signing_pool;
