@@ -5,6 +5,8 @@
 //!
 //! - [`state`]: the stored shape ([`ManagedState`], [`ManagedKey`]) and the validated settings
 //!   ([`ManagedSpec`]); plain data.
+//! - [`error`]: [`ManagedError`], one variant per refusal.
+//! - [`transitions`]: pure bootstrap / rotate / revoke over the key list.
 //!
 //! **Custody.** With the default custody every private key is generated in memory and stored
 //! only *sealed*: AES-256-GCM under a key-encryption key (KEK) read from `kek_file` or
@@ -13,7 +15,11 @@
 //!
 //! May use: `jose`, `keys::jwk`, `keys::signer`, `keys::digest`; never the store or the app.
 
+pub mod error;
 pub mod state;
+pub mod transitions;
+
+pub use error::ManagedError;
 
 pub use state::{
     Custody as CustodySpec, KeyState, ManagedKey, ManagedSpec, ManagedState, Sealed, SigningAction,
