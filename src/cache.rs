@@ -1,6 +1,7 @@
 //! The re-sign cache (moka). Key: SHA-256 of the incoming token plus the route, the request
 //! method's class for the route's authorization rules (see `proxy::authorize`), the config
-//! generation (routes, claims and signing keys) and the IdP key generation, so any change of
+//! generation (routes, claims and signing keys), the IdP key generation and the managed
+//! signing keys' generation, so any change of
 //! keys or mapping makes old entries unreachable by construction (compare Oathkeeper #763).
 //! Each entry lives at most until its re-signed token's `exp` minus the leeway; the cache is
 //! bounded by bytes (or entries); concurrent misses on one key sign once (moka's entry API).
@@ -24,6 +25,9 @@ pub struct CacheKey {
     method_class: u8,
     config_generation: u64,
     idp_generation: u64,
+    /// The managed signing keys' generation (0 without `[signing.managed]`): a rotation or a
+    /// revocation makes every entry unreachable.
+    signing_generation: u64,
 }
 
 impl CacheKey {
@@ -36,6 +40,15 @@ impl CacheKey {
             method_class: 0,
             config_generation,
             idp_generation,
+            signing_generation: 0,
+        }
+    }
+
+    /// The same key under managed signing keys generation `generation`.
+    pub fn with_signing_generation(self, generation: u64) -> Self {
+        CacheKey {
+            signing_generation: generation,
+            ..self
         }
     }
 
@@ -100,6 +113,7 @@ mod tests {
         assert_ne!(base, CacheKey::new("t", 2, 1, 1));
         assert_ne!(base, CacheKey::new("t", 1, 2, 1));
         assert_ne!(base, CacheKey::new("t", 1, 1, 2));
+        assert_ne!(base, base.with_signing_generation(2));
         assert_ne!(base, base.with_method_class(1));
         assert_eq!(base, base.with_method_class(0));
     }

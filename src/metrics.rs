@@ -121,6 +121,9 @@ pub struct Metrics {
     upstream_other: Counter,
     admin_put: Counter,
     admin_delete: Counter,
+    admin_create: Counter,
+    admin_rotate: Counter,
+    admin_revoke: Counter,
     idp_age: Gauge<f64, AtomicU64>,
     idp_loaded: Gauge,
     ready: Gauge,
@@ -249,6 +252,17 @@ impl Metrics {
         match action {
             AdminAction::Put => self.admin_put.inc(),
             AdminAction::Delete => self.admin_delete.inc(),
+        };
+    }
+
+    /// A change of the managed signing keys (`create`, `rotate`, `revoke`), by the API, the
+    /// schedule or the first start.
+    pub fn record_signing_key_change(&self, action: &str) {
+        self.admin_changes.inc();
+        match action {
+            "create" => self.admin_create.inc(),
+            "rotate" => self.admin_rotate.inc(),
+            _ => self.admin_revoke.inc(),
         };
     }
 

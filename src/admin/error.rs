@@ -37,6 +37,34 @@ pub enum AdminError {
     /// The store (the database) cannot be reached: nothing was written; retry later.
     #[error("The key store {0} is unavailable; the key set was not changed. Retry later.")]
     StoreUnavailable(String),
+    #[error("Managed signing keys are not enabled: [signing.managed] is not configured.")]
+    SigningNotManaged,
+    #[error("Signing key {0} does not exist.")]
+    UnknownSigningKey(String),
+    /// A rotation or revocation the key states do not allow (too young, not previous, ...).
+    #[error("{0}")]
+    SigningConflict(String),
+}
+
+impl From<crate::app::rotation::RotationError> for AdminError {
+    fn from(err: crate::app::rotation::RotationError) -> AdminError {
+        use crate::app::rotation::RotationError as R;
+        use crate::keys::managed::ManagedError as M;
+        match err {
+            R::NotManaged => AdminError::SigningNotManaged,
+            R::NoSet(location) | R::StoreUnavailable(location) => {
+                AdminError::StoreUnavailable(location)
+            }
+            R::Precondition => AdminError::Precondition,
+            R::Conflict => AdminError::Conflict,
+            R::Store(message) => AdminError::Store(message),
+            R::Managed(M::UnknownKid(kid)) => AdminError::UnknownSigningKey(kid),
+            R::Managed(
+                err @ (M::TooYoung { .. } | M::NotPrevious { .. } | M::AlreadyRevoked(_)),
+            ) => AdminError::SigningConflict(format!("The signing keys cannot change: {err}.")),
+            R::Managed(other) => AdminError::Store(other.to_string()),
+        }
+    }
 }
 
 impl AdminError {
@@ -60,6 +88,9 @@ impl AdminError {
             AdminError::StoreUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
+            AdminError::SigningNotManaged => (StatusCode::NOT_FOUND, "managed_keys_not_configured"),
+            AdminError::UnknownSigningKey(_) => (StatusCode::NOT_FOUND, "inexistent_signing_key"),
+            AdminError::SigningConflict(_) => (StatusCode::CONFLICT, "conflict"),
         }
     }
 
@@ -148,6 +179,43 @@ mod tests {
         check(AdminError::Precondition, 412, "precondition_failed");
         check(AdminError::Conflict, 409, "conflict");
         check(AdminError::IdpUnavailable, 503, "temporarily_unavailable");
+        use crate::app::rotation::RotationError as R;
+        use crate::keys::managed::ManagedError as M;
+        let not_managed = AdminError::from(R::NotManaged);
+        check(not_managed.clone(), 404, "managed_keys_not_configured");
+        assert!(not_managed.to_string().contains("[signing.managed]"));
+        check(
+            AdminError::from(R::Managed(M::UnknownKid("k".into()))),
+            404,
+            "inexistent_signing_key",
+        );
+        for conflict in [
+            R::Managed(M::TooYoung {
+                kid: "k".into(),
+                age_secs: 1,
+                required_secs: 60,
+            }),
+            R::Managed(M::NotPrevious {
+                kid: "k".into(),
+                state: crate::keys::managed::KeyState::Current,
+            }),
+            R::Managed(M::AlreadyRevoked("k".into())),
+            R::Conflict,
+        ] {
+            check(AdminError::from(conflict), 409, "conflict");
+        }
+        check(
+            AdminError::from(R::Precondition),
+            412,
+            "precondition_failed",
+        );
+        for down in [R::StoreUnavailable("db".into()), R::NoSet("db".into())] {
+            let error = AdminError::from(down);
+            check(error.clone(), 503, "temporarily_unavailable");
+            assert_eq!(error.response().headers()[header::RETRY_AFTER], "5");
+        }
+        check(AdminError::from(R::Store("x".into())), 500, "store_error");
+        check(AdminError::from(R::Managed(M::NoNext)), 500, "store_error");
         check(AdminError::Store("disk full".into()), 500, "store_error");
         let down = AdminError::StoreUnavailable("postgres://app@db:5432/keys".into());
         check(down.clone(), 503, "temporarily_unavailable");

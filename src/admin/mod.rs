@@ -3,6 +3,9 @@
 //! Endpoints:
 //! - `GET|PUT|DELETE /api/v2/keys/custom-signing` — the Auth0-compatible management API for
 //!   the customer's public signing keys (see [`keys`])
+//! - `GET /api/v2/keys/signing`, `GET /api/v2/keys/signing/{kid}`,
+//!   `POST /api/v2/keys/signing/rotate`, `PUT /api/v2/keys/signing/{kid}/revoke` — Auth0's
+//!   signing keys API over the managed keys (see [`signing_keys`])
 //! - `GET /healthz` — 200 while the process runs
 //! - `GET /readyz` — 200 when the IdP keys are loaded and the active signing key is
 //!   published; 503 with the reasons otherwise
@@ -22,6 +25,7 @@ pub mod auth;
 pub mod error;
 pub mod keys;
 pub mod openapi;
+pub mod signing_keys;
 pub mod status;
 mod store_status;
 
@@ -59,6 +63,15 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         && !allow.split(", ").any(|m| m == request.method().as_str())
     {
         return method_not_allowed(allow);
+    }
+    if let Some(target) = signing_keys::Target::parse(path) {
+        let (_, allow) = target.endpoint();
+        if !allow.split(", ").any(|m| m == request.method().as_str()) {
+            return method_not_allowed(allow);
+        }
+        return signing_keys::handle(state, target, request)
+            .await
+            .unwrap_or_else(|err| err.response());
     }
     match path {
         CUSTOM_SIGNING_PATH => keys::handle(state, request)

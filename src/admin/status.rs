@@ -162,9 +162,10 @@ pub fn status(state: &AppState) -> Value {
         },
         "routes": routes,
         "signing": {
-            "active_kid": &config.signing.active_kid,
-            "alg": config.signing.active().map(|key| key.alg().name()),
-            "backend": config.signing.active().map(|key| key.backend()),
+            "active_kid": state.active_key(&config).map(|key| key.kid().to_string()),
+            "alg": state.active_key(&config).map(|key| key.alg().name()),
+            "backend": state.active_key(&config).map(|key| key.backend()),
+            "managed": managed_status(state, &config),
             "published": state.signing_status(&config).err().map_or(json!(true), |reason| json!(reason)),
             "keys": keys,
         },
@@ -181,5 +182,33 @@ pub fn status(state: &AppState) -> Value {
         },
         "cache_entries": state.cache.entry_count(),
         "counters": state.metrics.snapshot(),
+    })
+}
+
+/// `signing.managed` of `/admin/status`: the managed keys' version, their kids by state and
+/// when a scheduled rotation is due; `null` without `[signing.managed]`.
+fn managed_status(state: &AppState, config: &crate::config::Config) -> serde_json::Value {
+    let Some(spec) = &config.signing.managed else {
+        return serde_json::Value::Null;
+    };
+    let managed = state.managed();
+    let kids = |wanted: crate::keys::managed::KeyState| {
+        managed
+            .state
+            .keys
+            .iter()
+            .filter(|k| k.state == wanted)
+            .map(|k| k.kid.clone())
+            .collect::<Vec<_>>()
+    };
+    use crate::keys::managed::KeyState;
+    json!({
+        "version": managed.state.version,
+        "alg": spec.alg.name(),
+        "current": kids(KeyState::Current).first(),
+        "next": kids(KeyState::Next).first(),
+        "previous": kids(KeyState::Previous),
+        "revoked": kids(KeyState::Revoked),
+        "rotate_every_seconds": spec.rotate_every.map(|every| every.as_secs()),
     })
 }

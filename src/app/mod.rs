@@ -4,6 +4,8 @@
 //! use it to the end of the request.
 
 pub mod hints;
+pub mod managed;
+pub mod rotation;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -37,6 +39,12 @@ pub struct AppState {
     /// Pooled upstream clients, one per distinct route TLS setting.
     pub upstream: Upstreams,
     jwks: ArcSwap<RenderedJwks>,
+    /// The managed signing keys (`[signing.managed]`; empty otherwise): see [`managed`].
+    managed: ArcSwap<managed::ManagedKeys>,
+    managed_generation: AtomicU64,
+    /// Held while a managed state is connected and swapped in, so two installs never race.
+    managed_install: tokio::sync::Mutex<()>,
+    custody: std::sync::OnceLock<Arc<crate::keys::managed::custody::Custody>>,
     /// The discovery documents of the current config generation.
     pub discovery: crate::discovery::DiscoveryCache,
     pub metrics: Arc<Metrics>,
@@ -105,7 +113,7 @@ impl AppState {
             config.upstream.pool_idle_timeout,
         );
         let cache = cache::build(&config.cache);
-        let jwks = RenderedJwks::render(&custom.json(), &[], (1, 0, 1));
+        let jwks = RenderedJwks::render(&custom.json(), &[], (1, 0, 1, 0));
         // The store marks its first set held after sending it: if it holds one now, its
         // channel has the set, and `custom` is it unless a newer one came since (which the
         // follower installs).
@@ -122,6 +130,10 @@ impl AppState {
             cache,
             upstream,
             jwks: ArcSwap::from_pointee(jwks),
+            managed: ArcSwap::from_pointee(managed::ManagedKeys::default()),
+            managed_generation: AtomicU64::new(1),
+            managed_install: tokio::sync::Mutex::new(()),
+            custody: std::sync::OnceLock::new(),
             discovery: Default::default(),
             metrics,
             signing_pool,
@@ -241,6 +253,16 @@ impl AppState {
             return Err(reason);
         }
         let signing = &config.signing;
+        if signing.managed.is_some() {
+            return match self.managed().current {
+                Some(_) => Ok(()),
+                None => Err(
+                    "no managed current signing key is installed yet (the first keys \
+                     are created, or the stored ones connected, when the key store is reached)"
+                        .into(),
+                ),
+            };
+        }
         let Some(active) = signing.active() else {
             return Err(format!(
                 "the active signing key {:?} is not connected",
@@ -264,8 +286,20 @@ impl AppState {
             })
     }
 
+    /// The key that signs under `config`: the managed current key with `[signing.managed]`,
+    /// else the configured active key.
+    pub fn active_key(&self, config: &Config) -> Option<Arc<crate::keys::SigningKey>> {
+        match config.signing.managed {
+            Some(_) => self.managed.load().current.clone(),
+            None => config.signing.active().cloned(),
+        }
+    }
+
     fn log_signing_status(&self) {
         let config = self.config.load();
+        if config.signing.managed.is_some() {
+            return;
+        }
         let kid = &config.signing.active_kid;
         match (self.signing_status(&config), config.signing.active()) {
             (Ok(()), _) => tracing::info!(kid, "active signing key is published"),
@@ -329,25 +363,26 @@ impl AppState {
         }
     }
 
-    /// The published JWKS: custom keys first, then the IdP's keys. Re-rendered only when one
+    /// The published JWKS: custom keys first, then the managed keys (current, next,
+    /// previous), then the IdP's keys. Re-rendered only when one
     /// of its parts changed since the last rendering.
     pub fn jwks(&self) -> Arc<RenderedJwks> {
         let current = self.jwks.load_full();
         let idp = self.idp.current();
+        let managed = self.managed.load();
         let source = (
             self.custom_generation.load(Ordering::Relaxed),
             idp.as_ref().map_or(0, |keys| keys.generation),
             self.config.load().generation,
+            managed.generation,
         );
         if current.source == source {
             return current;
         }
         let idp_keys = idp.map(|keys| keys.public.clone()).unwrap_or_default();
-        let rendered = Arc::new(RenderedJwks::render(
-            &self.custom.load().json(),
-            &idp_keys,
-            source,
-        ));
+        let mut ours = self.custom.load().json();
+        ours.extend(managed.jwks.iter().cloned());
+        let rendered = Arc::new(RenderedJwks::render(&ours, &idp_keys, source));
         self.jwks.store(rendered.clone());
         rendered
     }

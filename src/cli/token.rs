@@ -138,7 +138,17 @@ pub async fn resign(
         DryRun::AsGiven(as_given(token)?)
     };
     // No request, so no method: every rule applies, method-limited ones included.
-    let outcome = pipeline::run(&stages, &config, route, work, token, None).await?;
+    if config.signing.managed.is_some() && work == TokenWork::Resign {
+        return Err(TokenCliError::Sign(
+            "with [signing.managed] the signing keys live sealed in the key store and are \
+             used only by the running proxy: send the request through it (`resigner keys \
+             list --admin URL` shows the current kid)"
+                .into(),
+        ));
+    }
+    let active = config.signing.active().cloned();
+    let outcome =
+        pipeline::run(&stages, &config, route, work, token, None, active.as_ref()).await?;
     if verify_token {
         let _ = writeln!(
             out,

@@ -116,6 +116,30 @@ pub struct SigningSection {
     pub active: Option<String>,
     #[serde(default)]
     pub keys: Vec<SigningKeySection>,
+    /// Managed keys (generated, sealed, rotated by resigner): instead of `keys`.
+    pub managed: Option<ManagedSection>,
+}
+
+/// `[signing.managed]`: exactly one custody, `kek_file`, `kek_env` or `pkcs11`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedSection {
+    pub alg: String,
+    pub kek_file: Option<String>,
+    pub kek_env: Option<String>,
+    pub pkcs11: Option<ManagedPkcs11Section>,
+    pub rotate_every: Option<String>,
+    pub keep_previous: Option<u64>,
+}
+
+/// The token managed keys are generated on (labels are chosen by resigner).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedPkcs11Section {
+    pub module: String,
+    pub token_label: String,
+    pub pin_file: Option<String>,
+    pub pin_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

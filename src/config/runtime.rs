@@ -167,6 +167,9 @@ pub struct SigningSettings {
     /// The files the signing keys are read from (key files; a backend's PIN or token file
     /// and CA), watched for hot reload.
     pub key_paths: Vec<std::path::PathBuf>,
+    /// `[signing.managed]`: the managed current key signs (`specs` is empty, `active_kid`
+    /// too); see [`crate::keys::managed`].
+    pub managed: Option<crate::keys::managed::ManagedSpec>,
 }
 
 impl SigningSettings {
@@ -187,6 +190,7 @@ impl SigningSettings {
             keys: Vec::new(),
             active: None,
             key_paths,
+            managed: None,
         };
         let memory: Option<Vec<Arc<SigningKey>>> = settings
             .specs

@@ -134,6 +134,23 @@ const SIGNING_KEY: &[Key] = &[
     opt("kid", TEXT),
 ];
 
+const MANAGED_PKCS11: &[Key] = &[
+    req("module", PATH),
+    req("token_label", TEXT),
+    opt("pin_file", PATH),
+    opt("pin_env", TEXT),
+];
+
+/// Exactly one of `kek_file`, `kek_env`, `pkcs11` (checked by `validate::managed`).
+const MANAGED: &[Key] = &[
+    req("alg", TEXT),
+    opt("kek_file", PATH),
+    opt("kek_env", TEXT),
+    opt("pkcs11", Kind::Table(MANAGED_PKCS11)),
+    opt("rotate_every", DURATION),
+    opt("keep_previous", Kind::Count),
+];
+
 const SIGNING: &[Key] = &[
     req(
         "issuer",
@@ -143,6 +160,7 @@ const SIGNING: &[Key] = &[
     opt("min_published_age", DURATION),
     opt("active", TEXT),
     opt("keys", Kind::Tables(SIGNING_KEY)),
+    opt("managed", Kind::Table(MANAGED)),
 ];
 
 const CLAIMS: &[Key] = &[

@@ -99,8 +99,9 @@ pub struct RenderedJwks {
     pub body: Bytes,
     /// Strong ETag (quoted) over the body.
     pub etag: String,
-    /// (custom set generation, IdP key generation, config generation) this rendering reflects.
-    pub source: (u64, u64, u64),
+    /// (custom set generation, IdP key generation, config generation, managed keys
+    /// generation) this rendering reflects.
+    pub source: (u64, u64, u64, u64),
 }
 
 impl RenderedJwks {
@@ -109,7 +110,7 @@ impl RenderedJwks {
     pub fn render(
         custom: &[Map<String, Value>],
         idp: &[Map<String, Value>],
-        source: (u64, u64, u64),
+        source: (u64, u64, u64, u64),
     ) -> Self {
         let keys: Vec<Value> = custom
             .iter()
@@ -154,7 +155,7 @@ mod tests {
                 idp.as_object().unwrap().clone(),
                 oct.as_object().unwrap().clone(),
             ],
-            (1, 1, 1),
+            (1, 1, 1, 0),
         );
         let doc: Value = serde_json::from_slice(&rendered.body).unwrap();
         let kids: Vec<&str> = doc["keys"]
@@ -165,7 +166,7 @@ mod tests {
             .collect();
         assert_eq!(kids, ["c", "i"]);
         assert!(!String::from_utf8_lossy(&rendered.body).contains("secret"));
-        let again = RenderedJwks::render(&[custom.as_object().unwrap().clone()], &[], (1, 2, 1));
+        let again = RenderedJwks::render(&[custom.as_object().unwrap().clone()], &[], (1, 2, 1, 0));
         assert_ne!(again.etag, rendered.etag);
     }
 }

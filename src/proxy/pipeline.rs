@@ -95,6 +95,8 @@ pub struct Outcome {
 
 /// verify -> authorize -> map -> sign for `token` on `route` under `config`, uncached.
 /// `method` selects the method-limited rules; `None` (no request) applies all of them.
+/// `active` is the key that signs (`AppState::active_key`: the managed current key or the
+/// configured active one).
 pub async fn run<S: Stages>(
     stages: &S,
     config: &Config,
@@ -102,6 +104,7 @@ pub async fn run<S: Stages>(
     work: TokenWork,
     token: &str,
     method: Option<&Method>,
+    active: Option<&Arc<SigningKey>>,
 ) -> Result<Outcome, S::Error> {
     let verified = stages.verify(token, &route.audience).await?;
     authorize::authorize(
@@ -126,7 +129,7 @@ pub async fn run<S: Stages>(
             );
             let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
             let payload = serde_json::to_vec(&claims).map_err(PipelineError::Payload)?;
-            let active = signing.active().ok_or(PipelineError::NotConnected)?;
+            let active = active.ok_or(PipelineError::NotConnected)?;
             let signed = stages.sign(active, payload).await?;
             tracing::debug!(token = %token_fingerprint(token), route = %route.prefix, kid = active.kid(), "token re-signed");
             (Cow::Owned(signed), exp, Some(claims))
@@ -238,14 +241,28 @@ pub async fn resign(
         tracing::debug!(%reason, "signing key not published");
         return Err(ProxyError::SigningUnavailable);
     }
+    let active = match work {
+        TokenWork::Resign => state.active_key(config),
+        TokenWork::Forward => None,
+    };
     let key = CacheKey::new(token, route.id, config.generation, idp_keys.generation)
-        .with_method_class(authorize::method_class(&route.authorization, method));
+        .with_method_class(authorize::method_class(&route.authorization, method))
+        .with_signing_generation(state.managed_generation(config));
     let stages = Live { state, idp_keys };
     let entry = state
         .cache
         .entry(key)
         .or_try_insert_with(async {
-            let outcome = run(&stages, config, route, work, token, Some(method)).await?;
+            let outcome = run(
+                &stages,
+                config,
+                route,
+                work,
+                token,
+                Some(method),
+                active.as_ref(),
+            )
+            .await?;
             let header_value =
                 HeaderValue::try_from(outcome.value).map_err(|_| ProxyError::SigningFailed)?;
             Ok(Arc::new(Resigned {

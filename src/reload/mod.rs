@@ -206,6 +206,29 @@ impl Reloader {
             new.server.scheduler = current.server.scheduler;
             new.server.workers = current.server.workers;
         }
+        let custody = |config: &crate::config::Config| {
+            config
+                .signing
+                .managed
+                .as_ref()
+                .map(|spec| spec.custody.clone())
+        };
+        if custody(&new) != custody(&current) {
+            // The custody (KEK, token) is opened once at start: the running one stays, and so
+            // does managed mode itself (on or off).
+            needs_restart.push("signing.managed custody (kek_file, kek_env, pkcs11) or turning managed keys on or off".into());
+            if new.signing.managed.is_some() != current.signing.managed.is_some() {
+                return Err(vec![
+                    "signing: switching between [[signing.keys]] and [signing.managed] needs a restart; the running signing keys stay"
+                        .into(),
+                ]);
+            }
+            if let (Some(spec), Some(running)) =
+                (&mut new.signing.managed, &current.signing.managed)
+            {
+                spec.custody = running.custody.clone();
+            }
+        }
         if (new.cache.max_bytes, new.cache.max_entries)
             != (current.cache.max_bytes, current.cache.max_entries)
         {

@@ -42,6 +42,8 @@ pub enum ServerError {
     InvalidStore { path: String, message: String },
     #[error("cannot connect the signing keys:\n  - {}", .0.join("\n  - "))]
     Signers(Vec<String>),
+    #[error("managed signing keys: {0}")]
+    Managed(String),
     #[error("cannot start the worker threads: {0}")]
     Workers(std::io::Error),
     #[error("TLS for the {listener} listener: {source}")]
@@ -112,6 +114,15 @@ pub async fn start(mut config: Config) -> Result<Running, ServerError> {
     let keys =
         crate::keys::signer::connect_all(&config.signing.specs).map_err(ServerError::Signers)?;
     config.signing.attach(keys);
+    // The custody of managed keys too: a missing or wrong KEK, or a token that cannot be
+    // opened, stops the start here, before anything is bound.
+    let custody = match &config.signing.managed {
+        Some(spec) => Some(Arc::new(
+            crate::keys::managed::custody::Custody::open(spec)
+                .map_err(|err| ServerError::Managed(err.to_string()))?,
+        )),
+        None => None,
+    };
     let backlog = config.server.listen_backlog;
     let bind = |name: &str, addr: SocketAddr| {
         listen::bind(name, addr, backlog).map_err(|source| ServerError::Bind { addr, source })
@@ -154,8 +165,23 @@ pub async fn start(mut config: Config) -> Result<Running, ServerError> {
         admin: admin_addr,
         admin_tls: admin_tls.is_some(),
     });
+    let mut managed_tasks = Vec::new();
+    if let Some(custody) = custody {
+        state.set_custody(custody);
+        // Keys the store holds are connected now (a wrong KEK fails the start); with none
+        // yet, the first current and next keys are created (one replica wins).
+        if store.has_set() {
+            state
+                .sync_managed(&stored.signing)
+                .await
+                .map_err(|err| ServerError::Managed(err.to_string()))?;
+        }
+        managed_tasks.push(tokio::spawn(state.clone().follow_managed()));
+        managed_tasks.push(tokio::spawn(state.clone().rotate_on_schedule()));
+    }
     let idp_task = tokio::spawn(state.idp.clone().run());
     let mut store_tasks = vec![tokio::spawn(state.clone().follow_store())];
+    store_tasks.extend(managed_tasks);
     store_tasks.extend(opened.watcher.map(tokio::spawn));
     let (shutdown, rx) = watch::channel(None);
     let certs = [&public_tls, &admin_tls]

@@ -25,6 +25,7 @@ mod interop;
 mod keys;
 mod keys_config;
 mod limits;
+mod managed_keys;
 mod observability;
 mod pg_store;
 mod pkcs11;

@@ -6,11 +6,14 @@ use crate::config::problems::Problems;
 use crate::config::runtime::{AdminSettings, StaticToken};
 
 /// Scopes the management API knows (Auth0's names).
-pub const ADMIN_SCOPES: [&str; 4] = [
+pub const ADMIN_SCOPES: [&str; 7] = [
     "read:custom_signing_keys",
     "create:custom_signing_keys",
     "update:custom_signing_keys",
     "delete:custom_signing_keys",
+    "read:signing_keys",
+    "create:signing_keys",
+    "update:signing_keys",
 ];
 
 pub(super) fn settings(raw: &file::AdminSection, p: &mut Problems) -> AdminSettings {

@@ -30,10 +30,13 @@ pub(super) fn settings(
     if max_ttl.is_zero() {
         p.push("signing.max_ttl", "must be positive");
     }
+    if let Some(managed) = &raw.managed {
+        return managed_settings(raw, managed, max_ttl, base, p);
+    }
     if raw.keys.is_empty() {
         p.push(
             "signing.keys",
-            "at least one [[signing.keys]] entry is required",
+            "at least one [[signing.keys]] entry (or [signing.managed]) is required",
         );
     }
     let mut specs: Vec<KeySpec> = Vec::new();
@@ -94,6 +97,50 @@ pub(super) fn settings(
             key_paths,
         )
     })
+}
+
+/// `[signing.managed]`: the managed current key signs, so no configured key or `active`.
+fn managed_settings(
+    raw: &file::SigningSection,
+    managed: &file::ManagedSection,
+    max_ttl: Duration,
+    base: &Path,
+    p: &mut Problems,
+) -> Option<SigningSettings> {
+    if !raw.keys.is_empty() {
+        p.push(
+            "signing.keys",
+            "[[signing.keys]] and [signing.managed] exclude each other: with managed keys the \
+             managed current key signs (publish an old key through the custom-signing API to \
+             keep its tokens verifying)",
+        );
+    }
+    if raw.active.is_some() {
+        p.push(
+            "signing.active",
+            "not used with [signing.managed]: the managed current key signs",
+        );
+    }
+    let min_published_age = p.duration(
+        "signing.min_published_age",
+        &raw.min_published_age,
+        Duration::ZERO,
+    );
+    let spec = super::managed::spec(managed, base, p)?;
+    let mut key_paths = Vec::new();
+    if let crate::keys::managed::CustodySpec::Pkcs11 { pin, .. } = &spec.custody {
+        watch_secret(&Some(pin.clone()), &mut key_paths);
+    }
+    let mut settings = SigningSettings::new(
+        raw.issuer.clone(),
+        max_ttl,
+        min_published_age,
+        Vec::new(),
+        String::new(),
+        key_paths,
+    );
+    settings.managed = Some(spec);
+    Some(settings)
 }
 
 /// One entry's spec: exactly one backend, a kid where the backend cannot supply a default.
@@ -273,7 +320,7 @@ fn watch_secret(secret: &Option<SecretSource>, key_paths: &mut Vec<std::path::Pa
 }
 
 /// Exactly one of a `*_file` and a `*_env` field.
-fn secret(
+pub(super) fn secret(
     field: &str,
     (file_name, file): (&str, &Option<String>),
     (env_name, env): (&str, &Option<String>),

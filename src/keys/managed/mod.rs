@@ -7,6 +7,8 @@
 //!   ([`ManagedSpec`]); plain data.
 //! - [`error`]: [`ManagedError`], one variant per refusal.
 //! - [`transitions`]: pure bootstrap / rotate / revoke over the key list.
+//! - [`kek`]: the key-encryption key and AES-256-GCM sealing; [`cert`]: the certificate
+//!   Auth0's API shows per key; [`custody`]: generate a key, connect a stored one.
 //!
 //! **Custody.** With the default custody every private key is generated in memory and stored
 //! only *sealed*: AES-256-GCM under a key-encryption key (KEK) read from `kek_file` or
@@ -15,7 +17,10 @@
 //!
 //! May use: `jose`, `keys::jwk`, `keys::signer`, `keys::digest`; never the store or the app.
 
+pub mod cert;
+pub mod custody;
 pub mod error;
+pub mod kek;
 pub mod state;
 pub mod transitions;
 

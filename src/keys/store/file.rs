@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use super::{BoxFuture, Change, KeyStore, StoreError, StoreStatus, StoredSet};
+use crate::keys::managed::{ManagedState, SigningChange};
 
 /// File identity used to notice external edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,15 +113,31 @@ impl KeyStore for FileStore {
                 published_at: change.published_at,
                 updated_at: Some(crate::jose::time::now_unix()),
                 updated_by: change.by,
+                signing: self.tx.borrow().signing.clone(),
             };
-            let stamp = save(&self.path, &set).await?;
-            if let Ok(mut s) = self.stamp.lock() {
-                *s = stamp;
+            self.commit(set).await
+        })
+    }
+
+    fn write_signing(
+        &self,
+        expected: u64,
+        change: SigningChange,
+    ) -> BoxFuture<'_, Result<ManagedState, StoreError>> {
+        Box::pin(async move {
+            let _guard = self.write_lock.lock().await;
+            let mut set = (**self.tx.borrow()).clone();
+            let found = set.signing.version;
+            if found != expected {
+                return Err(StoreError::Conflict { expected, found });
             }
-            self.last_sync
-                .store(crate::jose::time::now_unix(), Ordering::Relaxed);
-            self.tx.send_replace(Arc::new(set.clone()));
-            Ok(set)
+            set.signing = ManagedState {
+                version: found + 1,
+                keys: change.keys,
+                updated_at: Some(crate::jose::time::now_unix()),
+                updated_by: change.by,
+            };
+            Ok(self.commit(set).await?.signing)
         })
     }
 
@@ -142,6 +159,22 @@ impl KeyStore for FileStore {
             notifications: self.notifications.load(Ordering::Relaxed),
             polls: self.polls.load(Ordering::Relaxed),
             ..StoreStatus::default()
+        }
+    }
+}
+
+impl FileStore {
+    /// Saves `set` atomically and sends it to the subscribers; the caller holds the write lock.
+    async fn commit(&self, set: StoredSet) -> Result<StoredSet, StoreError> {
+        {
+            let stamp = save(&self.path, &set).await?;
+            if let Ok(mut s) = self.stamp.lock() {
+                *s = stamp;
+            }
+            self.last_sync
+                .store(crate::jose::time::now_unix(), Ordering::Relaxed);
+            self.tx.send_replace(Arc::new(set.clone()));
+            Ok(set)
         }
     }
 }

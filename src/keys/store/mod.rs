@@ -1,5 +1,6 @@
 //! Durable storage of the custom key set behind a small trait, so every backend offers the
-//! same three things: a versioned read, a compare-and-set write, and a change notification
+//! same three things: a versioned read, a compare-and-set write (of the custom key set, or of
+//! the managed signing keys, each with its own version), and a change notification
 //! (which also reports changes made by another process or another replica).
 //!
 //! Backends: [`FileStore`] (a JSON file, the default, one process) and [`PgStore`]
@@ -17,6 +18,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
+
+use crate::keys::managed::{ManagedState, SigningChange};
 
 mod file;
 pub mod postgres;
@@ -44,6 +47,11 @@ pub struct StoredSet {
     /// Who made that write, as the caller named itself to the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
+    /// The managed signing keys (sealed private halves only), versioned on their own: a
+    /// rotation does not change `version` (the custom-signing ETag), a custom write does not
+    /// change `signing.version`. Absent in files written before managed keys.
+    #[serde(default, skip_serializing_if = "ManagedState::is_empty")]
+    pub signing: ManagedState,
 }
 
 impl StoredSet {
@@ -152,6 +160,14 @@ pub trait KeyStore: Send + Sync {
     /// race is [`StoreError::Conflict`]; a backend that cannot be reached is
     /// [`StoreError::Unavailable`].
     fn write(&self, expected: u64, change: Change) -> BoxFuture<'_, Result<StoredSet, StoreError>>;
+    /// Writes the managed signing keys if their stored version is still `expected`; returns
+    /// the new managed state (the custom set is untouched). A lost race is
+    /// [`StoreError::Conflict`]. Subscribers are woken with the new set.
+    fn write_signing(
+        &self,
+        expected: u64,
+        change: SigningChange,
+    ) -> BoxFuture<'_, Result<ManagedState, StoreError>>;
     /// [`KeyStore::write`] without naming the caller.
     fn compare_and_set(
         &self,

@@ -53,6 +53,9 @@ pub struct ProxyBuilder {
     listen: Option<(String, String)>,
 }
 
+/// The key-encryption key of test proxies with managed keys (64 hex digits).
+pub const TEST_KEK: &str = "4b454b2d666f722d7465737473206f6e6c792c206e6576657220696e2070726f";
+
 /// The static management token every test proxy accepts (all four scopes).
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -136,6 +139,16 @@ impl ProxyBuilder {
         self
     }
 
+    /// Managed signing keys of `alg` (`[signing.managed]`, sealed under a KEK in the file
+    /// `kek` of the proxy's directory) instead of the configured key file.
+    pub fn managed(mut self, alg: Alg) -> Self {
+        self.doc.remove("signing", "keys");
+        self.doc.set("signing.managed", "alg", alg.to_string());
+        self.doc.set("signing.managed", "kek_file", "kek");
+        self.publish = false;
+        self
+    }
+
     pub fn signing_alg(mut self, alg: Alg) -> Self {
         self.signing_alg = alg;
         self.set("signing.keys.0", "alg", alg.to_string())
@@ -158,6 +171,7 @@ impl ProxyBuilder {
 
     fn write(&self, dir: &std::path::Path, listen: &str, admin: &str) -> (PathBuf, ConfigDoc) {
         write_key(&dir.join("signing.pem"), self.signing_alg);
+        std::fs::write(dir.join("kek"), TEST_KEK).expect("write kek");
         let mut doc = self.doc.clone();
         doc.set("server", "listen", listen);
         doc.set("admin", "listen", admin);

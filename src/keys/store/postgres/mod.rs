@@ -278,6 +278,22 @@ impl KeyStore for PgStore {
         Box::pin(self.shared.write(expected, change))
     }
 
+    fn write_signing(
+        &self,
+        _expected: u64,
+        _change: crate::keys::managed::SigningChange,
+    ) -> BoxFuture<'_, Result<crate::keys::managed::ManagedState, StoreError>> {
+        // Refused by config validation before a store is opened; kept as an error (not a
+        // panic) for any other caller. The tables are migration 0002's (issue #14 continues).
+        Box::pin(async move {
+            Err(StoreError::Backend {
+                location: self.shared.settings.location.clone(),
+                message: "managed signing keys are not stored in PostgreSQL by this build yet"
+                    .into(),
+            })
+        })
+    }
+
     fn has_set(&self) -> bool {
         self.shared.has_set.load(Ordering::Acquire)
     }

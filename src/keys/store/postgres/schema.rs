@@ -131,6 +131,7 @@ pub(super) async fn read_current(client: &Client) -> Result<StoredSet, DbError> 
             .map_err(|e| corrupt(&format!("published_at: {e}")))?,
         updated_at: row.get(3),
         updated_by: row.get(4),
+        signing: Default::default(),
     })
 }
 
@@ -182,6 +183,7 @@ pub(super) async fn compare_and_set(
         published_at: change.published_at.clone(),
         updated_at: row.get(1),
         updated_by: change.by.clone(),
+        signing: Default::default(),
     }))
 }
 
