@@ -189,22 +189,30 @@ async fn write(
 
 /// `If-Match` (an extension to Auth0's API): `*` or one of the listed ETags must match.
 fn check_if_match(headers: &HeaderMap, current: &CustomKeySet) -> Result<Precondition, AdminError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(Precondition::None);
-    };
-    let value = value.to_str().map_err(|_| AdminError::Precondition)?;
-    let matches = value
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag == current.etag);
-    if matches {
-        Ok(Precondition::IfMatch)
-    } else {
-        Err(AdminError::Precondition)
+    match if_match(headers, &current.etag)? {
+        true => Ok(Precondition::IfMatch),
+        false => Ok(Precondition::None),
     }
 }
 
-fn with_etag(mut response: Response<Body>, etag: &str) -> Response<Body> {
+/// `If-Match` against `etag`: `Ok(false)` when absent, `Ok(true)` when it lists `*` or
+/// `etag`, else 412. Shared by both key APIs.
+pub(super) fn if_match(headers: &HeaderMap, etag: &str) -> Result<bool, AdminError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(false);
+    };
+    let value = value.to_str().map_err(|_| AdminError::Precondition)?;
+    match value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == etag)
+    {
+        true => Ok(true),
+        false => Err(AdminError::Precondition),
+    }
+}
+
+pub(super) fn with_etag(mut response: Response<Body>, etag: &str) -> Response<Body> {
     if let Ok(value) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(header::ETAG, value);
     }

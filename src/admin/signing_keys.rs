@@ -11,7 +11,7 @@
 
 pub mod wire;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
 
@@ -86,7 +86,7 @@ pub async fn handle(
             auth::authenticate(state, headers).await?.require(&[READ])?;
             let managed = state.managed();
             let keys: Vec<Value> = managed.state.keys.iter().map(wire::signing_key).collect();
-            Ok(with_etag(
+            Ok(super::keys::with_etag(
                 body::json(StatusCode::OK, &Value::Array(keys)),
                 &managed.etag,
             ))
@@ -98,7 +98,7 @@ pub async fn handle(
                 .state
                 .get(&kid)
                 .ok_or(AdminError::UnknownSigningKey(kid))?;
-            Ok(with_etag(
+            Ok(super::keys::with_etag(
                 body::json(StatusCode::OK, &wire::signing_key(key)),
                 &managed.etag,
             ))
@@ -109,7 +109,7 @@ pub async fn handle(
             let expected = if_match(headers, &state.managed())?;
             let key = state.rotate_signing(&caller.name, expected).await?;
             let response = body::json(StatusCode::CREATED, &wire::cert_and_kid(&key));
-            Ok(with_etag(response, &state.managed().etag))
+            Ok(super::keys::with_etag(response, &state.managed().etag))
         }
         (Target::Revoke(kid), Method::PUT) => {
             let caller = auth::authenticate(state, headers).await?;
@@ -117,7 +117,7 @@ pub async fn handle(
             let expected = if_match(headers, &state.managed())?;
             let key = state.revoke_signing(&kid, &caller.name, expected).await?;
             let response = body::json(StatusCode::OK, &wire::cert_and_kid(&key));
-            Ok(with_etag(response, &state.managed().etag))
+            Ok(super::keys::with_etag(response, &state.managed().etag))
         }
         _ => Err(AdminError::NoEndpoint),
     }
@@ -125,26 +125,7 @@ pub async fn handle(
 
 /// `If-Match`: `None` when absent; `Some(version)` when `*` or the current ETag; else 412.
 fn if_match(headers: &HeaderMap, current: &ManagedKeys) -> Result<Option<u64>, AdminError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| AdminError::Precondition)?;
-    if value
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag == current.etag)
-    {
-        Ok(Some(current.state.version))
-    } else {
-        Err(AdminError::Precondition)
-    }
-}
-
-fn with_etag(mut response: Response<Body>, etag: &str) -> Response<Body> {
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
+    Ok(super::keys::if_match(headers, &current.etag)?.then_some(current.state.version))
 }
 
 #[cfg(test)]

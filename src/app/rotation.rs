@@ -99,14 +99,8 @@ impl AppState {
         let now = crate::jose::time::now_unix();
         let min_age = config.signing.min_published_age.as_secs();
         // Refused before a key is generated for nothing.
-        crate::keys::managed::transitions::rotate(
-            &state.keys,
-            placeholder(&state),
-            now,
-            min_age,
-            spec.keep_previous,
-        )
-        .map_err(RotationError::Managed)?;
+        crate::keys::managed::transitions::check_rotate(&state.keys, now, min_age)
+            .map_err(RotationError::Managed)?;
         let alg = spec.alg;
         let new_next = blocking(move || custody.generate(alg, now)).await?;
         let (keys, kids) = crate::keys::managed::transitions::rotate(
@@ -206,30 +200,6 @@ impl AppState {
         let due = (since + every).max(next.created_at + min_age);
         Some((due - crate::jose::time::now_unix()).max(0) as u64)
     }
-}
-
-/// A stand-in new next key for checking that a rotation is allowed before generating one.
-fn placeholder(state: &ManagedState) -> ManagedKey {
-    let mut key = state
-        .find(KeyState::Next)
-        .or_else(|| state.keys.first())
-        .cloned()
-        .unwrap_or_else(|| ManagedKey {
-            kid: String::new(),
-            alg: String::new(),
-            state: KeyState::Next,
-            public_jwk: Default::default(),
-            cert: String::new(),
-            sealed: None,
-            backend_ref: None,
-            created_at: 0,
-            current_since: None,
-            current_until: None,
-            revoked_at: None,
-        });
-    key.kid = "resigner-rotation-check".into();
-    key.state = KeyState::Next;
-    key
 }
 
 /// One audit line per change of the managed keys.

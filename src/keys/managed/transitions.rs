@@ -22,18 +22,7 @@ pub fn rotate(
     min_published_age: u64,
     keep_previous: usize,
 ) -> Result<(Vec<ManagedKey>, Vec<String>), ManagedError> {
-    let next = keys
-        .iter()
-        .position(|k| k.state == KeyState::Next)
-        .ok_or(ManagedError::NoNext)?;
-    let age = now.saturating_sub(keys[next].created_at).max(0) as u64;
-    if age < min_published_age {
-        return Err(ManagedError::TooYoung {
-            kid: keys[next].kid.clone(),
-            age_secs: age,
-            required_secs: min_published_age,
-        });
-    }
+    let next = check_rotate(keys, now, min_published_age)?;
     let mut out = keys.to_vec();
     let mut touched = Vec::new();
     for key in out.iter_mut().filter(|k| k.state == KeyState::Current) {
@@ -58,6 +47,29 @@ pub fn rotate(
     touched.push(new_next.kid.clone());
     out.push(new_next);
     Ok((out, touched))
+}
+
+/// Whether a rotation is allowed now (a next key published at least `min_published_age`);
+/// returns the next key's index. [`rotate`] checks the same; callers ask first so a refused
+/// rotation generates no key.
+pub fn check_rotate(
+    keys: &[ManagedKey],
+    now: i64,
+    min_published_age: u64,
+) -> Result<usize, ManagedError> {
+    let next = keys
+        .iter()
+        .position(|k| k.state == KeyState::Next)
+        .ok_or(ManagedError::NoNext)?;
+    let age = now.saturating_sub(keys[next].created_at).max(0) as u64;
+    if age < min_published_age {
+        return Err(ManagedError::TooYoung {
+            kid: keys[next].kid.clone(),
+            age_secs: age,
+            required_secs: min_published_age,
+        });
+    }
+    Ok(next)
 }
 
 /// Revokes a previous key.
