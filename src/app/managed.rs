@@ -23,6 +23,9 @@ use crate::keys::managed::error::ManagedError;
 use crate::keys::managed::{KeyState, ManagedKey, ManagedState, SigningAction, SigningChange};
 use crate::keys::store::StoreError;
 
+/// How long a process that lost the race to create the first keys waits for the winner's.
+const FIRST_KEYS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The managed keys one request sees.
 #[derive(Debug, Default)]
 pub struct ManagedKeys {
@@ -195,11 +198,40 @@ impl AppState {
                 self.install_managed(written).await
             }
             Err(StoreError::Conflict { .. }) => {
-                // Another replica created them first: serve its keys (ours were never stored).
-                let latest = self.store.load().await?.signing;
+                // Another replica created them first: serve its keys (ours were never stored)
+                // once this process's copy of the store has them.
+                let latest = self.first_keys_written_elsewhere().await?;
                 self.install_managed(latest).await
             }
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The managed state another process created first, as soon as the store's follower has
+    /// installed it (a shared store notifies within milliseconds; its poll is the bound).
+    async fn first_keys_written_elsewhere(&self) -> Result<ManagedState, InstallError> {
+        let mut changes = self.store.subscribe();
+        let wait = async {
+            loop {
+                let signing = changes.borrow_and_update().signing.clone();
+                if !signing.keys.is_empty() {
+                    return Some(signing);
+                }
+                changes.changed().await.ok()?;
+            }
+        };
+        match tokio::time::timeout(FIRST_KEYS_WAIT, wait).await {
+            Ok(Some(signing)) => Ok(signing),
+            _ => {
+                let status = self.store.status();
+                Err(InstallError::Store(StoreError::Unavailable {
+                    location: status.location,
+                    message: format!(
+                        "another process created the first managed keys, and they did not arrive                          within {} s",
+                        FIRST_KEYS_WAIT.as_secs()
+                    ),
+                }))
+            }
         }
     }
 

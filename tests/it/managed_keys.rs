@@ -49,7 +49,8 @@ async fn list(f: &Fixture) -> Vec<Value> {
     reply.json().as_array().unwrap().clone()
 }
 
-fn kid_where(keys: &[Value], flag: &str) -> String {
+/// The kid of the one key of `keys` (a `/api/v2/keys/signing` list) with `flag` true.
+pub(crate) fn kid_where(keys: &[Value], flag: &str) -> String {
     let found: Vec<&Value> = keys.iter().filter(|k| k[flag] == true).collect();
     assert_eq!(found.len(), 1, "one {flag} key in {keys:?}");
     found[0]["kid"].as_str().unwrap().to_string()

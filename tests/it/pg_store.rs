@@ -3,9 +3,11 @@
 //! a Conflict, every change is audited, migrations run once however many replicas start
 //! together, a lost notification or a poll still converges, and a database that goes down
 //! leaves every store serving its last set (or its local copy at start) with writes refused
-//! quickly (`pg_store/outage.rs`). TLS (`sslmode`) is in `pg_store/tls.rs`.
+//! quickly (`pg_store/outage.rs`). TLS (`sslmode`) is in `pg_store/tls.rs`; the managed signing
+//! keys' half of the store in `pg_store/signing.rs`.
 
 mod outage;
+mod signing;
 mod tls;
 
 use std::path::Path;

@@ -7,6 +7,7 @@
 //! local copy is not ready until it syncs ([`cold_start`]).
 
 mod cold_start;
+mod managed;
 
 use std::collections::HashSet;
 use std::time::Duration;

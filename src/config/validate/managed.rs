@@ -149,24 +149,3 @@ fn pkcs11(
         pin: pin?,
     })
 }
-
-/// Managed keys are kept in the file store by this build: the PostgreSQL tables (migration
-/// 0002) are not written yet, so a PostgreSQL store with `[signing.managed]` is refused.
-pub(super) fn check_store(
-    signing: &crate::config::runtime::SigningSettings,
-    store: &crate::config::runtime::StoreSelection,
-    p: &mut Problems,
-) {
-    if signing.managed.is_some()
-        && matches!(
-            store,
-            crate::config::runtime::StoreSelection::Postgres { .. }
-        )
-    {
-        p.push(
-            "signing.managed",
-            "managed signing keys need the file key store in this build (keys.store = a path); \
-             sharing them through PostgreSQL is not in this build yet (issue #14 continues)",
-        );
-    }
-}

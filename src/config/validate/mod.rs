@@ -87,9 +87,6 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
     }
     let admin = admin::settings(&raw.admin, &mut p);
     let keys = keys::settings(&raw.keys, base, &mut p);
-    if let Some(signing) = &signing {
-        managed::check_store(signing, &keys.store, &mut p);
-    }
     let jwks_max_age = p.duration("jwks.max_age", &raw.jwks.max_age, Duration::from_secs(300));
     let cache = CacheSettings {
         max_bytes: raw.cache.max_bytes,

@@ -54,6 +54,10 @@ pub struct Cluster {
     upstream: TestUpstream,
     /// `[keys] poll_interval` of every replica.
     poll: String,
+    /// What every replica's config adds to the common one.
+    customize: fn(ProxyBuilder) -> ProxyBuilder,
+    /// Managed signing keys: no key file is shared or published, the replicas make theirs.
+    managed: bool,
     pub replicas: Vec<Replica>,
 }
 
@@ -62,6 +66,25 @@ impl Cluster {
     /// publishes the signing key, and every one is ready (its signing guard satisfied by
     /// the set it read from the database).
     pub async fn start(n: usize, poll: &str) -> Cluster {
+        Self::start_with(n, poll, false, |builder| builder).await
+    }
+
+    /// `n` replicas with managed signing keys (`[signing.managed]`, the same KEK file on
+    /// each), their configs changed by `customize`; every one is ready.
+    pub async fn managed(
+        n: usize,
+        poll: &str,
+        customize: fn(ProxyBuilder) -> ProxyBuilder,
+    ) -> Cluster {
+        Self::start_with(n, poll, true, customize).await
+    }
+
+    async fn start_with(
+        n: usize,
+        poll: &str,
+        managed: bool,
+        customize: fn(ProxyBuilder) -> ProxyBuilder,
+    ) -> Cluster {
         let pg = TestPostgres::start().await;
         let key = IdpKey::rs256("idp-1");
         let idp = TestIdp::start(&[&key]).await;
@@ -72,12 +95,14 @@ impl Cluster {
             key,
             upstream,
             poll: poll.to_string(),
+            customize,
+            managed,
             replicas: Vec::new(),
         };
         for _ in 0..n {
             cluster.add_replica().await;
         }
-        if let Some(child) = &cluster.replicas[0].child {
+        if let Some(child) = cluster.replicas[0].child.as_ref().filter(|_| !managed) {
             child
                 .publish_signing_key(&cluster.replicas[0].admin_url())
                 .await;
@@ -94,10 +119,14 @@ impl Cluster {
     pub async fn add_replica(&mut self) -> usize {
         let i = self.replicas.len();
         let url = format!("{}&application_name=replica{i}", self.pg.url());
-        let builder = ProxyBuilder::new(&self.idp)
+        let mut builder = ProxyBuilder::new(&self.idp)
             .api_route(&self.upstream)
             .set("keys", "store", url)
             .set("keys", "poll_interval", &self.poll);
+        if self.managed {
+            builder = builder.managed(resigner::jose::alg::Alg::ES256);
+        }
+        let builder = (self.customize)(builder);
         let dir = tempfile::tempdir().expect("temp dir");
         let (public, admin) = (free_addr(), free_addr());
         let config = builder.write_config(dir.path(), &public, &admin);
@@ -145,6 +174,17 @@ impl Cluster {
             .await
             .status
             .as_u16()
+    }
+
+    /// The `kid` in the header of the token replica `i` forwards for a fresh IdP token.
+    pub async fn resigned_kid(&self, i: usize) -> String {
+        assert_eq!(self.proxied(i).await, 200, "replica {i} re-signs");
+        let token = self.upstream.last().bearer();
+        let header = token.split('.').next().expect("a JWS");
+        let header: Value =
+            serde_json::from_slice(&resigner::jose::b64::decode(header).expect("base64url header"))
+                .expect("a JSON header");
+        header["kid"].as_str().expect("a kid").to_string()
     }
 
     /// Each replica's published JWKS: the body bytes and the ETag.

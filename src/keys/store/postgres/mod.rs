@@ -6,7 +6,8 @@
 //!   opens holding no set ([`KeyStore::has_set`] false, [`StoreStatus::no_set`] says why):
 //!   writes are refused as `Unavailable` and the follower installs the database's set as soon
 //!   as it reaches it. Errors waiting will not cure (authentication, schema) fail the open.
-//! - Write: one transaction, compare-and-set on the version, an audit row, and `pg_notify`
+//! - Write (of the custom set, [`schema`], or of the managed signing keys, [`signing`], each
+//!   with its own version): one transaction, compare-and-set on the version, an audit row, and `pg_notify`
 //!   (delivered on commit only). A lost race is `Conflict`; a database that cannot be reached
 //!   is `Unavailable`, within the connect timeout.
 //! - Follow ([`follow`]): a dedicated LISTEN connection; on every notification, every
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 
 use super::{BoxFuture, Change, KeyStore, StoreError, StoreStatus, StoredSet, file};
+use crate::keys::managed::{ManagedState, SigningChange};
 use connect::Session;
 use options::Settings;
 
@@ -28,6 +30,7 @@ mod connect;
 mod follow;
 mod options;
 pub mod schema;
+mod signing;
 mod tls;
 
 pub use options::{PgOptions, is_postgres_url, redact_url};
@@ -280,18 +283,10 @@ impl KeyStore for PgStore {
 
     fn write_signing(
         &self,
-        _expected: u64,
-        _change: crate::keys::managed::SigningChange,
-    ) -> BoxFuture<'_, Result<crate::keys::managed::ManagedState, StoreError>> {
-        // Refused by config validation before a store is opened; kept as an error (not a
-        // panic) for any other caller. The tables are migration 0002's (issue #14 continues).
-        Box::pin(async move {
-            Err(StoreError::Backend {
-                location: self.shared.settings.location.clone(),
-                message: "managed signing keys are not stored in PostgreSQL by this build yet"
-                    .into(),
-            })
-        })
+        expected: u64,
+        change: SigningChange,
+    ) -> BoxFuture<'_, Result<ManagedState, StoreError>> {
+        Box::pin(self.shared.write_signing(expected, change))
     }
 
     fn has_set(&self) -> bool {
@@ -309,6 +304,25 @@ impl KeyStore for PgStore {
 
 impl Shared {
     async fn write(&self, expected: u64, change: Change) -> Result<StoredSet, StoreError> {
+        match self.write_with(expected, Pending::Custom(&change)).await? {
+            Written::Custom(set) => Ok(set),
+            Written::Signing(_) => unreachable!("a custom write returns the custom set"),
+        }
+    }
+
+    async fn write_signing(
+        &self,
+        expected: u64,
+        change: SigningChange,
+    ) -> Result<ManagedState, StoreError> {
+        match self.write_with(expected, Pending::Signing(&change)).await? {
+            Written::Signing(state) => Ok(state),
+            Written::Custom(_) => unreachable!("a managed write returns the managed state"),
+        }
+    }
+
+    /// One compare-and-set through the writer connection, installed on success.
+    async fn write_with(&self, expected: u64, pending: Pending<'_>) -> Result<Written, StoreError> {
         let _install = self.install.lock().await;
         if !self.has_set.load(Ordering::Acquire) {
             // The version a caller bases its change on is not known yet: nothing to compare.
@@ -325,13 +339,33 @@ impl Shared {
             return Err(self.down("no connection".into()));
         };
         let result = self
-            .exchange(schema::compare_and_set(client, expected, &change))
+            .exchange(async {
+                Ok(match pending {
+                    Pending::Custom(change) => schema::compare_and_set(client, expected, change)
+                        .await?
+                        .map(Written::Custom),
+                    Pending::Signing(change) => {
+                        signing::compare_and_set_signing(client, expected, change)
+                            .await?
+                            .map(Written::Signing)
+                    }
+                })
+            })
             .await;
         match result {
-            Ok(Ok(set)) => {
+            Ok(Ok(written)) => {
                 self.mark_up();
-                self.install_locked(set.clone()).await;
-                Ok(set)
+                let set = match &written {
+                    Written::Custom(set) => set.clone(),
+                    // The served custom half with the new managed half (the follower brings
+                    // any newer custom set this replica has not installed yet).
+                    Written::Signing(state) => StoredSet {
+                        signing: state.clone(),
+                        ..(**self.tx.borrow()).clone()
+                    },
+                };
+                self.install_locked(set).await;
+                Ok(written)
             }
             Ok(Err(found)) => {
                 self.mark_up();
@@ -345,4 +379,16 @@ impl Shared {
             }
         }
     }
+}
+
+/// A write to make: of the custom key set, or of the managed signing keys.
+enum Pending<'a> {
+    Custom(&'a Change),
+    Signing(&'a SigningChange),
+}
+
+/// What a write made.
+enum Written {
+    Custom(StoredSet),
+    Signing(ManagedState),
 }

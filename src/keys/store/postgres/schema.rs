@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "signing_keys",
         sql: include_str!("migrations/0002_signing_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "signing_key_order",
+        sql: include_str!("migrations/0003_signing_key_order.sql"),
+    },
 ];
 
 /// The channel every write notifies (payload: the new version).
@@ -131,7 +136,7 @@ pub(super) async fn read_current(client: &Client) -> Result<StoredSet, DbError> 
             .map_err(|e| corrupt(&format!("published_at: {e}")))?,
         updated_at: row.get(3),
         updated_by: row.get(4),
-        signing: Default::default(),
+        signing: super::signing::read_signing(client).await?,
     })
 }
 
@@ -176,6 +181,9 @@ pub(super) async fn compare_and_set(
         &[&CHANNEL, &version.to_string()],
     )
     .await?;
+    // The managed half is not this write's: read as committed, so the set installed is the
+    // one every follower reads.
+    let signing = super::signing::read_signing(&tx).await?;
     tx.commit().await?;
     Ok(Ok(StoredSet {
         version: u64::try_from(version).unwrap_or(expected + 1),
@@ -183,7 +191,7 @@ pub(super) async fn compare_and_set(
         published_at: change.published_at.clone(),
         updated_at: row.get(1),
         updated_by: change.by.clone(),
-        signing: Default::default(),
+        signing,
     }))
 }
 
