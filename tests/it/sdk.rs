@@ -3,7 +3,9 @@
 //! `auth0-python` 6.x (`Auth0(...).keys.custom_signing`). Each runs `tests/sdk/custom_signing.*`:
 //! get (404) → set → get → set with a private member (400) → set with a read-only token (403)
 //! → delete → get (404), every error asserted as the SDK's own error class. The packages are
-//! installed by `scripts/test.sh`; these tests fail (never skip) without them.
+//! installed by `scripts/test.sh`; these tests fail (never skip) without them. The managed
+//! signing keys' API (`SigningClient`, `keys.signing`) is driven in [`signing`], on one node and
+//! on three replicas.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,6 +16,8 @@ use resigner::jose::alg::Alg;
 use serde_json::{Value, json};
 
 use crate::common::*;
+
+mod signing;
 
 const PATH: &str = "/api/v2/keys/custom-signing";
 const READER: &str = "sdk-reader-token-abcdefghijklmnop";
@@ -52,36 +56,18 @@ impl Sdk {
     /// `program script BASE_URL FULL_TOKEN READ_ONLY_TOKEN KEYS_FILE`, run off the runtime's
     /// only thread so the proxy keeps serving the SDK.
     async fn run(&self, program: &'static str, script: &str) -> Output {
-        let mut command = Command::new(program);
-        command
-            .arg(sdk_dir().join(script))
-            .arg(self.fixture.admin_url("/api/v2"))
-            .arg(ADMIN_TOKEN)
-            .arg(READER)
-            .arg(&self.keys_file)
-            .current_dir(sdk_dir());
-        tokio::task::spawn_blocking(move || command.output())
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {INSTALL}"))
+        let args = vec![
+            self.fixture.admin_url("/api/v2"),
+            ADMIN_TOKEN.to_string(),
+            READER.to_string(),
+            self.keys_file.display().to_string(),
+        ];
+        run_script(program, script, args).await
     }
 
     /// Asserts the script succeeded and returns its JSON summary.
     fn summary(&self, output: &Output, what: &str) -> Value {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.code() != Some(2),
-            "{what} is not installed: {INSTALL}\n{stderr}"
-        );
-        assert!(
-            output.status.success(),
-            "{what} against the management API failed ({}):\n{stderr}\nstdout: {stdout}",
-            output.status
-        );
-        let summary: Value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{what}: no JSON summary ({e}): {stdout}\n{stderr}"));
-        println!("{what}: {summary}");
+        let summary = summary_of(output, what);
         let kids: Vec<Value> = self.keys.iter().map(|k| k["kid"].clone()).collect();
         assert_eq!(summary["kids"], json!(kids), "{summary}");
         summary
@@ -166,6 +152,38 @@ impl Sdk {
             .collect();
         assert_eq!(kids, [&json!("idp-1")], "{jwks}");
     }
+}
+
+/// Runs `program sdk_dir/script args...` off the runtime's threads (the proxy keeps serving).
+async fn run_script(program: &'static str, script: &str, args: Vec<String>) -> Output {
+    let mut command = Command::new(program);
+    command
+        .arg(sdk_dir().join(script))
+        .args(args)
+        .current_dir(sdk_dir());
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {INSTALL}"))
+}
+
+/// Asserts a script succeeded (exit 2: its SDK is missing) and returns its JSON summary.
+fn summary_of(output: &Output, what: &str) -> Value {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.code() != Some(2),
+        "{what} is not installed: {INSTALL}\n{stderr}"
+    );
+    assert!(
+        output.status.success(),
+        "{what} against the management API failed ({}):\n{stderr}\nstdout: {stdout}",
+        output.status
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{what}: no JSON summary ({e}): {stdout}\n{stderr}"));
+    println!("{what}: {summary}");
+    summary
 }
 
 #[tokio::test]

@@ -10,28 +10,14 @@
 
 import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
-import { createRequire } from "node:module";
 
-const SCRIPT = "custom_signing.mjs";
+import { driver, show } from "./steps.mjs";
 
-function fail(message) {
-  process.stderr.write(`${SCRIPT}: ${message}\n`);
-  process.exit(1);
-}
-
-let CustomSigningClient, Management, ManagementError, sdkVersion;
-try {
-  ({ CustomSigningClient } = await import("auth0/keys/customSigning"));
-  ({ Management, ManagementError } = await import("auth0"));
-  sdkVersion = createRequire(import.meta.url)("auth0/package.json").version;
-} catch (err) {
-  process.stderr.write(
-    `${SCRIPT}: the npm package "auth0" is not installed in tests/sdk ` +
-      `(run scripts/test.sh, or npm ci --prefix tests/sdk): ${err.message}\n`,
-  );
-  process.exit(2);
-}
-
+const { modules, fail, summary, ok, rejects } = await driver("custom_signing.mjs", [
+  "auth0/keys/customSigning",
+  "auth0",
+]);
+const [{ CustomSigningClient }, { Management }] = modules;
 const [baseUrl, fullToken, readToken, keysFile] = process.argv.slice(2);
 if (!keysFile) {
   fail("usage: node custom_signing.mjs BASE_URL FULL_TOKEN READ_ONLY_TOKEN KEYS_JSON_FILE");
@@ -52,59 +38,6 @@ const client = (token) =>
 const full = client(fullToken);
 const readOnly = client(readToken);
 const wrong = client("not-a-management-token");
-
-const summary = { sdk: "auth0", language: "node", version: sdkVersion, node: process.version, steps: [] };
-const show = (value) => JSON.stringify(value);
-
-/** Runs a call that must succeed; returns its data. */
-async function ok(step, call) {
-  let data;
-  try {
-    data = await call();
-  } catch (err) {
-    fail(`${step}: expected success, the SDK threw ${err?.name}: ${err?.message}`);
-  }
-  summary.steps.push({ step, ok: true });
-  return data;
-}
-
-/** Runs a call that must throw the SDK's `ErrorClass` with `status` and a body naming `needle`. */
-async function rejects(step, call, ErrorClass, status, needle) {
-  let data;
-  try {
-    data = await call();
-  } catch (err) {
-    if (!(err instanceof ErrorClass)) {
-      fail(`${step}: expected ${ErrorClass.name}, the SDK threw ${err?.constructor?.name}: ${err?.message}`);
-    }
-    if (!(err instanceof ManagementError)) {
-      fail(`${step}: ${err.constructor.name} is not a ManagementError`);
-    }
-    if (err.statusCode !== status) {
-      fail(`${step}: expected statusCode ${status}, got ${err.statusCode}`);
-    }
-    const body = err.body;
-    if (typeof body !== "object" || body === null) {
-      fail(`${step}: expected the parsed JSON error body, got ${show(body)}`);
-    }
-    if (body.statusCode !== status || typeof body.error !== "string" || typeof body.errorCode !== "string") {
-      fail(`${step}: expected an Auth0 error body {statusCode: ${status}, error, message, errorCode}, got ${show(body)}`);
-    }
-    if (typeof body.message !== "string" || !body.message.includes(needle)) {
-      fail(`${step}: expected body.message to contain ${show(needle)}, got ${show(body.message)}`);
-    }
-    const entry = {
-      step,
-      error: err.constructor.name,
-      statusCode: err.statusCode,
-      errorCode: body.errorCode,
-      message: body.message,
-    };
-    summary.steps.push(entry);
-    return entry;
-  }
-  fail(`${step}: expected ${ErrorClass.name} (${status}), the call succeeded with ${show(data)}`);
-}
 
 function sameKeys(step, got) {
   if (!got || !isDeepStrictEqual(got.keys, keys)) {

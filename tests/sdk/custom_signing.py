@@ -14,15 +14,9 @@ import sys
 
 SCRIPT = "custom_signing.py"
 
-
-def fail(message):
-    sys.stderr.write(f"{SCRIPT}: {message}\n")
-    sys.exit(1)
-
+from steps import missing_sdk, start
 
 try:
-    from importlib.metadata import version
-
     from auth0.management import (
         Auth0,
         BadRequestError,
@@ -31,18 +25,15 @@ try:
         NotFoundError,
         UnauthorizedError,
     )
-    from auth0.management.core.api_error import ApiError
-
-    SDK_VERSION = version("auth0-python")
 except ImportError as err:
-    sys.stderr.write(
-        f"{SCRIPT}: the PyPI package auth0-python 6.x is not installed for {sys.executable} "
-        f"(run scripts/test.sh, or python3 -m pip install 'auth0-python>=6,<7'): {err}\n"
-    )
-    sys.exit(2)
+    missing_sdk(SCRIPT, err)
 
 
 def main(argv):
+    steps = start(SCRIPT)
+    summary = steps.summary
+    fail, ok, rejects = steps.fail, steps.ok, steps.rejects
+
     if len(argv) != 4:
         fail("usage: python3 custom_signing.py BASE_URL FULL_TOKEN READ_ONLY_TOKEN KEYS_JSON_FILE")
     base_url, full_token, read_token, keys_file = argv
@@ -61,58 +52,6 @@ def main(argv):
     full = client(full_token)
     read_only = client(read_token)
     wrong = client("not-a-management-token")
-    summary = {
-        "sdk": "auth0-python",
-        "language": "python",
-        "version": SDK_VERSION,
-        "python": sys.version.split()[0],
-        "steps": [],
-    }
-
-    def ok(step, call):
-        try:
-            data = call()
-        except Exception as err:  # noqa: BLE001 - any exception is the mismatch to report
-            fail(f"{step}: expected success, the SDK raised {type(err).__name__}: {err}")
-        summary["steps"].append({"step": step, "ok": True})
-        return data
-
-    def rejects(step, call, error_class, status, needle):
-        try:
-            data = call()
-        except Exception as err:  # noqa: BLE001
-            if not isinstance(err, error_class):
-                fail(f"{step}: expected {error_class.__name__}, the SDK raised {type(err).__name__}: {err}")
-            if not isinstance(err, ApiError):
-                fail(f"{step}: {type(err).__name__} is not an ApiError")
-            if err.status_code != status:
-                fail(f"{step}: expected status_code {status}, got {err.status_code}")
-            body = err.body
-            if not isinstance(body, dict):
-                fail(f"{step}: expected the parsed JSON error body, got {body!r}")
-            if (
-                body.get("statusCode") != status
-                or not isinstance(body.get("error"), str)
-                or not isinstance(body.get("errorCode"), str)
-            ):
-                fail(
-                    f"{step}: expected an Auth0 error body {{statusCode: {status}, error, message, "
-                    f"errorCode}}, got {json.dumps(body)}"
-                )
-            message = body.get("message")
-            if not isinstance(message, str) or needle not in message:
-                fail(f"{step}: expected body['message'] to contain {needle!r}, got {message!r}")
-            entry = {
-                "step": step,
-                "error": type(err).__name__,
-                "statusCode": err.status_code,
-                "errorCode": body["errorCode"],
-                "message": message,
-            }
-            summary["steps"].append(entry)
-            return entry
-        fail(f"{step}: expected {error_class.__name__} ({status}), the call succeeded with {data!r}")
-
     def same_keys(step, got):
         returned = None if got is None or got.keys is None else [key.dict() for key in got.keys]
         if returned != keys:
