@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use resigner::jose::alg::Alg;
-use resigner::keys::{SigningKey, pem};
+use resigner::keys::{SigningKey, der, pem};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -121,47 +121,16 @@ fn public_pem(key: &SigningKey) -> String {
     let resigner::keys::KeyMaterial::Rsa { n, e } = &key.public_jwk().material else {
         unreachable!("RS256 key")
     };
-    let integer = |bytes: &[u8]| {
-        let mut value = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
-            vec![0]
-        } else {
-            vec![]
-        };
-        value.extend_from_slice(bytes);
-        der(0x02, &value)
-    };
-    let rsa_public_key = der(0x30, &[integer(n), integer(e)].concat());
+    let rsa_public_key = der::sequence(&[der::integer(n), der::integer(e)]);
     let mut bit_string = vec![0u8];
     bit_string.extend_from_slice(&rsa_public_key);
-    let algorithm = der(
-        0x30,
-        &[
-            der(
-                0x06,
-                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
-            ),
-            vec![0x05, 0x00],
-        ]
-        .concat(),
-    );
-    let spki = der(0x30, &[algorithm, der(0x03, &bit_string)].concat());
+    let algorithm = der::sequence(&[
+        der::tagged(
+            0x06,
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+        ),
+        vec![0x05, 0x00],
+    ]);
+    let spki = der::sequence(&[algorithm, der::tagged(0x03, &bit_string)]);
     pem::encode(&spki, "PUBLIC KEY")
-}
-
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend_from_slice(&bytes);
-    }
-    out.extend_from_slice(content);
-    out
 }

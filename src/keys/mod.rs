@@ -2,6 +2,7 @@
 //! backends (`signer`: in-memory, PKCS#11, Vault/OpenBao Transit), PEM files, the published
 //! key set, and the weak-key checks every trusted key passes.
 
+pub mod der;
 pub mod digest;
 pub mod import;
 pub mod jwk;

@@ -21,15 +21,7 @@ async fn managed(min_published_age: &str) -> Fixture {
             proxy
                 .managed(Alg::ES256)
                 .min_published_age(min_published_age)
-                .admin_token(
-                    "signing",
-                    SK_TOKEN,
-                    &[
-                        "read:signing_keys",
-                        "create:signing_keys",
-                        "update:signing_keys",
-                    ],
-                )
+                .admin_token("signing", SK_TOKEN, &SIGNING_SCOPES)
                 .admin_token("signing-read", SK_READ_TOKEN, &["read:signing_keys"])
         })
         .start()

@@ -6,8 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::keys::managed::{KeyState, ManagedKey, cert};
 
-/// One key as Auth0's list/get return it.
-/// (`pkcs7`, optional in Auth0's SDK types, is not rendered yet.)
+/// One key as Auth0's list/get return it (`pkcs7`: the certificate as PKCS#7, PEM).
 pub fn signing_key(key: &ManagedKey) -> Value {
     let mut out = Map::new();
     out.insert("kid".into(), json!(key.kid));
@@ -15,6 +14,7 @@ pub fn signing_key(key: &ManagedKey) -> Value {
     if let Some(der) = cert::der(&key.cert) {
         out.insert("fingerprint".into(), json!(cert::fingerprint(&der)));
         out.insert("thumbprint".into(), json!(cert::thumbprint(&der)));
+        out.insert("pkcs7".into(), json!(cert::pkcs7(&der)));
     }
     out.insert("current".into(), json!(key.state == KeyState::Current));
     out.insert("next".into(), json!(key.state == KeyState::Next));
@@ -85,6 +85,7 @@ mod tests {
                 "cert": cert.pem(),
                 "fingerprint": colons.join(":"),
                 "thumbprint": hex,
+                "pkcs7": cert::pkcs7(&der),
                 "current": false, "next": false, "previous": true, "revoked": false,
                 "current_since": "2026-12-02T18:00:00.000Z",
                 "current_until": "2026-12-02T19:00:00.000Z",

@@ -138,11 +138,6 @@ fn pkcs11(
         );
         return None;
     }
-    p.push(
-        field,
-        "generating managed keys on a PKCS#11 token is not in this build yet (issue #14 \
-         continues): use kek_file or kek_env",
-    );
     Some(CustodySpec::Pkcs11 {
         module: base.join(&raw.module),
         token_label: raw.token_label.clone(),

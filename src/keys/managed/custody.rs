@@ -1,10 +1,13 @@
 //! Custody of managed private keys at run time: generating a new key pair and connecting a
-//! stored one to a signer. This build keeps managed keys sealed under the KEK
-//! ([`super::kek`]); generating them on a PKCS#11 token is refused by validation until it
-//! lands (issue #14 continues).
+//! stored one to a signer. Two custodies:
+//! - sealed: generated in memory, stored sealed under the KEK ([`super::kek`]);
+//! - PKCS#11: generated on the token (private half sensitive, never extractable), labelled
+//!   `resigner-<16 hex digits>`; the store holds only that label (`backend_ref`), the public
+//!   JWK and the certificate, which the token signs. Nothing secret is stored at all.
 //!
-//! Every method may block (key generation, RSA especially): callers run them off the async
-//! workers. May use: `keys::signer`, `keys::managed::{kek, cert, state}`.
+//! Every method may block (key generation, RSA especially; token calls): callers run them off
+//! the async workers. May use: `keys::signer` (its PKCS#11 backend), `keys::managed::{kek,
+//! cert, state}`.
 
 use std::sync::Arc;
 
@@ -12,48 +15,90 @@ use super::cert;
 use super::error::ManagedError;
 use super::kek::Kek;
 use super::state::{Custody as CustodySpec, KeyState, ManagedKey, ManagedSpec};
-use crate::jose::alg::Alg;
+use crate::jose::alg::{Alg, KeyFamily};
 use crate::keys::SigningKey;
+use crate::keys::signer::{Backend, Pkcs11Spec, SecretSource, pkcs11};
 
 /// Where managed keys are generated and how a stored one becomes a signer.
 #[derive(Debug)]
 pub struct Custody {
-    kek: Kek,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Sealed(Kek),
+    Pkcs11(Token),
+}
+
+/// The token managed keys are generated on.
+#[derive(Debug)]
+struct Token {
+    module: std::path::PathBuf,
+    token_label: String,
+    pin: SecretSource,
 }
 
 impl Custody {
     /// Opens the custody `spec` names: reads the KEK (missing or malformed: an error naming
-    /// `signing.managed.kek_file` / `kek_env`).
+    /// `signing.managed.kek_file` / `kek_env`); a token is reached at the first key.
     pub fn open(spec: &ManagedSpec) -> Result<Custody, ManagedError> {
-        match &spec.custody {
-            CustodySpec::Sealed { kek } => Ok(Custody {
-                kek: Kek::open(kek)?,
+        let inner = match &spec.custody {
+            CustodySpec::Sealed { kek } => Inner::Sealed(Kek::open(kek)?),
+            CustodySpec::Pkcs11 {
+                module,
+                token_label,
+                pin,
+            } => Inner::Pkcs11(Token {
+                module: module.clone(),
+                token_label: token_label.clone(),
+                pin: pin.clone(),
             }),
-            CustodySpec::Pkcs11 { .. } => Err(ManagedError::Pkcs11(
-                "generating managed keys on a PKCS#11 token is not in this build yet; use \
-                 kek_file or kek_env"
-                    .into(),
-            )),
-        }
+        };
+        Ok(Custody { inner })
     }
 
     /// A new key pair for `alg`: state next, published from `now`, its certificate made,
-    /// its private half sealed under the KEK (and nowhere else).
+    /// its private half sealed under the KEK (and nowhere else) or generated on the token.
     pub fn generate(&self, alg: Alg, now: i64) -> Result<ManagedKey, ManagedError> {
         let generate = |e: String| ManagedError::Generate(e);
-        let der = SigningKey::generate_pkcs8(alg).map_err(|e| generate(e.to_string()))?;
-        let signer = SigningKey::from_pkcs8(&der, alg, None).map_err(generate)?;
-        let kid = signer.kid().to_string();
-        let cert = cert::self_signed(&der, &kid, now)?;
-        let sealed = self.kek.seal(&kid, alg.name(), &der)?;
+        let (signer, cert, sealed, backend_ref) = match &self.inner {
+            Inner::Sealed(kek) => {
+                let der = SigningKey::generate_pkcs8(alg).map_err(|e| generate(e.to_string()))?;
+                let signer = SigningKey::from_pkcs8(&der, alg, None).map_err(generate)?;
+                let cert = cert::self_signed(&der, signer.kid(), now)?;
+                let sealed = kek.seal(signer.kid(), alg.name(), &der)?;
+                (signer, cert, Some(sealed), None)
+            }
+            Inner::Pkcs11(token) => {
+                let label = new_label()?;
+                let spec = token.spec(&label);
+                pkcs11::generate(&spec, alg).map_err(|e| ManagedError::Pkcs11(e.to_string()))?;
+                let signer = token.signer(&label, alg, None)?;
+                // The certificate is signed on the token too: PKCS#1 v1.5 for any RSA key.
+                let cert_alg = match alg.family() {
+                    KeyFamily::Rsa => Alg::RS256,
+                    _ => alg,
+                };
+                let cert = if cert_alg == alg {
+                    cert::self_signed_by(&signer, signer.kid(), now)?
+                } else {
+                    let by = token.signer(&label, cert_alg, Some(signer.kid().into()))?;
+                    cert::self_signed_by(&by, signer.kid(), now)?
+                };
+                tracing::info!(label = %label, token = ?spec.token_label, kid = signer.kid(),
+                    "managed signing key generated on the PKCS#11 token");
+                (signer, cert, None, Some(label))
+            }
+        };
         Ok(ManagedKey {
             public_jwk: signer.public_jwk().to_json(),
-            kid,
+            kid: signer.kid().to_string(),
             alg: alg.name().to_string(),
             state: KeyState::Next,
             cert,
-            sealed: Some(sealed),
-            backend_ref: None,
+            sealed,
+            backend_ref,
             created_at: now,
             current_since: None,
             current_until: None,
@@ -61,33 +106,92 @@ impl Custody {
         })
     }
 
-    /// A signer for a stored key: unsealed with the KEK, and its public half checked against
-    /// the stored JWK.
+    /// A signer for a stored key: unsealed with the KEK, or found on the token by its label;
+    /// its public half checked against the stored JWK either way.
     pub fn connect(&self, key: &ManagedKey) -> Result<Arc<SigningKey>, ManagedError> {
         let corrupt =
             |what: &str| ManagedError::Corrupt(format!("managed key {}: {what}", key.kid));
         let alg = key
             .algorithm()
             .ok_or_else(|| corrupt(&format!("unknown algorithm {:?}", key.alg)))?;
-        let sealed = key.sealed.as_ref().ok_or_else(|| {
-            corrupt("no sealed private key (held by a backend this build does not open)")
-        })?;
-        let der = self.kek.unseal(sealed, &key.kid, &key.alg)?;
-        let signer = SigningKey::from_pkcs8(&der, alg, Some(key.kid.clone()))
-            .map_err(|e| corrupt(&format!("the unsealed key does not parse: {e}")))?;
+        let signer = match (&self.inner, &key.sealed, &key.backend_ref) {
+            (Inner::Sealed(kek), Some(sealed), _) => {
+                let der = kek.unseal(sealed, &key.kid, &key.alg)?;
+                SigningKey::from_pkcs8(&der, alg, Some(key.kid.clone()))
+                    .map_err(|e| corrupt(&format!("the unsealed key does not parse: {e}")))?
+            }
+            (Inner::Pkcs11(token), _, Some(label)) => {
+                token.signer(label, alg, Some(key.kid.clone()))?
+            }
+            (Inner::Sealed(_), None, _) => {
+                return Err(corrupt(
+                    "it is held on a PKCS#11 token, and [signing.managed] names a KEK instead",
+                ));
+            }
+            (Inner::Pkcs11(_), _, None) => {
+                return Err(corrupt(
+                    "it is sealed under a KEK, and [signing.managed] names a PKCS#11 token instead",
+                ));
+            }
+        };
         if signer.public_jwk().to_json() != key.public_jwk {
             return Err(corrupt(
-                "the unsealed key does not match the published public key",
+                "the private key found does not match the published public key",
             ));
         }
         Ok(Arc::new(signer))
     }
 }
 
+impl Token {
+    fn spec(&self, label: &str) -> Pkcs11Spec {
+        Pkcs11Spec {
+            module: self.module.clone(),
+            token_label: self.token_label.clone(),
+            key_label: label.to_string(),
+            pin: self.pin.clone(),
+        }
+    }
+
+    /// The key labelled `label` on the token, signing with `alg`.
+    fn signer(
+        &self,
+        label: &str,
+        alg: Alg,
+        kid: Option<String>,
+    ) -> Result<SigningKey, ManagedError> {
+        let spec = self.spec(label);
+        let (key, material) = pkcs11::connect(&spec, alg).map_err(|e| {
+            ManagedError::Pkcs11(format!(
+                "key {label:?} on token {:?}: {e}",
+                spec.token_label
+            ))
+        })?;
+        Ok(SigningKey::new(
+            kid,
+            alg,
+            material,
+            Backend::Pkcs11(Box::new(key)),
+        ))
+    }
+}
+
+/// `resigner-` and 16 random hex digits: the label (and CKA_ID) of a key on the token.
+fn new_label() -> Result<String, ManagedError> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ManagedError::Generate("no randomness for a token key label".into()))?;
+    Ok(format!(
+        "resigner-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::signer::SecretSource;
 
     fn custody(byte: u8) -> Custody {
         let dir = tempfile::tempdir().unwrap();

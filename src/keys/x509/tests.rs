@@ -62,21 +62,7 @@ const ALGS: [Alg; 5] = [Alg::RS256, Alg::ES256, Alg::ES384, Alg::ES512, Alg::EdD
 
 /// DER TLV with a minimal length encoding.
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let octets: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|&b| b == 0)
-            .collect();
-        out.push(0x80 | octets.len() as u8);
-        out.extend(octets);
-    }
-    out.extend_from_slice(content);
-    out
+    crate::keys::der::tagged(tag, content)
 }
 
 fn spki(algorithm_oid: &[u8], parameters: &[u8], key: &[u8]) -> Vec<u8> {

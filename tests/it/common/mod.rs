@@ -67,6 +67,13 @@ pub const ALL_SCOPES: [&str; 4] = [
     "delete:custom_signing_keys",
 ];
 
+/// The three scopes of the managed signing keys' API (`/api/v2/keys/signing`).
+pub const SIGNING_SCOPES: [&str; 3] = [
+    "read:signing_keys",
+    "create:signing_keys",
+    "update:signing_keys",
+];
+
 /// Hex SHA-256, as `[[admin.tokens]] sha256` wants it.
 pub fn sha256_hex(text: &str) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())

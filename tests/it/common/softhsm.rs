@@ -200,4 +200,21 @@ impl ProxyBuilder {
         self.doc.set("signing.keys.0", "kid", kid);
         self.signing_alg(alg)
     }
+
+    /// Managed signing keys of `alg` generated on `hsm`'s token (`[signing.managed] pkcs11`)
+    /// instead of sealed under a KEK.
+    pub fn managed_on_token(self, hsm: &SoftHsm, alg: Alg) -> Self {
+        let mut builder = self.managed(alg);
+        builder.doc.remove("signing.managed", "kek_file");
+        builder.doc.set(
+            "signing.managed",
+            "pkcs11",
+            json!({
+                "module": MODULE,
+                "token_label": hsm.token_label,
+                "pin_file": hsm.pin_file(),
+            }),
+        );
+        builder
+    }
 }

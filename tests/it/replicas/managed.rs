@@ -18,15 +18,9 @@ const SK_TOKEN: &str = "test-replica-signing-token-0123456789";
 const WITHIN: Duration = Duration::from_secs(1);
 
 fn signing_admin(builder: ProxyBuilder) -> ProxyBuilder {
-    builder.min_published_age("0s").admin_token(
-        "signing",
-        SK_TOKEN,
-        &[
-            "read:signing_keys",
-            "create:signing_keys",
-            "update:signing_keys",
-        ],
-    )
+    builder
+        .min_published_age("0s")
+        .admin_token("signing", SK_TOKEN, &SIGNING_SCOPES)
 }
 
 fn scheduled(builder: ProxyBuilder) -> ProxyBuilder {

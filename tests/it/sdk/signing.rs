@@ -23,15 +23,7 @@ const READ: &str = "sdk-signing-read-token-0123456789";
 fn tokens(builder: ProxyBuilder) -> ProxyBuilder {
     builder
         .min_published_age("0s")
-        .admin_token(
-            "sdk-signing",
-            FULL,
-            &[
-                "read:signing_keys",
-                "create:signing_keys",
-                "update:signing_keys",
-            ],
-        )
+        .admin_token("sdk-signing", FULL, &SIGNING_SCOPES)
         .admin_token("sdk-signing-read", READ, &["read:signing_keys"])
 }
 
