@@ -55,7 +55,13 @@ fn keys(command: KeysCommand) -> Result<(), cli::CliError> {
             if_match,
             keys,
         } => cli::keys::import(admin, keep_existing, if_match.as_deref(), &keys),
-        KeysCommand::List { admin } => cli::keys::list(admin),
+        KeysCommand::List { admin, signing } => cli::keys::list(admin, signing),
+        KeysCommand::Rotate { admin, if_match } => cli::keys::rotate(admin, if_match.as_deref()),
+        KeysCommand::Revoke {
+            admin,
+            if_match,
+            kid,
+        } => cli::keys::revoke(admin, &kid, if_match.as_deref()),
         KeysCommand::Delete { admin, if_match } => cli::keys::delete(admin, if_match.as_deref()),
     }
 }

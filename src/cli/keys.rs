@@ -1,7 +1,8 @@
 //! The `keys` commands of the `resigner` binary: `keys generate` ([`generate`]), `keys jwks`
 //! (a public JWKS from key files, [`files`]; with `--config`, the config's signing keys under
-//! their configured kids, [`configured`]) and `keys import|list|delete` (through the
-//! management API, [`admin_client`]). Each command prints its result on stdout; what it
+//! their configured kids, [`configured`]), `keys import|list|delete` (through the
+//! management API, [`admin_client`]) and `keys rotate|revoke|list --signing` (the managed
+//! signing keys, [`signing`]). Each command prints its result on stdout; what it
 //! prints never contains private key material or a token.
 //!
 //! May use: `config` (loading a config for `--config`), `keys`, `jose`, `http::client`, and
@@ -18,6 +19,7 @@ pub mod configured;
 pub mod files;
 pub mod generate;
 pub mod pkcs11;
+pub mod signing;
 
 pub use crate::app::hints::TOKEN_ENV;
 pub use admin_client::{AdminClient, KEYS_PATH, StoredKeys};
@@ -96,9 +98,13 @@ pub fn import(
     Ok(())
 }
 
-/// `keys list`: prints the stored set as JSON, and a count and its ETag on stderr.
-pub fn list(admin: AdminArgs) -> Result<(), CliError> {
+/// `keys list`: prints the stored set as JSON, and a count and its ETag on stderr; with
+/// `signing`, the managed signing keys.
+pub fn list(admin: AdminArgs, signing: bool) -> Result<(), CliError> {
     let client = client(admin)?;
+    if signing {
+        return signing::list(&client);
+    }
     let stored = runtime::block_on(client.list())??;
     println!("{}", serde_json::to_string_pretty(&stored.to_json())?);
     if stored.keys.is_empty() {
@@ -108,6 +114,16 @@ pub fn list(admin: AdminArgs) -> Result<(), CliError> {
         eprintln!("{} key(s); ETag: {etag}", stored.keys.len());
     }
     Ok(())
+}
+
+/// `keys rotate`: rotates the managed signing keys.
+pub fn rotate(admin: AdminArgs, if_match: Option<&str>) -> Result<(), CliError> {
+    signing::rotate(&client(admin)?, if_match)
+}
+
+/// `keys revoke KID`: revokes a previous managed signing key.
+pub fn revoke(admin: AdminArgs, kid: &str, if_match: Option<&str>) -> Result<(), CliError> {
+    signing::revoke(&client(admin)?, kid, if_match)
 }
 
 /// `keys delete`: empties the stored set.

@@ -140,10 +140,35 @@ pub enum KeysCommand {
         #[command(flatten)]
         keys: KeyFiles,
     },
-    /// Print the stored custom signing keys as JSON (GET /api/v2/keys/custom-signing).
+    /// Print the stored custom signing keys as JSON (GET /api/v2/keys/custom-signing); with
+    /// --signing, the managed signing keys (GET /api/v2/keys/signing).
     List {
         #[command(flatten)]
         admin: AdminArgs,
+        /// The managed signing keys (current, next, previous, revoked) instead.
+        #[arg(long)]
+        signing: bool,
+    },
+    /// Rotate the managed signing keys (POST /api/v2/keys/signing/rotate): next becomes
+    /// current, current previous, a new next key is generated and published.
+    Rotate {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only rotate if the managed keys' ETag (`keys list --signing`) still matches.
+        #[arg(long, value_name = "ETAG", allow_hyphen_values = true)]
+        if_match: Option<String>,
+    },
+    /// Revoke a previous managed signing key (PUT /api/v2/keys/signing/KID/revoke): it leaves
+    /// the JWKS at once and never signs again.
+    Revoke {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only revoke if the managed keys' ETag still matches.
+        #[arg(long, value_name = "ETAG", allow_hyphen_values = true)]
+        if_match: Option<String>,
+        /// The kid (an RFC 7638 thumbprint may begin with `-`: it is still the kid).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
     },
     /// Delete every stored custom signing key (DELETE /api/v2/keys/custom-signing). The
     /// proxy cannot re-sign until its signing key is imported again.
@@ -280,5 +305,26 @@ mod tests {
             };
             assert_eq!(if_match.as_deref(), Some("-Zq3v"), "{sub}");
         }
+    }
+
+    /// A kid is a base64url thumbprint and may begin with `-`.
+    #[test]
+    fn a_kid_that_begins_with_a_hyphen_is_the_kid() {
+        let args = [
+            "resigner",
+            "keys",
+            "revoke",
+            "-Zq3v",
+            "--admin",
+            "http://127.0.0.1:1",
+        ];
+        let parsed = Cli::try_parse_from(args).unwrap();
+        let Command::Keys {
+            command: KeysCommand::Revoke { kid, .. },
+        } = parsed.command
+        else {
+            panic!("not keys revoke");
+        };
+        assert_eq!(kid, "-Zq3v");
     }
 }

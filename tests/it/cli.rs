@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const TOKEN_ENV: &str = "RESIGNER_ADMIN_TOKEN";
+pub const TOKEN_ENV: &str = "RESIGNER_ADMIN_TOKEN";
 
 pub struct Run {
     pub code: Option<i32>,
@@ -30,7 +30,7 @@ impl Run {
         self
     }
 
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
     }
 }

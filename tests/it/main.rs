@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod cli_errors;
 mod cli_ops;
+mod cli_signing;
 mod config_problems;
 mod demo;
 mod dependency_failures;

@@ -1,5 +1,7 @@
 //! The client of the management API's custom signing keys (`/api/v2/keys/custom-signing`
-//! on the admin listener, http or https) behind `keys import|list|delete`: one request per
+//! on the admin listener, http or https) behind `keys import|list|delete`, and of the
+//! managed signing keys' calls ([`AdminClient::call`], for `keys rotate|revoke|list
+//! --signing`): one request per
 //! call with a bounded response and an overall timeout, the Auth0 error body's `message`
 //! shown as the error, ETags quoted as shells lose quotes. The token header is sensitive and
 //! no message contains it.
@@ -57,7 +59,6 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// A client of `/api/v2/keys/custom-signing` (http or https).
 pub struct AdminClient {
     url: String,
-    uri: Uri,
     authorization: HeaderValue,
     client: HttpsClient,
 }
@@ -75,7 +76,7 @@ impl AdminClient {
     /// accepted as is).
     pub fn new(admin: &str, token: &str) -> Result<Self, KeysCliError> {
         let url = endpoint(admin)?;
-        let uri: Uri = url.parse().map_err(|err| KeysCliError::Url {
+        url.parse::<Uri>().map_err(|err| KeysCliError::Url {
             url: admin.to_string(),
             reason: format!("{err}"),
         })?;
@@ -86,7 +87,6 @@ impl AdminClient {
             .build(connector);
         Ok(AdminClient {
             url,
-            uri,
             authorization,
             client,
         })
@@ -95,6 +95,31 @@ impl AdminClient {
     /// The full endpoint URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The admin listener's base URL (the endpoint without [`KEYS_PATH`]).
+    pub fn base(&self) -> &str {
+        self.url.strip_suffix(KEYS_PATH).unwrap_or(&self.url)
+    }
+
+    /// A bodiless request to `url` (under [`AdminClient::base`]): the JSON body and the ETag
+    /// of a 2xx answer, or the API's error.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        if_match: Option<&str>,
+    ) -> Result<(Value, Option<String>), KeysCliError> {
+        let reply = self.send_to(method.clone(), url, None, if_match).await?;
+        if !reply.status.is_success() {
+            return Err(self.api_error_at(method, url, &reply));
+        }
+        let body = serde_json::from_slice(&reply.body).map_err(|err| KeysCliError::Response {
+            method,
+            url: url.to_string(),
+            message: format!("the body is not JSON: {err}"),
+        })?;
+        Ok((body, etag(&reply.headers)))
     }
 
     /// `GET`: the stored set; an empty set (the API's 404 `inexistent_custom_signing_keys`)
@@ -158,14 +183,25 @@ impl AdminClient {
         body: Option<Bytes>,
         if_match: Option<&str>,
     ) -> Result<Reply, KeysCliError> {
+        self.send_to(method, &self.url, body, if_match).await
+    }
+
+    async fn send_to(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, KeysCliError> {
         let transport = |error: String| KeysCliError::Transport {
             method: method.clone(),
-            url: self.url.clone(),
+            url: url.to_string(),
             error,
         };
+        let uri: Uri = url.parse().map_err(|err| transport(format!("{err}")))?;
         let mut request = Request::builder()
             .method(method.clone())
-            .uri(self.uri.clone())
+            .uri(uri)
             .header(header::AUTHORIZATION, self.authorization.clone())
             .header(header::ACCEPT, "application/json");
         if body.is_some() {
@@ -215,15 +251,17 @@ impl AdminClient {
                 url: self.url.clone(),
                 message: "the body is not a JWKS {\"keys\": [...]}".into(),
             })?;
-        let etag = reply
-            .headers
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        Ok(StoredKeys { keys, etag })
+        Ok(StoredKeys {
+            keys,
+            etag: etag(&reply.headers),
+        })
     }
 
     fn api_error(&self, method: Method, reply: &Reply) -> KeysCliError {
+        self.api_error_at(method, &self.url, reply)
+    }
+
+    fn api_error_at(&self, method: Method, url: &str, reply: &Reply) -> KeysCliError {
         let body: Option<Map<String, Value>> = serde_json::from_slice(&reply.body).ok();
         let field = |name: &str| {
             body.as_ref()
@@ -245,12 +283,19 @@ impl AdminClient {
         });
         KeysCliError::Api {
             method,
-            url: self.url.clone(),
+            url: url.to_string(),
             status: reply.status.as_u16(),
             code: field("errorCode"),
             message,
         }
     }
+}
+
+fn etag(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 struct Reply {
