@@ -3,8 +3,9 @@
 //! what it promises is what a change shows in review. It needs no token: it describes the API
 //! and holds no state (the admin listener is loopback or a private network by default).
 //!
-//! The tests below check that the document lists exactly [`super::ENDPOINTS`] (every path and
-//! method the router answers, and nothing else); `tests/it/scans.rs` runs schemathesis against
+//! The tests below check that the document lists exactly [`super::ENDPOINTS`] and
+//! [`super::signing_keys::ENDPOINTS`] (every path and method the router answers, and nothing
+//! else); `tests/it/scans.rs` runs schemathesis against
 //! it on a live listener, so every answer is checked against the document.
 //!
 //! May use: [`crate::http::body`].
@@ -65,13 +66,15 @@ mod tests {
     fn the_document_lists_exactly_the_routes_of_the_admin_router() {
         let routed: BTreeMap<String, BTreeSet<String>> = super::super::ENDPOINTS
             .iter()
+            .chain(super::super::signing_keys::ENDPOINTS)
             .map(|(path, allow)| {
                 let methods = allow.split(", ").map(str::to_string).collect();
                 (path.to_string(), methods)
             })
             .collect();
         assert_eq!(documented(), routed);
-        assert_eq!(super::super::ENDPOINTS.len(), routed.len(), "a path twice");
+        let all = super::super::ENDPOINTS.len() + super::super::signing_keys::ENDPOINTS.len();
+        assert_eq!(all, routed.len(), "a path twice");
     }
 
     #[test]
@@ -85,6 +88,9 @@ mod tests {
             "create:custom_signing_keys",
             "update:custom_signing_keys",
             "delete:custom_signing_keys",
+            "read:signing_keys",
+            "create:signing_keys",
+            "update:signing_keys",
         ];
         let mut ids = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {

@@ -27,6 +27,14 @@ pub const KID_PATH: &str = "/api/v2/keys/signing/{kid}";
 pub const ROTATE_PATH: &str = "/api/v2/keys/signing/rotate";
 pub const REVOKE_PATH: &str = "/api/v2/keys/signing/{kid}/revoke";
 
+/// Every endpoint under [`PATH`] (templates) and its methods, as [`Target::endpoint`] gives them.
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    (PATH, "GET"),
+    (KID_PATH, "GET"),
+    (ROTATE_PATH, "POST"),
+    (REVOKE_PATH, "PUT"),
+];
+
 const READ: &str = "read:signing_keys";
 const CREATE: &str = "create:signing_keys";
 const UPDATE: &str = "update:signing_keys";
@@ -131,6 +139,18 @@ fn if_match(headers: &HeaderMap, current: &ManagedKeys) -> Result<Option<u64>, A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_target_is_listed_in_the_endpoints() {
+        for target in [
+            Target::List,
+            Target::Rotate,
+            Target::One("k".into()),
+            Target::Revoke("k".into()),
+        ] {
+            assert!(ENDPOINTS.contains(&target.endpoint()), "{target:?}");
+        }
+    }
 
     #[test]
     fn paths_parse_to_their_endpoints() {

@@ -34,12 +34,23 @@ checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "405", 
 include-operation-id = "deleteCustomSigningKeys"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409", "412"]
 
-# 503 is what /readyz is for: once a generated DELETE has emptied the key set, the signing key
-# is no longer published and the proxy is (correctly) not ready.
+# A generated kid names no key (404, documented); a generated If-Match is not the managed
+# keys' ETag (412); a revocation of a generated kid that is a key's is 409 unless it is a
+# previous key's. Rotations themselves succeed: min_published_age is 0s in this fixture.
 [[operations]]
-include-operation-id = "getReadiness"
-checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
+include-operation-id = "getSigningKey"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404"]
+
+[[operations]]
+include-operation-id = "rotateSigningKeys"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "409", "412"]
+
+[[operations]]
+include-operation-id = "revokeSigningKey"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "412"]
 "#;
+
+const SCAN_TOKEN: &str = "test-scan-token-every-scope-0123456789";
 
 /// Runs a scanner to completion off the runtime's threads (the proxy under test keeps serving).
 async fn run(mut command: Command, what: &str) -> (Output, Duration) {
@@ -66,7 +77,19 @@ fn shown(output: &Output) -> String {
 
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
-    let fixture = Fixture::start().await;
+    // Managed signing keys too, so every documented operation has keys to answer about, and
+    // one token with every scope of the document.
+    let scopes: Vec<&str> = ALL_SCOPES.iter().chain(&SIGNING_SCOPES).copied().collect();
+    let fixture = Fixture::builder()
+        .await
+        .with_proxy(|proxy| {
+            proxy
+                .managed(resigner::jose::alg::Alg::ES256)
+                .min_published_age("0s")
+                .admin_token("scan", SCAN_TOKEN, &scopes)
+        })
+        .start()
+        .await;
     let admin = fixture.admin_url("");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("schemathesis.toml");
@@ -92,7 +115,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         .args(["--max-examples", "40", "--max-time", "45"])
         .args(["--request-timeout", "5", "--output-truncate", "false"])
         .args(["--report", "junit", "--report-junit-path", "junit.xml"])
-        .args(["--header", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
+        .args(["--header", &format!("Authorization: Bearer {SCAN_TOKEN}")])
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .env("NO_COLOR", "1");
     let (output, took) = run(command, "schemathesis").await;
@@ -104,6 +127,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         "GET /api/v2/keys/custom-signing",
         "PUT /api/v2/keys/custom-signing",
         "DELETE /api/v2/keys/custom-signing",
+        "GET /api/v2/keys/signing",
+        "GET /api/v2/keys/signing/{kid}",
+        "POST /api/v2/keys/signing/rotate",
+        "PUT /api/v2/keys/signing/{kid}/revoke",
         "GET /api/v2/openapi.json",
         "GET /healthz",
         "GET /readyz",
