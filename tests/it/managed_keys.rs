@@ -173,6 +173,10 @@ async fn rotate_and_revoke_through_the_signing_keys_api() {
         !jwks_kids(&f).await.contains(&first_current),
         "a revoked key leaves the JWKS at once"
     );
+    // Whatever the cache held is not served: the current key signs the next request.
+    let after_revoke = resigned(&f, &f.token()).await;
+    assert_eq!(header_kid(&after_revoke), first_next);
+    jose(&f, after_revoke).await;
     let keys = list(&f).await;
     let gone = keys
         .iter()

@@ -160,6 +160,10 @@ async fn sealed_only(cluster: &Cluster) {
             "the private scalar of {kid} in clear"
         );
         assert!(!text.contains(&resigner::jose::b64::encode(d)));
+        assert!(
+            !text.contains(&hex(&der)),
+            "the PKCS#8 DER of {kid} in clear"
+        );
     }
 }
 
