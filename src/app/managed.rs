@@ -227,7 +227,7 @@ impl AppState {
                 Err(InstallError::Store(StoreError::Unavailable {
                     location: status.location,
                     message: format!(
-                        "another process created the first managed keys, and they did not arrive                          within {} s",
+                        "another process created the first managed keys, and they did not arrive within {} s",
                         FIRST_KEYS_WAIT.as_secs()
                     ),
                 }))

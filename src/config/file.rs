@@ -120,7 +120,7 @@ pub struct SigningSection {
     pub managed: Option<ManagedSection>,
 }
 
-/// `[signing.managed]`: exactly one custody, `kek_file`, `kek_env` or `pkcs11`.
+/// `[signing.managed]`: exactly one custody, `kek_file`, `kek_env`, `pkcs11` or `transit`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManagedSection {
@@ -128,6 +128,7 @@ pub struct ManagedSection {
     pub kek_file: Option<String>,
     pub kek_env: Option<String>,
     pub pkcs11: Option<ManagedPkcs11Section>,
+    pub transit: Option<ManagedTransitSection>,
     pub rotate_every: Option<String>,
     pub keep_previous: Option<u64>,
 }
@@ -140,6 +141,19 @@ pub struct ManagedPkcs11Section {
     pub token_label: String,
     pub pin_file: Option<String>,
     pub pin_env: Option<String>,
+}
+
+/// The Vault/OpenBao Transit engine managed keys are created in (names chosen by resigner).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedTransitSection {
+    pub address: String,
+    /// Default `transit`.
+    pub mount: Option<String>,
+    pub token_file: Option<String>,
+    pub token_env: Option<String>,
+    pub ca_file: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

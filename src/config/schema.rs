@@ -141,12 +141,22 @@ const MANAGED_PKCS11: &[Key] = &[
     opt("pin_env", TEXT),
 ];
 
-/// Exactly one of `kek_file`, `kek_env`, `pkcs11` (checked by `validate::managed`).
+const MANAGED_TRANSIT: &[Key] = &[
+    req("address", TEXT),
+    opt("mount", TEXT),
+    opt("token_file", PATH),
+    opt("token_env", TEXT),
+    opt("ca_file", PATH),
+    opt("timeout", DURATION),
+];
+
+/// Exactly one of `kek_file`, `kek_env`, `pkcs11`, `transit` (checked by `validate::managed`).
 const MANAGED: &[Key] = &[
     req("alg", TEXT),
     opt("kek_file", PATH),
     opt("kek_env", TEXT),
     opt("pkcs11", Kind::Table(MANAGED_PKCS11)),
+    opt("transit", Kind::Table(MANAGED_TRANSIT)),
     opt("rotate_every", DURATION),
     opt("keep_previous", Kind::Count),
 ];

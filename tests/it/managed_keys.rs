@@ -41,6 +41,17 @@ async fn list(f: &Fixture) -> Vec<Value> {
     reply.json().as_array().unwrap().clone()
 }
 
+/// `POST ADMIN/api/v2/keys/signing/rotate` with `token`: the reply.
+pub(crate) async fn rotate(admin: &str, token: &str) -> Reply {
+    send(
+        Method::POST,
+        &format!("{admin}/api/v2/keys/signing/rotate"),
+        &[("authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+    .await
+}
+
 /// The kid of the one key of `keys` (a `/api/v2/keys/signing` list) with `flag` true.
 pub(crate) fn kid_where(keys: &[Value], flag: &str) -> String {
     let found: Vec<&Value> = keys.iter().filter(|k| k[flag] == true).collect();
@@ -110,22 +121,10 @@ async fn rotate_and_revoke_through_the_signing_keys_api() {
     .await;
     assert_eq!(one.status, 200);
     assert_eq!(one.json()["next"], true);
-    let denied = send(
-        Method::POST,
-        &f.admin_url("/api/v2/keys/signing/rotate"),
-        &[("authorization", &format!("Bearer {SK_READ_TOKEN}"))],
-        b"",
-    )
-    .await;
+    let denied = rotate(&f.admin_url(""), SK_READ_TOKEN).await;
     assert_eq!(denied.status, 403, "a read-only token cannot rotate");
 
-    let rotated = send(
-        Method::POST,
-        &f.admin_url("/api/v2/keys/signing/rotate"),
-        &[("authorization", &format!("Bearer {SK_TOKEN}"))],
-        b"",
-    )
-    .await;
+    let rotated = rotate(&f.admin_url(""), SK_TOKEN).await;
     assert_eq!(rotated.status, 201, "{:?}", rotated.json());
     let new_next = rotated.json()["kid"].as_str().unwrap().to_string();
     let keys = list(&f).await;
@@ -271,13 +270,7 @@ async fn the_store_holds_sealed_keys_only_and_the_kek_is_required() {
 async fn a_rotation_before_the_next_key_is_old_enough_is_refused() {
     let f = managed("1h").await;
     let keys = list(&f).await;
-    let rotated = send(
-        Method::POST,
-        &f.admin_url("/api/v2/keys/signing/rotate"),
-        &[("authorization", &format!("Bearer {SK_TOKEN}"))],
-        b"",
-    )
-    .await;
+    let rotated = rotate(&f.admin_url(""), SK_TOKEN).await;
     assert_eq!(rotated.status, 409, "{:?}", rotated.json());
     assert!(
         rotated.json()["message"]

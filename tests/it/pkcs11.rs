@@ -7,7 +7,7 @@
 //! own proxy process (the module's state is per process); [`module_level`] drives the signer
 //! API itself, in a child test process per SoftHSM directory.
 
-mod managed;
+pub(crate) mod managed;
 mod module_level;
 
 use std::path::PathBuf;

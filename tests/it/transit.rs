@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::common::openbao::TestOpenBao;
 
+mod managed;
 mod proxy;
 
 fn settings(bao: &TestOpenBao, key: &str) -> TransitSettings {

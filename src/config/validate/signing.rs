@@ -279,7 +279,7 @@ fn key_spec(
 /// `transit.address`: an http(s) origin (an optional path prefix for a proxy in front of
 /// Vault) without credentials, query or fragment. The token travels in every request, so plain
 /// `http://` is accepted only for a loopback host (a Vault Agent or a local test server).
-fn transit_address(address: &str) -> Result<(), String> {
+pub(super) fn transit_address(address: &str) -> Result<(), String> {
     let uri: http::Uri = address
         .parse()
         .map_err(|err| format!("not a URL ({err})"))?;

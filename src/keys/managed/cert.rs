@@ -33,8 +33,8 @@ pub fn self_signed(pkcs8: &[u8], kid: &str, now: i64) -> Result<String, ManagedE
 }
 
 /// A self-signed certificate (PEM) of `signer`'s key, signed through its backend (a token):
-/// `signer` must sign with the certificate's algorithm, PKCS#1 v1.5 for RSA (`RS*`) or
-/// ECDSA (`ES*`).
+/// `signer` must sign with the certificate's algorithm: PKCS#1 v1.5 for RSA (`RS*`), ECDSA
+/// (`ES*`) or Ed25519.
 pub fn self_signed_by(signer: &SigningKey, kid: &str, now: i64) -> Result<String, ManagedError> {
     let remote = Remote::new(signer)?;
     Ok(params(kid, now)?
@@ -72,6 +72,7 @@ impl<'a> Remote<'a> {
             Alg::RS256 => &rcgen::PKCS_RSA_SHA256,
             Alg::RS384 => &rcgen::PKCS_RSA_SHA384,
             Alg::RS512 => &rcgen::PKCS_RSA_SHA512,
+            Alg::EdDSA => &rcgen::PKCS_ED25519,
             other => {
                 return Err(ManagedError::Cert(format!(
                     "a certificate cannot be signed through a backend with {}",
@@ -82,11 +83,7 @@ impl<'a> Remote<'a> {
         let public = match &signer.public_jwk().material {
             KeyMaterial::Ec { x, y, .. } => [&[0x04][..], x, y].concat(),
             KeyMaterial::Rsa { n, e } => asn1::sequence(&[asn1::integer(n), asn1::integer(e)]),
-            KeyMaterial::Ed25519 { .. } => {
-                return Err(ManagedError::Cert(
-                    "no Ed25519 key signs through a backend".into(),
-                ));
-            }
+            KeyMaterial::Ed25519 { x } => x.clone(),
         };
         Ok(Remote {
             signer,
@@ -196,6 +193,7 @@ mod tests {
             ),
             (Alg::ES384, &signature::ECDSA_P384_SHA384_ASN1),
             (Alg::RS256, &signature::RSA_PKCS1_2048_8192_SHA256),
+            (Alg::EdDSA, &signature::ED25519),
         ] {
             let der = SigningKey::generate_pkcs8(alg).unwrap();
             let signer = SigningKey::from_pkcs8(&der, alg, None).unwrap();

@@ -4,6 +4,8 @@
 //! - PKCS#11: generated on the token (private half sensitive, never extractable), labelled
 //!   `resigner-<16 hex digits>`; the store holds only that label (`backend_ref`), the public
 //!   JWK and the certificate, which the token signs. Nothing secret is stored at all.
+//! - Transit: created in a Vault/OpenBao Transit engine under such a name (not exportable,
+//!   version 1 only); the store holds the name, and the engine signs tokens and certificate.
 //!
 //! Every method may block (key generation, RSA especially; token calls): callers run them off
 //! the async workers. May use: `keys::signer` (its PKCS#11 backend), `keys::managed::{kek,
@@ -17,7 +19,7 @@ use super::kek::Kek;
 use super::state::{Custody as CustodySpec, KeyState, ManagedKey, ManagedSpec};
 use crate::jose::alg::{Alg, KeyFamily};
 use crate::keys::SigningKey;
-use crate::keys::signer::{Backend, Pkcs11Spec, SecretSource, pkcs11};
+use crate::keys::signer::{Backend, Pkcs11Spec, SecretSource, TransitSpec, pkcs11, transit};
 
 /// Where managed keys are generated and how a stored one becomes a signer.
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub struct Custody {
 enum Inner {
     Sealed(Kek),
     Pkcs11(Token),
+    /// The engine's settings; `key` is each managed key's own name.
+    Transit(TransitSpec),
 }
 
 /// The token managed keys are generated on.
@@ -54,6 +58,7 @@ impl Custody {
                 token_label: token_label.clone(),
                 pin: pin.clone(),
             }),
+            CustodySpec::Transit(spec) => Inner::Transit(spec.clone()),
         };
         Ok(Custody { inner })
     }
@@ -90,6 +95,26 @@ impl Custody {
                     "managed signing key generated on the PKCS#11 token");
                 (signer, cert, None, Some(label))
             }
+            Inner::Transit(engine) => {
+                let name = new_label()?;
+                let spec = TransitSpec {
+                    key: name.clone(),
+                    ..engine.clone()
+                };
+                transit::create(&spec, alg).map_err(|e| ManagedError::Transit(e.to_string()))?;
+                // The certificate through a connection of its own (signing it blocks on a
+                // runtime of its own, whose pooled connections the serving key must not reuse).
+                let cert_alg = match alg.family() {
+                    KeyFamily::Rsa => Alg::RS256,
+                    _ => alg,
+                };
+                let by = transit_signer(engine, &name, cert_alg, None)?;
+                let cert = cert::self_signed_by(&by, by.kid(), now)?;
+                let signer = transit_signer(engine, &name, alg, None)?;
+                tracing::info!(key = %name, address = %engine.address, kid = signer.kid(),
+                    "managed signing key created in the Transit engine");
+                (signer, cert, None, Some(name))
+            }
         };
         Ok(ManagedKey {
             public_jwk: signer.public_jwk().to_json(),
@@ -123,14 +148,17 @@ impl Custody {
             (Inner::Pkcs11(token), _, Some(label)) => {
                 token.signer(label, alg, Some(key.kid.clone()))?
             }
+            (Inner::Transit(engine), _, Some(name)) => {
+                transit_signer(engine, name, alg, Some(key.kid.clone()))?
+            }
             (Inner::Sealed(_), None, _) => {
                 return Err(corrupt(
-                    "it is held on a PKCS#11 token, and [signing.managed] names a KEK instead",
+                    "it is held by a key backend, and [signing.managed] names a KEK instead",
                 ));
             }
-            (Inner::Pkcs11(_), _, None) => {
+            (Inner::Pkcs11(_) | Inner::Transit(_), _, None) => {
                 return Err(corrupt(
-                    "it is sealed under a KEK, and [signing.managed] names a PKCS#11 token instead",
+                    "it is sealed under a KEK, and [signing.managed] names a key backend instead",
                 ));
             }
         };
@@ -174,6 +202,29 @@ impl Token {
             Backend::Pkcs11(Box::new(key)),
         ))
     }
+}
+
+/// Managed key `name` (version 1: a managed key is never rotated inside the engine) of the
+/// engine, signing with `alg`.
+fn transit_signer(
+    engine: &TransitSpec,
+    name: &str,
+    alg: Alg,
+    kid: Option<String>,
+) -> Result<SigningKey, ManagedError> {
+    let spec = TransitSpec {
+        key: name.to_string(),
+        key_version: Some(1),
+        ..engine.clone()
+    };
+    let (key, material) = transit::connect(&spec, alg)
+        .map_err(|e| ManagedError::Transit(format!("key {name:?}: {e}")))?;
+    Ok(SigningKey::new(
+        kid,
+        alg,
+        material,
+        Backend::Transit(Box::new(key)),
+    ))
 }
 
 /// `resigner-` and 16 random hex digits: the label (and CKA_ID) of a key on the token.

@@ -16,6 +16,8 @@ pub enum ManagedError {
     Generate(String),
     #[error("signing.managed.pkcs11: {0}")]
     Pkcs11(String),
+    #[error("signing.managed.transit: {0}")]
+    Transit(String),
     #[error("cannot make the certificate of a managed key: {0}")]
     Cert(String),
     #[error("no next managed signing key to rotate in")]

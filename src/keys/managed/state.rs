@@ -162,6 +162,10 @@ pub enum Custody {
         token_label: String,
         pin: SecretSource,
     },
+    /// Created in a Vault/OpenBao Transit engine (`transit = { address, mount, token_file |
+    /// token_env, ca_file, timeout }`); the store holds only each key's name there. `key` and
+    /// `key_version` of the spec are unset: every managed key has its own name, version 1.
+    Transit(crate::keys::signer::TransitSpec),
 }
 
 /// `[signing.managed]`, validated.

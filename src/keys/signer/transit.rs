@@ -12,6 +12,7 @@
 //! fast while the KMS is down. The token is sent as a sensitive header and never printed:
 //! [`TransitToken`]'s `Debug` shows no secret. [`connect`] is the blocking entry the
 //! spec-to-signer step uses (start, reload, CLI); the proxy awaits [`TransitKey::sign`].
+//! [`create`] makes a new key in the engine (for managed signing keys, `keys::managed`).
 //!
 //! Split by concept: `settings` (the validated settings and the token), `error` (the error
 //! type and its mapping onto [`SignerError`]), `endpoint` (the URIs and one API call with its
@@ -50,6 +51,39 @@ pub fn connect(spec: &TransitSpec, alg: Alg) -> Result<(TransitKey, KeyMaterial)
     key.endpoint.renew_pool();
     tracing::info!(address = %key.endpoint.address, key = %spec.key, version = key.version, latest = key.latest_at_connect, alg = alg.name(), "transit key connected");
     Ok((key, material))
+}
+
+/// Creates key `spec.key` for `alg` in the engine (not exportable, no plaintext backup),
+/// blocking the caller; refuses a name that exists (a managed key is never another's).
+pub fn create(spec: &TransitSpec, alg: Alg) -> Result<(), SignerError> {
+    let settings = TransitSettings::from_spec(spec)?;
+    let endpoint = Endpoint::new(&settings)?;
+    let body = serde_json::json!({
+        "type": wire::key_types(alg)[0],
+        "exportable": false,
+        "allow_plaintext_backup": false,
+    });
+    let created = blocking(async {
+        match endpoint.call(Method::GET, &endpoint.keys_uri, None).await {
+            Ok(_) => Ok(false),
+            Err(TransitError::NotFound(_)) => {
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                endpoint
+                    .call(Method::POST, &endpoint.keys_uri, Some(body))
+                    .await
+                    .map(|_| true)
+            }
+            Err(err) => Err(err),
+        }
+    })??;
+    if !created {
+        return Err(SignerError::Refused(format!(
+            "transit key {:?} exists already; refusing to take it over",
+            spec.key
+        )));
+    }
+    tracing::info!(address = %endpoint.address, key = %spec.key, alg = alg.name(), "transit key created");
+    Ok(())
 }
 
 /// Runs `future` to completion on a current-thread runtime on a new thread.

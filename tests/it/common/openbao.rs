@@ -268,4 +268,20 @@ impl ProxyBuilder {
         self.doc.set("signing.keys.0", "kid", kid);
         self.signing_alg(alg)
     }
+
+    /// Managed signing keys of `alg` created in `bao`'s Transit engine
+    /// (`[signing.managed] transit`) instead of sealed under a KEK.
+    pub fn managed_in_transit(self, bao: &TestOpenBao, alg: Alg) -> Self {
+        let mut builder = self.managed(alg);
+        builder.doc.remove("signing.managed", "kek_file");
+        builder.doc.set(
+            "signing.managed",
+            "transit",
+            json!({
+                "address": bao.address(),
+                "token_file": bao.token_file().display().to_string(),
+            }),
+        );
+        builder
+    }
 }

@@ -4,7 +4,6 @@
 //! holds labels and public halves only, the token signs tokens that npm `jose` verifies, and
 //! each key's certificate (signed on the token) verifies with `openssl`, its `pkcs7` form too.
 
-use http::Method;
 use resigner::jose::alg::Alg;
 use serde_json::Value;
 
@@ -35,7 +34,7 @@ fn on_token(hsm: &SoftHsm, label: &str, alg: Alg) -> Value {
 
 /// `openssl verify` of a self-signed certificate, and `openssl pkcs7 -print_certs` of its
 /// PKCS#7 form giving the same certificate back.
-fn openssl_checks(dir: &std::path::Path, key: &Value) {
+pub(crate) fn openssl_checks(dir: &std::path::Path, key: &Value) {
     let cert = dir.join(format!("{}.pem", key["kid"].as_str().unwrap()));
     std::fs::write(&cert, key["cert"].as_str().unwrap()).unwrap();
     let verify = std::process::Command::new("openssl")
@@ -126,13 +125,7 @@ async fn rotate_on_the_token(alg: Alg) {
     }
     let (current, next) = (kid_where(&keys, "current"), kid_where(&keys, "next"));
 
-    let rotated = send(
-        Method::POST,
-        &format!("{admin}/api/v2/keys/signing/rotate"),
-        &[("authorization", &format!("Bearer {SK_TOKEN}"))],
-        b"",
-    )
-    .await;
+    let rotated = crate::managed_keys::rotate(&admin, SK_TOKEN).await;
     assert_eq!(rotated.status, 201, "{:?}", rotated.json());
     let new_next = rotated.json()["kid"].as_str().unwrap().to_string();
     let keys = list().await;

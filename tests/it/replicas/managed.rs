@@ -93,13 +93,7 @@ async fn a_rotation_through_one_replica_reaches_every_replica_within_a_second() 
     let (current, next) = (kid_where(&keys, "current"), kid_where(&keys, "next"));
     converged(&cluster, &current, &[current.clone(), next.clone()], WITHIN).await;
 
-    let rotated = send(
-        Method::POST,
-        &format!("{}/api/v2/keys/signing/rotate", admins[1]),
-        &[("authorization", &format!("Bearer {SK_TOKEN}"))],
-        b"",
-    )
-    .await;
+    let rotated = crate::managed_keys::rotate(&admins[1], SK_TOKEN).await;
     assert_eq!(rotated.status, 201, "{:?}", rotated.json());
     let new_next = rotated.json()["kid"].as_str().unwrap().to_string();
     let published = [next.clone(), new_next.clone(), current.clone()];

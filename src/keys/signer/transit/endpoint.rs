@@ -127,7 +127,8 @@ impl Endpoint {
             .map_err(|e| connect(format!("reading the answer: {e}")))?
             .to_bytes();
         match status {
-            StatusCode::OK => Ok(answer),
+            // 204: a key created (older Vault versions answer a create with no body).
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(answer),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(TransitError::Denied {
                 status,
                 errors: wire::errors(&answer),
