@@ -96,6 +96,11 @@ impl AppState {
             return Err(RotationError::NotManaged);
         };
         let custody = self.custody().ok_or(RotationError::NotManaged)?;
+        // The store already holds a newer state (being installed now): a write based on this
+        // one would lose, so no key is generated for it.
+        if self.store.load().await?.signing.version != state.version {
+            return Err(RotationError::Conflict);
+        }
         let now = crate::jose::time::now_unix();
         let min_age = config.signing.min_published_age.as_secs();
         // Refused before a key is generated for nothing.
@@ -172,6 +177,13 @@ impl AppState {
         loop {
             let wait = match self.rotation_due() {
                 Some(0) => {
+                    // Replicas due at the same moment spread out over up to 2 s: the first
+                    // one's rotation reaches the others (a notification takes milliseconds)
+                    // before they generate a key that could only lose.
+                    tokio::time::sleep(spread()).await;
+                    if self.rotation_due() != Some(0) {
+                        continue;
+                    }
                     match self.rotate_signing("schedule", None).await {
                         Ok(key) => tracing::info!(next = %key.kid, "scheduled rotation done"),
                         Err(RotationError::Conflict) => {
@@ -200,6 +212,14 @@ impl AppState {
         let due = (since + every).max(next.created_at + min_age);
         Some((due - crate::jose::time::now_unix()).max(0) as u64)
     }
+}
+
+/// A random pause of up to 2 s.
+fn spread() -> Duration {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut bytes = [0u8; 2];
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes);
+    Duration::from_millis(u64::from(u16::from_be_bytes(bytes)) % 2000)
 }
 
 /// One audit line per change of the managed keys.
