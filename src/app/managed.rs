@@ -142,6 +142,19 @@ impl AppState {
         if running.state == state && running.generation != 0 {
             return Ok(());
         }
+        // An older state than the one served, read before a newer write was installed: stale,
+        // unless the store itself went back (a restored database), which it then holds.
+        if state.version < running.state.version && running.generation != 0 {
+            let stored = self.store.load().await?.signing.version;
+            if stored >= running.state.version {
+                tracing::debug!(
+                    stale = state.version,
+                    serving = running.state.version,
+                    "an older managed state than the one served is not installed"
+                );
+                return Ok(());
+            }
+        }
         let mut signers = Vec::new();
         for key in state.keys.iter().filter(|k| k.state.is_published()) {
             match running.signer(&key.kid) {
