@@ -1,5 +1,5 @@
 //! Custody of managed private keys at run time: generating a new key pair and connecting a
-//! stored one to a signer. Two custodies:
+//! stored one to a signer. Three custodies:
 //! - sealed: generated in memory, stored sealed under the KEK ([`super::kek`]);
 //! - PKCS#11: generated on the token (private half sensitive, never extractable), labelled
 //!   `resigner-<16 hex digits>`; the store holds only that label (`backend_ref`), the public
@@ -8,8 +8,8 @@
 //!   version 1 only); the store holds the name, and the engine signs tokens and certificate.
 //!
 //! Every method may block (key generation, RSA especially; token calls): callers run them off
-//! the async workers. May use: `keys::signer` (its PKCS#11 backend), `keys::managed::{kek,
-//! cert, state}`.
+//! the async workers. May use: `keys::signer` (its PKCS#11 and Transit backends),
+//! `keys::managed::{kek, cert, state}`.
 
 use std::sync::Arc;
 
@@ -80,16 +80,13 @@ impl Custody {
                 let spec = token.spec(&label);
                 pkcs11::generate(&spec, alg).map_err(|e| ManagedError::Pkcs11(e.to_string()))?;
                 let signer = token.signer(&label, alg, None)?;
-                // The certificate is signed on the token too: PKCS#1 v1.5 for any RSA key.
-                let cert_alg = match alg.family() {
-                    KeyFamily::Rsa => Alg::RS256,
-                    _ => alg,
-                };
-                let cert = if cert_alg == alg {
-                    cert::self_signed_by(&signer, signer.kid(), now)?
-                } else {
-                    let by = token.signer(&label, cert_alg, Some(signer.kid().into()))?;
-                    cert::self_signed_by(&by, signer.kid(), now)?
+                // The certificate is signed on the token too.
+                let cert = match cert_alg(alg) {
+                    same if same == alg => cert::self_signed_by(&signer, signer.kid(), now)?,
+                    other => {
+                        let by = token.signer(&label, other, Some(signer.kid().into()))?;
+                        cert::self_signed_by(&by, signer.kid(), now)?
+                    }
                 };
                 tracing::info!(label = %label, token = ?spec.token_label, kid = signer.kid(),
                     "managed signing key generated on the PKCS#11 token");
@@ -104,11 +101,7 @@ impl Custody {
                 transit::create(&spec, alg).map_err(|e| ManagedError::Transit(e.to_string()))?;
                 // The certificate through a connection of its own (signing it blocks on a
                 // runtime of its own, whose pooled connections the serving key must not reuse).
-                let cert_alg = match alg.family() {
-                    KeyFamily::Rsa => Alg::RS256,
-                    _ => alg,
-                };
-                let by = transit_signer(engine, &name, cert_alg, None)?;
+                let by = transit_signer(engine, &name, cert_alg(alg), None)?;
                 let cert = cert::self_signed_by(&by, by.kid(), now)?;
                 let signer = transit_signer(engine, &name, alg, None)?;
                 tracing::info!(key = %name, address = %engine.address, kid = signer.kid(),
@@ -201,6 +194,15 @@ impl Token {
             material,
             Backend::Pkcs11(Box::new(key)),
         ))
+    }
+}
+
+/// The algorithm a backend signs a key's certificate with: PKCS#1 v1.5 (RS256) for any RSA
+/// key (X.509 signers expect it; PSS certificates are not made), the key's own otherwise.
+fn cert_alg(alg: Alg) -> Alg {
+    match alg.family() {
+        KeyFamily::Rsa => Alg::RS256,
+        _ => alg,
     }
 }
 

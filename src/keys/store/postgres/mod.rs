@@ -304,10 +304,7 @@ impl KeyStore for PgStore {
 
 impl Shared {
     async fn write(&self, expected: u64, change: Change) -> Result<StoredSet, StoreError> {
-        match self.write_with(expected, Pending::Custom(&change)).await? {
-            Written::Custom(set) => Ok(set),
-            Written::Signing(_) => unreachable!("a custom write returns the custom set"),
-        }
+        self.write_with(expected, Pending::Custom(&change)).await
     }
 
     async fn write_signing(
@@ -315,14 +312,17 @@ impl Shared {
         expected: u64,
         change: SigningChange,
     ) -> Result<ManagedState, StoreError> {
-        match self.write_with(expected, Pending::Signing(&change)).await? {
-            Written::Signing(state) => Ok(state),
-            Written::Custom(_) => unreachable!("a managed write returns the managed state"),
-        }
+        let set = self.write_with(expected, Pending::Signing(&change)).await?;
+        Ok(set.signing)
     }
 
-    /// One compare-and-set through the writer connection, installed on success.
-    async fn write_with(&self, expected: u64, pending: Pending<'_>) -> Result<Written, StoreError> {
+    /// One compare-and-set through the writer connection; returns the set installed on
+    /// success.
+    async fn write_with(
+        &self,
+        expected: u64,
+        pending: Pending<'_>,
+    ) -> Result<StoredSet, StoreError> {
         let _install = self.install.lock().await;
         if !self.has_set.load(Ordering::Acquire) {
             // The version a caller bases its change on is not known yet: nothing to compare.
@@ -341,31 +341,27 @@ impl Shared {
         let result = self
             .exchange(async {
                 Ok(match pending {
-                    Pending::Custom(change) => schema::compare_and_set(client, expected, change)
-                        .await?
-                        .map(Written::Custom),
+                    Pending::Custom(change) => {
+                        schema::compare_and_set(client, expected, change).await?
+                    }
+                    // The served custom half with the new managed half (the follower brings
+                    // any newer custom set this replica has not installed yet).
                     Pending::Signing(change) => {
                         signing::compare_and_set_signing(client, expected, change)
                             .await?
-                            .map(Written::Signing)
+                            .map(|signing| StoredSet {
+                                signing,
+                                ..(**self.tx.borrow()).clone()
+                            })
                     }
                 })
             })
             .await;
         match result {
-            Ok(Ok(written)) => {
+            Ok(Ok(set)) => {
                 self.mark_up();
-                let set = match &written {
-                    Written::Custom(set) => set.clone(),
-                    // The served custom half with the new managed half (the follower brings
-                    // any newer custom set this replica has not installed yet).
-                    Written::Signing(state) => StoredSet {
-                        signing: state.clone(),
-                        ..(**self.tx.borrow()).clone()
-                    },
-                };
-                self.install_locked(set).await;
-                Ok(written)
+                self.install_locked(set.clone()).await;
+                Ok(set)
             }
             Ok(Err(found)) => {
                 self.mark_up();
@@ -385,10 +381,4 @@ impl Shared {
 enum Pending<'a> {
     Custom(&'a Change),
     Signing(&'a SigningChange),
-}
-
-/// What a write made.
-enum Written {
-    Custom(StoredSet),
-    Signing(ManagedState),
 }
