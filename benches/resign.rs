@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use resigner::cache::{self, CacheKey, ResignCache, Resigned};
 use resigner::config::{CacheSettings, ClaimMapping, IdpSettings};
+use resigner::idp::IdpClient;
 use resigner::jose::alg::Alg;
 use resigner::jose::time::now_unix;
 use resigner::keys::{SigningKey, VerifyKey};
@@ -42,7 +43,7 @@ struct Fixture {
     idp_key: SigningKey,
     /// The IdP key as the proxy sees it: parsed from its public JWK.
     verify_key: VerifyKey,
-    idp: IdpSettings,
+    idp: Arc<IdpSettings>,
     mapping: ClaimMapping,
     /// The incoming RS256 access token (RFC 9068 claims).
     token: String,
@@ -56,7 +57,8 @@ fn fixture() -> Fixture {
     let verify_key = VerifyKey::from_jwk(&jwk, &[Alg::RS256])
         .expect("IdP JWK parses")
         .expect("IdP JWK is usable for RS256");
-    let idp = IdpSettings {
+    let idp = Arc::new(IdpSettings {
+        name: "bench".into(),
         issuer: IDP_ISSUER.into(),
         jwks_uri: None,
         algorithms: vec![Alg::RS256],
@@ -72,7 +74,7 @@ fn fixture() -> Fixture {
         max_keys: 100,
         scope_claims: vec!["scope".into()],
         tls: None,
-    };
+    });
     let mapping = ClaimMapping {
         audience: json!("legacy-orders"),
         copy: Some(
@@ -141,8 +143,8 @@ fn output_key(alg: Alg) -> SigningKey {
 /// output keys, and the moka insert.
 fn miss(fx: &Fixture, out: &SigningKey, token: &str) -> Result<String, Box<dyn Error>> {
     let now = now_unix();
-    let parsed = verify::parse(token, &fx.idp)?;
-    let verified = verify::verify(&parsed, &fx.verify_key, &fx.idp, ROUTE_AUDIENCE, now)?;
+    let parsed = verify::parse(token)?;
+    let verified = verify::verify(parsed, &fx.verify_key, &fx.idp, ROUTE_AUDIENCE, now)?;
     let claims = claims::map_claims(
         &verified.claims,
         verified.exp,
@@ -194,10 +196,17 @@ fn bench_hit(c: &mut Criterion) {
     let es256 = output_key(Alg::ES256);
     let resigned = miss(&fx, &es256, token).expect("miss path succeeds");
     let header_value = HeaderValue::from_str(&format!("Bearer {resigned}")).expect("header");
+    let idp_client = Arc::new(IdpClient::new(
+        fx.idp.clone(),
+        resigner::http::client::fetch_client(Duration::from_secs(5), None),
+        Arc::new(resigner::metrics::Metrics::default()),
+        Default::default(),
+    ));
     let entry = |header_value: &HeaderValue| {
         Arc::new(Resigned {
             header_value: header_value.clone(),
             ttl: Duration::from_secs(3600),
+            idp: idp_client.clone(),
         })
     };
     let hot_key = CacheKey::new(token, ROUTE_ID, CONFIG_GENERATION, IDP_GENERATION);
@@ -298,15 +307,14 @@ fn bench_miss(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("parse_verify_RS256", |b| {
         b.iter(|| {
-            let parsed = verify::parse(black_box(token), &fx.idp).expect("parse");
-            verify::verify(&parsed, &fx.verify_key, &fx.idp, ROUTE_AUDIENCE, now_unix())
+            let parsed = verify::parse(black_box(token)).expect("parse");
+            verify::verify(parsed, &fx.verify_key, &fx.idp, ROUTE_AUDIENCE, now_unix())
                 .expect("verify")
         })
     });
     let verified = {
-        let parsed = verify::parse(token, &fx.idp).expect("parse");
-        verify::verify(&parsed, &fx.verify_key, &fx.idp, ROUTE_AUDIENCE, now_unix())
-            .expect("verify")
+        let parsed = verify::parse(token).expect("parse");
+        verify::verify(parsed, &fx.verify_key, &fx.idp, ROUTE_AUDIENCE, now_unix()).expect("verify")
     };
     group.bench_function("map_claims_to_vec", |b| {
         b.iter(|| {

@@ -67,6 +67,8 @@ pub struct Resigned {
     pub header_value: HeaderValue,
     /// How long the entry may be served.
     pub ttl: Duration,
+    /// The IdP whose key verified the token: a hit is served only while its keys are usable.
+    pub idp: Arc<crate::idp::IdpClient>,
 }
 
 struct TtlPolicy;
@@ -128,6 +130,7 @@ mod tests {
         let value = Arc::new(Resigned {
             header_value: HeaderValue::from_static("Bearer x"),
             ttl: Duration::from_millis(50),
+            idp: crate::idp::registry::tests::client("https://idp.test/"),
         });
         cache.insert(key, value).await;
         assert!(cache.get(&key).await.is_some());

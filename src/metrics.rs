@@ -26,7 +26,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::jose::alg::Alg;
-use labels::{AlgLabel, KeyLabels, KidLabel, Reason, RequestLabels, SignerErrorLabels};
+use labels::{
+    AlgLabel, IdpLabel, IdpReason, IdpResult, KeyLabels, KidLabel, Reason, RequestLabels,
+    SignerErrorLabels,
+};
 
 pub use prometheus_client::metrics::counter::Counter;
 
@@ -63,14 +66,50 @@ pub struct Scrape {
     /// Each configured signing key's kid and whether its public JWK is published (and old
     /// enough to sign with).
     pub signing_keys: Vec<(Arc<str>, bool)>,
-    /// Time since the current IdP key set was last confirmed; `None` before the first fetch.
-    pub idp_age: Option<Duration>,
-    /// Whether a usable (not too stale) IdP key set is loaded.
-    pub idp_loaded: bool,
+    /// Each IdP's key set state.
+    pub idps: Vec<IdpScrape>,
     pub cache_entries: u64,
     pub cache_weighted_bytes: u64,
     /// The key store's health and sync counters.
     pub store: crate::keys::store::StoreStatus,
+}
+
+/// One IdP's key set state at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct IdpScrape {
+    /// The IdP's name (the `idp` label).
+    pub name: String,
+    /// Time since its key set was last confirmed; `None` before the first fetch.
+    pub age: Option<Duration>,
+    /// Whether a usable (not too stale) key set is loaded.
+    pub loaded: bool,
+}
+
+/// One IdP's fetch counters (`resigner_idp_jwks_fetches_total{idp, result}`), resolved
+/// once per client; each also counts in the process totals.
+#[derive(Debug, Clone)]
+pub struct IdpSeries {
+    ok: Counter,
+    failed: Counter,
+    suppressed: Counter,
+}
+
+impl IdpSeries {
+    pub fn ok(&self, metrics: &Metrics) {
+        self.ok.inc();
+        metrics.idp_fetch_ok.inc();
+    }
+
+    pub fn failed(&self, metrics: &Metrics) {
+        self.failed.inc();
+        metrics.idp_fetch_failed.inc();
+    }
+
+    /// An unknown-kid refetch skipped by the cooldown.
+    pub fn suppressed(&self, metrics: &Metrics) {
+        self.suppressed.inc();
+        metrics.idp_fetch_suppressed.inc();
+    }
 }
 
 /// The signing series of one key, resolved once.
@@ -99,9 +138,11 @@ pub struct Metrics {
     pub signatures: Counter,
     /// See [`crate::keys::signing_pool`].
     pub signing_fallbacks: Counter,
+    /// IdP fetch results, every IdP together.
     pub idp_fetch_ok: Counter,
     pub idp_fetch_failed: Counter,
     pub idp_fetch_suppressed: Counter,
+    idp_fetches: Family<IdpResult, Counter>,
     /// Upstream failures of every kind together.
     pub upstream_errors: Counter,
     /// Successful management API changes, every action together.
@@ -124,11 +165,12 @@ pub struct Metrics {
     admin_create: Counter,
     admin_rotate: Counter,
     admin_revoke: Counter,
-    idp_age: Gauge<f64, AtomicU64>,
-    idp_loaded: Gauge,
+    idp_age: Family<IdpLabel, Gauge<f64, AtomicU64>>,
+    idp_loaded: Family<IdpLabel, Gauge>,
+    idp_kid_collisions: Gauge,
     ready: Gauge,
     key_published: Family<KidLabel, Gauge>,
-    idp_weak_keys: Family<Reason, Gauge>,
+    idp_weak_keys: Family<IdpReason, Gauge>,
     cache_entries: Gauge,
     cache_weighted_bytes: Gauge,
     store: store::StoreMetrics,
@@ -275,21 +317,58 @@ impl Metrics {
         }
     }
 
-    /// The IdP's current keys that fail a weak-key check, per reason label.
-    pub fn set_idp_weak_keys(&self, counts: &[(&'static str, i64)]) {
+    /// The current keys of IdP `idp` that fail a weak-key check, per reason label.
+    pub fn set_idp_weak_keys(&self, idp: &str, counts: &[(&'static str, i64)]) {
+        let idp: Arc<str> = Arc::from(idp);
         for (reason, count) in counts {
             self.idp_weak_keys
-                .get_or_create(&Reason { reason })
+                .get_or_create(&IdpReason {
+                    idp: idp.clone(),
+                    reason,
+                })
                 .set(*count);
         }
+    }
+
+    /// The fetch counters of IdP `idp`.
+    pub fn idp_series(&self, idp: &str) -> IdpSeries {
+        let idp: Arc<str> = Arc::from(idp);
+        let member = |result| {
+            self.idp_fetches.get_or_create_owned(&IdpResult {
+                idp: idp.clone(),
+                result,
+            })
+        };
+        IdpSeries {
+            ok: member("ok"),
+            failed: member("failed"),
+            suppressed: member("suppressed"),
+        }
+    }
+
+    /// Kids published by two IdPs (the later IdP's key is left out of the JWKS).
+    pub fn set_idp_kid_collisions(&self, count: usize) {
+        self.idp_kid_collisions
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Every metric in the Prometheus text format (0.0.4), with the state gauges set from
     /// `scrape` first.
     pub fn render(&self, scrape: &Scrape) -> String {
-        self.idp_age
-            .set(scrape.idp_age.map_or(f64::NAN, |age| age.as_secs_f64()));
-        self.idp_loaded.set(i64::from(scrape.idp_loaded));
+        // IdPs leave the config on reload: only the configured ones have a series.
+        self.idp_age.clear();
+        self.idp_loaded.clear();
+        for idp in &scrape.idps {
+            let label = IdpLabel {
+                idp: Arc::from(idp.name.as_str()),
+            };
+            self.idp_age
+                .get_or_create(&label)
+                .set(idp.age.map_or(f64::NAN, |age| age.as_secs_f64()));
+            self.idp_loaded
+                .get_or_create(&label)
+                .set(i64::from(idp.loaded));
+        }
         self.ready.set(i64::from(scrape.ready));
         // Keys leave the config on reload: only the configured ones have a series.
         self.key_published.clear();

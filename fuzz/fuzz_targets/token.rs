@@ -1,5 +1,6 @@
 //! Fuzz target `token`: arbitrary bytes as the bearer token, through
-//! `resigner::proxy::verify::parse` and, when that accepts the header, `verify::verify`.
+//! `resigner::proxy::verify::parse` and, when that accepts the token, `verify::verify`
+//! (which checks the header against the IdP settings, then signature and claims).
 //!
 //! Two input modes, picked by the first byte:
 //! - anything else: the input (as UTF-8) is the token. It is verified against a fixed RS256
@@ -11,6 +12,7 @@
 //!   proxy relies on (issuer, audience, exp in the future, mapped exp never later).
 #![no_main]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
@@ -29,7 +31,7 @@ const LEEWAY: i64 = 30;
 const MAX_TTL: i64 = 300;
 
 struct Fixture {
-    idp: IdpSettings,
+    idp: Arc<IdpSettings>,
     rsa: VerifyKey,
     ec: VerifyKey,
     ec_signer: SigningKey,
@@ -50,7 +52,8 @@ fn key_pair(alg: Alg) -> (SigningKey, VerifyKey) {
 fn fixture() -> Fixture {
     let (_, rsa) = key_pair(Alg::RS256);
     let (ec_signer, ec) = key_pair(Alg::ES256);
-    let idp = IdpSettings {
+    let idp = Arc::new(IdpSettings {
+        name: "fuzz".into(),
         issuer: ISSUER.into(),
         jwks_uri: None,
         algorithms: vec![Alg::RS256, Alg::ES256],
@@ -66,7 +69,7 @@ fn fixture() -> Fixture {
         max_keys: 100,
         scope_claims: vec!["scope".into()],
         tls: None,
-    };
+    });
     let mapping = ClaimMapping {
         audience: Value::from("legacy"),
         copy: None,
@@ -99,11 +102,12 @@ fn raw(fx: &Fixture, data: &[u8]) {
     let Ok(token) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(parsed) = verify::parse(token, &fx.idp) else {
+    if verify::parse(token).is_err() {
         return;
-    };
+    }
     for key in [&fx.rsa, &fx.ec] {
-        let result = verify::verify(&parsed, key, &fx.idp, AUDIENCE, NOW);
+        let parsed = verify::parse(token).expect("parses as it did a moment ago");
+        let result = verify::verify(parsed, key, &fx.idp, AUDIENCE, NOW);
         assert!(
             result.is_err(),
             "a token no key signed verified: {result:?}"
@@ -122,15 +126,17 @@ fn signed(fx: &Fixture, data: &[u8]) {
     token.push('.');
     b64::encode_into(signature, &mut token);
 
-    let Ok(parsed) = verify::parse(&token, &fx.idp) else {
+    let Ok(parsed) = verify::parse(&token) else {
         return;
     };
+    let alg = parsed.alg;
     // The RSA key never verifies an ES256 signature.
-    assert!(verify::verify(&parsed, &fx.rsa, &fx.idp, AUDIENCE, NOW).is_err());
-    let Ok(verified) = verify::verify(&parsed, &fx.ec, &fx.idp, AUDIENCE, NOW) else {
+    assert!(verify::verify(parsed, &fx.rsa, &fx.idp, AUDIENCE, NOW).is_err());
+    let parsed = verify::parse(&token).expect("parses as it did a moment ago");
+    let Ok(verified) = verify::verify(parsed, &fx.ec, &fx.idp, AUDIENCE, NOW) else {
         return;
     };
-    assert_eq!(parsed.alg, Alg::ES256);
+    assert_eq!(alg, Alg::ES256);
     assert_eq!(verified.claims["iss"], ISSUER);
     let aud = &verified.claims["aud"];
     assert!(

@@ -54,12 +54,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     let Some(audience) = &config.admin.audience else {
         return Err(AdminError::Unauthorized);
     };
-    let idp_keys = state
-        .idp
-        .usable_keys()
-        .await
-        .ok_or(AdminError::IdpUnavailable)?;
-    let verified = proxy::verify_token(state, token, audience, idp_keys).await.map_err(|err| match err {
+    let issuers = config.admin.issuers.as_deref();
+    let (verified, _) = proxy::verify_token(state, token, audience, issuers).await.map_err(|err| match err {
         ProxyError::IdpUnavailable => AdminError::IdpUnavailable,
         other => {
             tracing::info!(error = %other.logged(), token = %proxy::token_fingerprint(token), "management API token rejected");

@@ -1,7 +1,7 @@
 //! What the admin listener says about the running process: `/readyz` (ready, or the reasons
 //! it is not), `/admin/status` (JSON: build, uptime, listeners, routes, readiness, config
 //! generation and last reload, signing keys and whether each is published, custom key set,
-//! key store and JWKS fingerprint (`store_status`), IdP keys, counters; every time RFC 3339 UTC) and the state gauges `/metrics` reads at
+//! key store and JWKS fingerprint (`store_status`), each IdP's keys and kid collisions, counters; every time RFC 3339 UTC) and the state gauges `/metrics` reads at
 //! scrape time.
 //!
 //! May use: [`crate::app::AppState`] and the snapshots it holds; never writes state.
@@ -20,13 +20,15 @@ use crate::metrics::Scrape;
 /// Why the proxy cannot serve re-signed tokens now; empty when it can.
 pub fn readiness_reasons(state: &AppState) -> Vec<String> {
     let mut reasons = Vec::new();
-    if state.idp.current().is_none() {
-        reasons.push(
-            state
-                .idp
-                .last_error()
-                .unwrap_or_else(|| "IdP keys not loaded yet".into()),
-        );
+    let idps = state.idps.all();
+    for idp in idps.iter().filter(|idp| !idp.is_usable()) {
+        let reason = idp
+            .last_error()
+            .unwrap_or_else(|| "keys not loaded yet".into());
+        reasons.push(match idps.len() {
+            1 => format!("IdP: {reason}"),
+            _ => format!("IdP {}: {reason}", idp.name()),
+        });
     }
     if let Err(reason) = state.signing_status(&state.config()) {
         reasons.push(reason);
@@ -77,8 +79,16 @@ pub async fn scrape(state: &AppState) -> Scrape {
             .into_iter()
             .map(|(kid, published, _)| (kid, published))
             .collect(),
-        idp_age: state.idp.age(),
-        idp_loaded: state.idp.current().is_some(),
+        idps: state
+            .idps
+            .all()
+            .iter()
+            .map(|idp| crate::metrics::IdpScrape {
+                name: idp.name(),
+                age: idp.age(),
+                loaded: idp.is_usable(),
+            })
+            .collect(),
         cache_entries: state.cache.entry_count(),
         cache_weighted_bytes: state.cache.weighted_size(),
         store: state.store_status(),
@@ -97,7 +107,6 @@ fn mode_name(mode: RouteMode) -> &'static str {
 /// The `/admin/status` document.
 pub fn status(state: &AppState) -> Value {
     let config = state.config();
-    let idp = state.idp.current();
     let custom = state.custom_keys();
     let reasons = readiness_reasons(state);
     let now = crate::jose::time::now_unix();
@@ -115,6 +124,7 @@ pub fn status(state: &AppState) -> Value {
                     route.upstream.scheme, route.upstream.authority, route.upstream.base_path
                 ),
                 "audience": route.audience,
+                "issuers": route.issuers,
             })
         })
         .collect();
@@ -172,14 +182,19 @@ pub fn status(state: &AppState) -> Value {
         "custom_keys": {"version": custom.version, "kids": custom.keys.iter().map(|k| &k.kid).collect::<Vec<_>>()},
         "store": super::store_status::store(state),
         "jwks": super::store_status::jwks(state),
-        "idp": {
-            "issuer": state.idp.settings().issuer,
-            "loaded": idp.is_some(),
-            "fetched_at": state.idp.age().map(|age| format_utc(now - age.as_secs() as i64)),
-            "age_seconds": idp.as_ref().map(|k| k.fetched_at.elapsed().as_secs()),
-            "kids": idp.as_ref().map(|k| k.kids()),
-            "last_error": state.idp.last_error(),
-        },
+        "idps": state.idps.all().iter().map(|client| {
+            let keys = client.current();
+            json!({
+                "name": client.name(),
+                "issuer": client.settings().issuer,
+                "loaded": keys.is_some(),
+                "fetched_at": client.age().map(|age| format_utc(now - age.as_secs() as i64)),
+                "age_seconds": client.age().map(|age| age.as_secs()),
+                "kids": keys.as_ref().map(|k| k.kids()),
+                "last_error": client.last_error(),
+            })
+        }).collect::<Vec<_>>(),
+        "idp_kid_collisions": &*state.idps.collisions(),
         "cache_entries": state.cache.entry_count(),
         "counters": state.metrics.snapshot(),
     })

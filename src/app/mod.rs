@@ -1,5 +1,5 @@
 //! The shared state of a running proxy: the current config snapshot (swapped whole on
-//! reload), the IdP key client, the custom key set and its store, the re-sign cache, the
+//! reload), the IdP key clients, the custom key set and its store, the re-sign cache, the
 //! upstream client, the rendered JWKS and discovery documents and the counters. Handlers load each snapshot once and
 //! use it to the end of the request.
 
@@ -15,8 +15,8 @@ use arc_swap::ArcSwap;
 
 use crate::cache::{self, ResignCache};
 use crate::config::Config;
-use crate::http::client::{self as http_client, Upstreams};
-use crate::idp::IdpClient;
+use crate::http::client::Upstreams;
+use crate::idp::Idps;
 use crate::keys::import::{self, ImportError};
 use crate::keys::store::{KeyStore, StoreStatus, StoredSet};
 use crate::keys::{CustomKeySet, RenderedJwks};
@@ -25,7 +25,8 @@ use crate::metrics::Metrics;
 pub struct AppState {
     config: ArcSwap<Config>,
     next_generation: AtomicU64,
-    pub idp: Arc<IdpClient>,
+    /// One key client per configured IdP.
+    pub idps: Arc<Idps>,
     custom: ArcSwap<CustomKeySet>,
     custom_generation: AtomicU64,
     /// Whether `custom` is a set the store holds (not the empty placeholder of a store that
@@ -106,8 +107,7 @@ impl AppState {
             crate::http::workers::default_workers(),
             Some(metrics.signing_fallbacks.clone()),
         );
-        let fetch = http_client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
-        let idp = Arc::new(IdpClient::new(config.idp.clone(), fetch, metrics.clone()));
+        let idps = Arc::new(Idps::new(&config.idps, metrics.clone()));
         let upstream = Upstreams::new(
             config.upstream.connect_timeout,
             config.upstream.pool_idle_timeout,
@@ -121,7 +121,7 @@ impl AppState {
         let state = Arc::new(AppState {
             config: ArcSwap::from_pointee(config),
             next_generation: AtomicU64::new(2),
-            idp,
+            idps,
             custom: ArcSwap::from_pointee(custom),
             custom_generation: AtomicU64::new(1),
             has_set: AtomicBool::new(has_set),
@@ -172,7 +172,7 @@ impl AppState {
     pub fn install_config(&self, mut config: Config) -> u64 {
         config.generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let generation = config.generation;
-        self.idp.update_settings(config.idp.clone());
+        self.idps.update(&config.idps);
         self.config.store(Arc::new(config));
         self.log_signing_status();
         generation
@@ -235,12 +235,9 @@ impl AppState {
         status
     }
 
-    /// The IdP's current kids, which custom keys may not reuse.
+    /// Every IdP's current kids, which custom keys may not reuse.
     pub fn idp_kids(&self) -> HashSet<String> {
-        self.idp
-            .current()
-            .map(|keys| keys.kids().into_iter().collect())
-            .unwrap_or_default()
+        self.idps.kids()
     }
 
     /// Whether the active signing key may sign: a key set must be held and the key's public
@@ -364,22 +361,22 @@ impl AppState {
     }
 
     /// The published JWKS: custom keys first, then the managed keys (current, next,
-    /// previous), then the IdP's keys. Re-rendered only when one
-    /// of its parts changed since the last rendering.
+    /// previous), then every IdP's keys in config order (a kid an earlier IdP publishes is
+    /// left out: see [`Idps::published`]). Re-rendered only when one of its parts changed
+    /// since the last rendering.
     pub fn jwks(&self) -> Arc<RenderedJwks> {
         let current = self.jwks.load_full();
-        let idp = self.idp.current();
         let managed = self.managed.load();
         let source = (
             self.custom_generation.load(Ordering::Relaxed),
-            idp.as_ref().map_or(0, |keys| keys.generation),
+            self.idps.generation(),
             self.config.load().generation,
             managed.generation,
         );
         if current.source == source {
             return current;
         }
-        let idp_keys = idp.map(|keys| keys.public.clone()).unwrap_or_default();
+        let (idp_keys, _) = self.idps.published();
         let mut ours = self.custom.load().json();
         ours.extend(managed.jwks.iter().cloned());
         let rendered = Arc::new(RenderedJwks::render(&ours, &idp_keys, source));

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
 
 use crate::cli::{CliError, runtime};
-use crate::config::{Config, Route};
+use crate::config::{Config, IdpSettings, Route};
 use crate::idp::IdpClient;
 use crate::metrics::Metrics;
 
@@ -83,7 +83,7 @@ pub async fn online(config: &Config) -> OnlineReport {
         let target = Target::of(route);
         upstreams.spawn(async move { (index, target.connect(timeout).await, target) });
     }
-    idp(config, &mut report).await;
+    idps(config, &mut report).await;
     let mut results = upstreams.join_all().await;
     results.sort_by_key(|(index, ..)| *index);
     for (_, result, target) in results {
@@ -101,10 +101,24 @@ pub async fn online(config: &Config) -> OnlineReport {
     report
 }
 
-async fn idp(config: &Config, report: &mut OnlineReport) {
-    let settings = &config.idp;
+async fn idps(config: &Config, report: &mut OnlineReport) {
+    for settings in &config.idps {
+        idp(settings, config.idps.len() > 1, report).await;
+    }
+}
+
+async fn idp(settings: &Arc<IdpSettings>, several: bool, report: &mut OnlineReport) {
+    let label = match several {
+        true => format!("IdP {}", settings.name),
+        false => "IdP".to_string(),
+    };
     let http = crate::http::client::fetch_client(settings.fetch_timeout, settings.tls.as_deref());
-    let client = IdpClient::new(settings.clone(), http, Arc::new(Metrics::default()));
+    let client = IdpClient::new(
+        settings.clone(),
+        http,
+        Arc::new(Metrics::default()),
+        Default::default(),
+    );
     match client.probe().await {
         Ok(probe) => {
             let source = if probe.discovered {
@@ -119,9 +133,9 @@ async fn idp(config: &Config, report: &mut OnlineReport) {
                 .collect();
             report
                 .lines
-                .push(format!("IdP: JWKS {} ({source})", probe.jwks_uri));
+                .push(format!("{label}: JWKS {} ({source})", probe.jwks_uri));
             report.lines.push(format!(
-                "IdP: {} usable key(s), kids: {}",
+                "{label}: {} usable key(s), kids: {}",
                 kids.len(),
                 kids.join(", ")
             ));

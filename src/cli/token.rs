@@ -129,13 +129,11 @@ pub async fn resign(
         return Ok(out);
     };
     let stages = if verify_token {
-        let keys = fetch_keys(&config).await?;
-        DryRun::Verify {
-            idp: &config.idp,
-            keys,
-        }
+        let idp = idp_of(&config, token)?;
+        let keys = fetch_keys(&idp).await?;
+        DryRun::Verify { idp, keys }
     } else {
-        DryRun::AsGiven(as_given(token)?)
+        DryRun::AsGiven(as_given(&config, token)?)
     };
     // No request, so no method: every rule applies, method-limited ones included.
     if config.signing.managed.is_some() && work == TokenWork::Resign {
@@ -188,11 +186,28 @@ fn upstream(route: &Route) -> String {
     )
 }
 
+/// The configured IdP whose issuer is the token's `iss` (read unverified: it only picks
+/// which keys to fetch; the proxy's own verification then checks everything).
+fn idp_of(config: &Config, token: &str) -> Result<Arc<IdpSettings>, TokenCliError> {
+    let rejected = |e: verify::VerifyError| TokenCliError::Rejected(e.logged());
+    let parsed = verify::parse(token).map_err(rejected)?;
+    let iss = parsed.issuer().map_err(rejected)?;
+    config.idp_for(iss).cloned().ok_or_else(|| {
+        let known: Vec<&str> = config.idps.iter().map(|i| i.issuer.as_str()).collect();
+        let mismatch = verify::Mismatch::new("iss", &known.join(" "), Some(iss));
+        rejected(verify::VerifyError::Issuer(mismatch))
+    })
+}
+
 /// The IdP's key set, fetched now for this command.
-async fn fetch_keys(config: &Config) -> Result<Arc<IdpKeys>, TokenCliError> {
-    let http =
-        crate::http::client::fetch_client(config.idp.fetch_timeout, config.idp.tls.as_deref());
-    let idp = IdpClient::new(config.idp.clone(), http, Arc::new(Metrics::default()));
+async fn fetch_keys(settings: &Arc<IdpSettings>) -> Result<Arc<IdpKeys>, TokenCliError> {
+    let http = crate::http::client::fetch_client(settings.fetch_timeout, settings.tls.as_deref());
+    let idp = IdpClient::new(
+        settings.clone(),
+        http,
+        Arc::new(Metrics::default()),
+        Default::default(),
+    );
     idp.fetch_now()
         .await
         .map_err(|e| TokenCliError::IdpKeys(e.to_string()))?;
@@ -200,42 +215,59 @@ async fn fetch_keys(config: &Config) -> Result<Arc<IdpKeys>, TokenCliError> {
         .ok_or_else(|| TokenCliError::IdpKeys("no key set".into()))
 }
 
-/// `--no-verify`: the payload's claims taken as they are, `exp` as given (now when absent).
-fn as_given(token: &str) -> Result<Verified, TokenCliError> {
+/// `--no-verify`: the payload's claims taken as they are, `exp` as given (now when absent);
+/// the IdP settings (scope claims, leeway) of the IdP its `iss` names, else the first.
+fn as_given(config: &Config, token: &str) -> Result<Verified, TokenCliError> {
     let claims = segment(token, 1, "payload")?;
     let exp = claims
         .get("exp")
         .and_then(Value::as_i64)
         .unwrap_or_else(crate::jose::time::now_unix);
-    Ok(Verified { claims, exp })
+    let idp = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .and_then(|iss| config.idp_for(iss))
+        .unwrap_or(&config.idps[0])
+        .clone();
+    Ok(Verified { claims, exp, idp })
 }
 
 /// The command's pipeline stages: the IdP keys fetched for this run (an unknown kid is a
 /// rejection: they were fetched a moment ago), or with `--no-verify` the claims as given;
 /// signatures in-line with the configured key.
-enum DryRun<'a> {
+enum DryRun {
     Verify {
-        idp: &'a IdpSettings,
+        idp: Arc<IdpSettings>,
         keys: Arc<IdpKeys>,
     },
     AsGiven(Verified),
 }
 
-impl Stages for DryRun<'_> {
+impl Stages for DryRun {
     type Error = TokenCliError;
 
-    async fn verify(&self, token: &str, audience: &str) -> Result<Verified, TokenCliError> {
+    async fn verify(
+        &self,
+        token: &str,
+        audience: &str,
+        issuers: Option<&[String]>,
+    ) -> Result<Verified, TokenCliError> {
         let (idp, keys) = match self {
             DryRun::AsGiven(given) => return Ok(given.clone()),
-            DryRun::Verify { idp, keys } => (*idp, keys),
+            DryRun::Verify { idp, keys } => (idp, keys),
         };
         let rejected = |e: verify::VerifyError| TokenCliError::Rejected(e.logged());
-        let parsed = verify::parse(token, idp).map_err(rejected)?;
+        if !crate::config::runtime::accepts(issuers, &idp.issuer) {
+            let accepted = issuers.unwrap_or_default().join(" ");
+            let mismatch = verify::Mismatch::new("iss", &accepted, Some(&idp.issuer));
+            return Err(rejected(verify::VerifyError::Issuer(mismatch)));
+        }
+        let parsed = verify::parse(token).map_err(rejected)?;
         let Lookup::Found(key) = keys.find(parsed.kid.as_deref()) else {
             return Err(rejected(verify::VerifyError::UnknownKid));
         };
         let now = crate::jose::time::now_unix();
-        verify::verify(&parsed, key, idp, audience, now).map_err(rejected)
+        verify::verify(parsed, key, idp, audience, now).map_err(rejected)
     }
 
     async fn sign(&self, key: &Arc<SigningKey>, payload: Vec<u8>) -> Result<String, TokenCliError> {

@@ -13,7 +13,9 @@ pub struct FileConfig {
     pub server: ServerSection,
     #[serde(default)]
     pub admin: AdminSection,
-    pub idp: IdpSection,
+    /// `[idp]` (one table) or `[[idp]]` (several): the schema check (`schema::normalize`)
+    /// turns a single table into a list of one before this shape is read.
+    pub idp: Vec<IdpSection>,
     pub signing: SigningSection,
     #[serde(default)]
     pub routes: Vec<RouteSection>,
@@ -60,6 +62,8 @@ pub struct AdminSection {
     pub tokens: Vec<StaticTokenSection>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// The IdPs (issuer or name) whose tokens the management API accepts; default: all.
+    pub issuers: Option<Vec<String>>,
 }
 
 /// A static management API token, stored as the hex SHA-256 of the token.
@@ -90,6 +94,8 @@ pub struct JwksSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdpSection {
+    /// The IdP's label in metrics, logs and `issuers` lists; default: the issuer's host.
+    pub name: Option<String>,
     pub issuer: String,
     pub jwks_uri: Option<String>,
     pub algorithms: Option<Vec<String>>,
@@ -218,6 +224,8 @@ pub struct RouteSection {
     pub claims: ClaimsSection,
     /// Scopes a token must all have (read from `[idp] scope_claims`).
     pub required_scopes: Option<Vec<String>>,
+    /// The IdPs (issuer or name) whose tokens this route accepts; default: all.
+    pub issuers: Option<Vec<String>>,
     /// `[[routes.require]]`: claim rules a token must all pass.
     #[serde(default)]
     pub require: Vec<RequireSection>,

@@ -152,6 +152,13 @@ pub(crate) mod example_tests {
         std::fs::write(path, pem::encode(&der, "PRIVATE KEY")).unwrap();
     }
 
+    /// `text` in the strict file shape, after the schema's one reshaping (`[idp]` to a list).
+    fn file_shape(text: &str) -> Result<file::FileConfig, toml::de::Error> {
+        let mut table: toml::Table = text.parse()?;
+        schema::normalize(&mut table);
+        toml::from_str(&toml::to_string(&table).expect("serializes"))
+    }
+
     /// The example with its commented-out settings (`# name = value`) switched on.
     fn with_commented_settings_enabled(text: &str) -> String {
         text.lines()
@@ -171,15 +178,14 @@ pub(crate) mod example_tests {
 
     #[test]
     fn example_parses_into_the_file_shape_with_every_setting_present() {
-        let raw: file::FileConfig =
-            toml::from_str(EXAMPLE).unwrap_or_else(|err| panic!("config/example.toml: {err}"));
+        let raw = file_shape(EXAMPLE).unwrap_or_else(|err| panic!("config/example.toml: {err}"));
         assert!(raw.server.header_read_timeout.is_some());
         assert!(raw.server.max_header_bytes.is_some() && raw.server.max_headers.is_some());
         assert!(raw.server.body_read_timeout.is_some() && raw.server.drain_timeout.is_some());
         assert!(raw.server.max_connections.is_some());
         assert!(raw.server.workers.is_some() && raw.server.scheduler.is_some());
         assert!(raw.admin.listen.is_some());
-        let idp = &raw.idp;
+        let idp = &raw.idp[0];
         for (name, value) in [
             ("jwks_uri", &idp.jwks_uri),
             ("leeway", &idp.leeway),
@@ -218,7 +224,7 @@ pub(crate) mod example_tests {
 
         // The settings shown commented out (`# max_entries = ...`) are real fields too.
         let enabled = with_commented_settings_enabled(EXAMPLE);
-        let raw: file::FileConfig = toml::from_str(&enabled)
+        let raw = file_shape(&enabled)
             .unwrap_or_else(|err| panic!("config/example.toml, comments enabled: {err}"));
         assert!(raw.cache.max_entries.is_some());
         let legacy = &raw.routes[1];
@@ -228,7 +234,7 @@ pub(crate) mod example_tests {
             ("server.public_url", &raw.server.public_url),
             ("admin.tls_cert", &raw.admin.tls_cert),
             ("admin.tls_key", &raw.admin.tls_key),
-            ("idp.ca_file", &raw.idp.ca_file),
+            ("idp.ca_file", &raw.idp[0].ca_file),
             ("routes[1].ca_file", &legacy.ca_file),
             ("routes[1].client_cert", &legacy.client_cert),
             ("routes[1].client_key", &legacy.client_key),
@@ -275,13 +281,13 @@ pub(crate) mod example_tests {
         );
         assert!(config.server.tls.is_none() && config.admin_tls.is_none());
         assert_eq!(config.admin_listen, "127.0.0.1:9090".parse().unwrap());
-        assert_eq!(config.idp.issuer, "https://idp.example.com/");
-        assert!(config.idp.jwks_uri.is_some());
-        assert_eq!(config.idp.algorithms, [Alg::RS256]);
-        assert_eq!(config.idp.leeway, Duration::from_secs(30));
-        assert_eq!(config.idp.require_typ.as_deref(), Some("at+jwt"));
-        assert_eq!(config.idp.refresh, Duration::from_secs(600));
-        assert_eq!(config.idp.max_stale, Duration::from_secs(86_400));
+        assert_eq!(config.idps[0].issuer, "https://idp.example.com/");
+        assert!(config.idps[0].jwks_uri.is_some());
+        assert_eq!(config.idps[0].algorithms, [Alg::RS256]);
+        assert_eq!(config.idps[0].leeway, Duration::from_secs(30));
+        assert_eq!(config.idps[0].require_typ.as_deref(), Some("at+jwt"));
+        assert_eq!(config.idps[0].refresh, Duration::from_secs(600));
+        assert_eq!(config.idps[0].max_stale, Duration::from_secs(86_400));
         assert_eq!(config.signing.issuer, "https://auth.example.com/");
         assert_eq!(config.signing.max_ttl, Duration::from_secs(300));
         assert_eq!(config.signing.active().unwrap().kid(), "example-2025-06");

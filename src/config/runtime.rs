@@ -31,7 +31,8 @@ pub struct Config {
     pub keys: KeysSettings,
     /// `Cache-Control: max-age` of the published JWKS.
     pub jwks_max_age: Duration,
-    pub idp: Arc<IdpSettings>,
+    /// Every `[[idp]]` (at least one), in file order; issuers and names are distinct.
+    pub idps: Vec<Arc<IdpSettings>>,
     pub signing: SigningSettings,
     pub routes: Vec<Route>,
     pub cache: CacheSettings,
@@ -47,6 +48,8 @@ pub struct AdminSettings {
     /// `aud` required of IdP access tokens; `None`: only static tokens are accepted.
     pub audience: Option<String>,
     pub tokens: Vec<StaticToken>,
+    /// `[admin] issuers`, resolved to issuers: whose tokens are accepted (`None`: every IdP).
+    pub issuers: Option<Vec<String>>,
 }
 
 /// A static management token: only its SHA-256 is kept.
@@ -126,6 +129,9 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone)]
 pub struct IdpSettings {
+    /// The label in metrics (`idp="..."`), logs and `/admin/status`.
+    pub name: String,
+    /// Compared exactly with a token's `iss`, which selects this IdP.
     pub issuer: String,
     /// `None`: discovered from `{issuer}/.well-known/openid-configuration`.
     pub jwks_uri: Option<Uri>,
@@ -259,8 +265,22 @@ pub struct Route {
     pub claims: ClaimMapping,
     /// `required_scopes` and `[[routes.require]]`, checked after verification.
     pub authorization: Authorization,
+    /// `issuers`, resolved to issuers: the IdPs whose tokens the route accepts (`None`: all).
+    pub issuers: Option<Vec<String>>,
     /// `ca_file`/`client_cert`/`client_key`; `None`: webpki roots, no client certificate.
     pub tls: Option<Arc<ClientTls>>,
+}
+
+impl Config {
+    /// The IdP whose issuer is exactly `iss`.
+    pub fn idp_for(&self, iss: &str) -> Option<&Arc<IdpSettings>> {
+        self.idps.iter().find(|idp| idp.issuer == iss)
+    }
+}
+
+/// Whether `issuer` is among `accepted` (`None`: every configured IdP is).
+pub fn accepts(accepted: Option<&[String]>, issuer: &str) -> bool {
+    accepted.is_none_or(|list| list.iter().any(|i| i == issuer))
 }
 
 /// A route's authorization, validated when the config loads (evaluated by

@@ -25,6 +25,8 @@ pub enum Kind {
     AnyTable,
     Table(&'static [Key]),
     Tables(&'static [Key]),
+    /// One table or a list of them (`[idp]` or `[[idp]]`); [`normalize`] makes it a list.
+    TableOrTables(&'static [Key]),
 }
 
 /// One key a table may hold.
@@ -85,9 +87,11 @@ const ADMIN: &[Key] = &[
     opt("tokens", Kind::Tables(STATIC_TOKEN)),
     opt("tls_cert", PATH),
     opt("tls_key", PATH),
+    opt("issuers", Kind::Texts),
 ];
 
 const IDP: &[Key] = &[
+    opt("name", TEXT),
     req(
         "issuer",
         Kind::Text("a URL string like \"https://idp.example.com/\""),
@@ -197,6 +201,7 @@ const ROUTE: &[Key] = &[
     opt("client_key", PATH),
     opt("claims", Kind::Table(CLAIMS)),
     opt("required_scopes", Kind::Texts),
+    opt("issuers", Kind::Texts),
     opt("require", Kind::Tables(REQUIRE)),
 ];
 
@@ -233,7 +238,7 @@ const JWKS: &[Key] = &[opt("max_age", DURATION)];
 pub const FILE: &[Key] = &[
     req("server", Kind::Table(SERVER)),
     opt("admin", Kind::Table(ADMIN)),
-    req("idp", Kind::Table(IDP)),
+    req("idp", Kind::TableOrTables(IDP)),
     req("signing", Kind::Table(SIGNING)),
     opt("routes", Kind::Tables(ROUTE)),
     opt("cache", Kind::Table(CACHE)),
@@ -247,7 +252,22 @@ pub const FILE: &[Key] = &[
 pub fn check(table: &mut Table) -> Vec<String> {
     let mut found = Vec::new();
     walk(table, FILE, "", &mut found);
+    normalize(table);
     found
+}
+
+/// Turns every [`Kind::TableOrTables`] key holding one table into a list of that table, the
+/// shape `FileConfig` reads (`[idp]` becomes `[[idp]]`).
+pub fn normalize(table: &mut Table) {
+    for key in FILE {
+        if let Kind::TableOrTables(_) = key.kind
+            && let Some(value) = table.get_mut(key.name)
+            && value.is_table()
+        {
+            let single = std::mem::replace(value, Value::Array(Vec::new()));
+            *value = Value::Array(vec![single]);
+        }
+    }
 }
 
 fn walk(table: &mut Table, keys: &[Key], path: &str, found: &mut Vec<String>) {
@@ -269,8 +289,10 @@ fn walk(table: &mut Table, keys: &[Key], path: &str, found: &mut Vec<String>) {
             *value = stand_in(key.kind);
         }
         match (key.kind, value) {
-            (Kind::Table(inner), Value::Table(sub)) => walk(sub, inner, &field, found),
-            (Kind::Tables(inner), Value::Array(items)) => {
+            (Kind::Table(inner) | Kind::TableOrTables(inner), Value::Table(sub)) => {
+                walk(sub, inner, &field, found)
+            }
+            (Kind::Tables(inner) | Kind::TableOrTables(inner), Value::Array(items)) => {
                 for (index, item) in items.iter_mut().enumerate() {
                     if let Value::Table(sub) = item {
                         walk(sub, inner, &format!("{field}[{index}]"), found);
@@ -310,7 +332,10 @@ fn fits(kind: Kind, value: &Value) -> bool {
         (Kind::TextOrTexts, Value::String(_)) => true,
         (Kind::TextMap, Value::Table(table)) => table.values().all(Value::is_str),
         (Kind::AnyTable | Kind::Table(_), Value::Table(_)) => true,
-        (Kind::Tables(_), Value::Array(items)) => items.iter().all(Value::is_table),
+        (Kind::Tables(_) | Kind::TableOrTables(_), Value::Array(items)) => {
+            items.iter().all(Value::is_table)
+        }
+        (Kind::TableOrTables(_), Value::Table(_)) => true,
         _ => false,
     }
 }
@@ -327,6 +352,7 @@ fn describe(kind: Kind, field: &str) -> String {
         Kind::AnyTable => "a table".into(),
         Kind::Table(_) => format!("a table [{field}]"),
         Kind::Tables(_) => format!("[[{field}]] tables"),
+        Kind::TableOrTables(_) => format!("a table [{field}] or [[{field}]] tables"),
     }
 }
 
@@ -338,7 +364,7 @@ fn stand_in(kind: Kind) -> Value {
         Kind::Count => Value::Integer(0),
         Kind::Texts | Kind::Tables(_) => Value::Array(Vec::new()),
         Kind::TextMap | Kind::AnyTable => Value::Table(Table::new()),
-        Kind::Table(keys) => Value::Table(
+        Kind::Table(keys) | Kind::TableOrTables(keys) => Value::Table(
             keys.iter()
                 .filter(|key| key.required)
                 .map(|key| (key.name.to_string(), stand_in(key.kind)))

@@ -6,19 +6,21 @@
 //! oversized or unparsable never replaces a good one. A request that finds no key set while
 //! the first fetch after start is still in flight waits for it ([`IdpClient::usable_keys`]).
 //! The HTTP side (discovery, bounded fetch, JWKS parsing) is in [`fetch`]; the first-attempt
-//! signal and the failure wording in [`status`]; the weak-key warnings in [`weak`].
+//! signal and the failure wording in [`status`]; the weak-key warnings in [`weak`]; the set of
+//! clients for several IdPs (one per `[[idp]]`, matched by `iss`) in [`registry`].
 
 mod fetch;
+pub mod registry;
 mod status;
 mod weak;
 
 pub use fetch::Probe;
+pub use registry::{Collision, Generations, Idps};
 use status::{FetchStatus, Held};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -29,7 +31,7 @@ use serde_json::{Map, Value};
 use crate::config::IdpSettings;
 use crate::http::client::FetchClient;
 use crate::keys::VerifyKey;
-use crate::metrics::Metrics;
+use crate::metrics::{IdpSeries, Metrics};
 
 /// Why a fetch of the IdP keys failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,8 @@ pub struct IdpKeys {
     pub public: Vec<Map<String, Value>>,
     /// When this content was last confirmed by a successful fetch.
     pub fetched_at: Instant,
-    /// Increases whenever the key content changes (not on an identical refresh).
+    /// Increases whenever the key content changes (not on an identical refresh); drawn from
+    /// the [`Generations`] every IdP of the process shares, so it is unique among them.
     pub generation: u64,
     digest: Vec<u8>,
 }
@@ -91,7 +94,7 @@ pub struct IdpClient {
     refresh_now: tokio::sync::Notify,
     http: FetchClient,
     current: ArcSwapOption<IdpKeys>,
-    generation: AtomicU64,
+    generations: Arc<Generations>,
     /// Last on-demand (unknown kid) fetch; the async mutex makes it single-flight.
     on_demand: tokio::sync::Mutex<Option<Instant>>,
     /// Unknown kids and when to forget them.
@@ -100,22 +103,41 @@ pub struct IdpClient {
     discovered: Mutex<Option<(String, Uri)>>,
     status: FetchStatus,
     metrics: Arc<Metrics>,
+    /// This IdP's fetch counters (`{idp="<name>"}`).
+    series: IdpSeries,
     /// The runtime [`IdpClient::run`] runs on (the process runtime). On-demand fetches run
     /// there too, so the fetch client's pooled connections never belong to a per-core
     /// worker's runtime, which ends with that worker.
     home: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
+impl std::fmt::Debug for IdpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdpClient")
+            .field("name", &self.name())
+            .field("issuer", &self.settings.load().issuer)
+            .finish_non_exhaustive()
+    }
+}
+
 const NEGATIVE_CACHE_MAX: usize = 1024;
 
 impl IdpClient {
-    pub fn new(settings: Arc<IdpSettings>, http: FetchClient, metrics: Arc<Metrics>) -> Self {
+    /// A client for one IdP; `generations` is shared by every IdP of the process (a new
+    /// [`Generations`] for a client of its own).
+    pub fn new(
+        settings: Arc<IdpSettings>,
+        http: FetchClient,
+        metrics: Arc<Metrics>,
+        generations: Arc<Generations>,
+    ) -> Self {
         IdpClient {
+            series: metrics.idp_series(&settings.name),
             settings: ArcSwap::new(settings),
             refresh_now: tokio::sync::Notify::new(),
             http,
             current: ArcSwapOption::empty(),
-            generation: AtomicU64::new(0),
+            generations,
             on_demand: tokio::sync::Mutex::new(None),
             home: std::sync::OnceLock::new(),
             negative: Mutex::new(HashMap::new()),
@@ -129,6 +151,19 @@ impl IdpClient {
         self.settings.load_full()
     }
 
+    /// The IdP's name (its metrics label).
+    pub fn name(&self) -> String {
+        self.settings.load().name.clone()
+    }
+
+    /// Whether a usable key set is loaded: what a cached answer verified with it needs.
+    pub fn is_usable(&self) -> bool {
+        self.current
+            .load()
+            .as_ref()
+            .is_some_and(|keys| keys.fetched_at.elapsed() <= self.settings.load().max_stale)
+    }
+
     /// Applies reloaded settings (allow-list, leeway, typ, refresh bounds and cooldowns take
     /// effect at once); a changed issuer or JWKS URI triggers an immediate refetch.
     pub fn update_settings(&self, settings: Arc<IdpSettings>) {
@@ -137,7 +172,7 @@ impl IdpClient {
             || old.jwks_uri != settings.jwks_uri
             || old.algorithms != settings.algorithms
         {
-            tracing::info!(issuer = %settings.issuer, "IdP settings changed; refetching the key set");
+            tracing::info!(idp = %settings.name, issuer = %settings.issuer, "IdP settings changed; refetching the key set");
             self.refresh_now.notify_one();
         }
     }
@@ -211,7 +246,7 @@ impl IdpClient {
     /// stay unknown. Returns the (possibly new) current set.
     pub async fn refresh_for_unknown_kid(self: &Arc<Self>, kid: &str) -> Option<Arc<IdpKeys>> {
         if self.is_known_unknown(kid) {
-            Metrics::inc(&self.metrics.idp_fetch_suppressed);
+            self.series.suppressed(&self.metrics);
             return self.current();
         }
         let mut last = self.on_demand.lock().await;
@@ -221,7 +256,7 @@ impl IdpClient {
             return Some(keys);
         }
         if last.is_some_and(|at| at.elapsed() < self.settings.load().unknown_kid_cooldown) {
-            Metrics::inc(&self.metrics.idp_fetch_suppressed);
+            self.series.suppressed(&self.metrics);
             self.remember_unknown(kid);
             return self.current();
         }
@@ -297,11 +332,11 @@ impl IdpClient {
         };
         match &result {
             Ok(_) => {
-                Metrics::inc(&self.metrics.idp_fetch_ok);
+                self.series.ok(&self.metrics);
                 self.status.succeeded();
             }
             Err(err) => {
-                Metrics::inc(&self.metrics.idp_fetch_failed);
+                self.series.failed(&self.metrics);
                 self.status.failed(err, self.held(), retry);
             }
         }
@@ -325,7 +360,7 @@ impl IdpClient {
         let previous = self.current.load_full();
         let generation = match &previous {
             Some(prev) if prev.digest == digest => prev.generation,
-            _ => self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+            _ => self.generations.allocate(),
         };
         let mut by_kid = HashMap::new();
         for (index, key) in keys.iter().enumerate() {
@@ -333,9 +368,11 @@ impl IdpClient {
                 by_kid.entry(kid.clone()).or_insert(index);
             }
         }
-        if previous.as_ref().is_none_or(|p| p.generation != generation) {
-            weak::report(&keys, &self.metrics);
-            tracing::info!(generation, kids = ?keys.iter().filter_map(|k| k.kid.as_deref()).collect::<Vec<_>>(), "IdP key set installed");
+        let changed = previous.as_ref().is_none_or(|p| p.generation != generation);
+        let name = self.name();
+        if changed {
+            weak::report(&name, &keys, &self.metrics);
+            tracing::info!(idp = %name, generation, kids = ?keys.iter().filter_map(|k| k.kid.as_deref()).collect::<Vec<_>>(), "IdP key set installed");
         }
         self.current.store(Some(Arc::new(IdpKeys {
             keys,
@@ -345,5 +382,9 @@ impl IdpClient {
             generation,
             digest,
         })));
+        if changed {
+            // After the store: whoever sees the new generation also sees the new keys.
+            self.generations.publish(generation);
+        }
     }
 }

@@ -13,7 +13,7 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
-/// `resigner_verification_failures_total{reason}` and `resigner_idp_weak_keys{reason}`.
+/// `resigner_verification_failures_total{reason}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct Reason {
     pub reason: &'static str,
@@ -62,4 +62,24 @@ pub struct Action {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct KidLabel {
     pub kid: Arc<str>,
+}
+
+/// `resigner_idp_jwks_fetches_total{idp, result}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IdpResult {
+    pub idp: Arc<str>,
+    pub result: &'static str,
+}
+
+/// `resigner_idp_jwks_age_seconds{idp}` and `resigner_idp_jwks_loaded{idp}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IdpLabel {
+    pub idp: Arc<str>,
+}
+
+/// `resigner_idp_weak_keys{idp, reason}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IdpReason {
+    pub idp: Arc<str>,
+    pub reason: &'static str,
 }

@@ -13,8 +13,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Metric, Registry};
 
 use super::labels::{
-    Action, AlgLabel, KeyLabels, KidLabel, Kind, Reason, RequestLabels, ResultLabel,
-    SignerErrorLabels,
+    Action, AlgLabel, IdpLabel, IdpReason, IdpResult, KeyLabels, KidLabel, Kind, Reason,
+    RequestLabels, ResultLabel, SignerErrorLabels,
 };
 use super::{HistogramFamily, Metrics};
 
@@ -83,8 +83,8 @@ impl Metrics {
         let fetches = register(
             &mut registry,
             "resigner_idp_jwks_fetches",
-            "IdP JWKS fetches by result (ok, failed, suppressed: an unknown-kid refetch skipped by the cooldown)",
-            Family::<ResultLabel, Counter>::default(),
+            "IdP JWKS fetches by IdP name and result (ok, failed, suppressed: an unknown-kid refetch skipped by the cooldown)",
+            Family::<IdpResult, Counter>::default(),
         );
         let upstream_seconds = register(
             &mut registry,
@@ -113,13 +113,19 @@ impl Metrics {
         let idp_age = register(
             &mut registry,
             "resigner_idp_jwks_age_seconds",
-            "Seconds since the current IdP key set was last fetched successfully (NaN before the first)",
-            Gauge::<f64, AtomicU64>::default(),
+            "Per IdP: seconds since its current key set was last fetched successfully (NaN before the first)",
+            Family::<IdpLabel, Gauge<f64, AtomicU64>>::default(),
         );
         let idp_loaded = register(
             &mut registry,
             "resigner_idp_jwks_loaded",
-            "1 when a usable IdP key set is loaded, else 0",
+            "Per IdP: 1 when a usable key set is loaded, else 0",
+            Family::<IdpLabel, Gauge>::default(),
+        );
+        let idp_kid_collisions = register(
+            &mut registry,
+            "resigner_idp_kid_collisions",
+            "Kids published by two IdPs: the later IdP's key with that kid is left out of the JWKS",
             Gauge::default(),
         );
         let ready = register(
@@ -137,8 +143,8 @@ impl Metrics {
         let idp_weak_keys = register(
             &mut registry,
             "resigner_idp_weak_keys",
-            "IdP keys in the current set that fail a weak-key check (kept in use, logged as a warning), by reason (small_factor, close_primes, roca, exponent, invalid_point)",
-            Family::<Reason, Gauge>::default(),
+            "IdP keys in the current set that fail a weak-key check (kept in use, logged as a warning), by IdP name and reason (small_factor, close_primes, roca, exponent, invalid_point)",
+            Family::<IdpReason, Gauge>::default(),
         );
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         registry.register(
@@ -171,9 +177,10 @@ impl Metrics {
             cache_misses: member(&lookups, "miss"),
             signatures: Counter::default(),
             signing_fallbacks,
-            idp_fetch_ok: member(&fetches, "ok"),
-            idp_fetch_failed: member(&fetches, "failed"),
-            idp_fetch_suppressed: member(&fetches, "suppressed"),
+            idp_fetch_ok: Counter::default(),
+            idp_fetch_failed: Counter::default(),
+            idp_fetch_suppressed: Counter::default(),
+            idp_fetches: fetches,
             upstream_errors: Counter::default(),
             admin_changes: Counter::default(),
             reloads_ok: member(&reloads, "ok"),
@@ -196,6 +203,7 @@ impl Metrics {
             admin_revoke: action("revoke"),
             idp_age,
             idp_loaded,
+            idp_kid_collisions,
             ready,
             key_published,
             idp_weak_keys,

@@ -29,6 +29,11 @@ fn families_render_with_their_labels() {
     metrics.record_admin_change(AdminAction::Delete);
     metrics.record_reload(false);
     Metrics::inc(&metrics.cache_hits);
+    let series = metrics.idp_series("corp");
+    series.ok(&metrics);
+    series.ok(&metrics);
+    metrics.idp_series("partner").failed(&metrics);
+    metrics.set_idp_kid_collisions(1);
     let lines = lines(&metrics);
     for expected in [
         "resigner_requests_total{route=\"/api\",status=\"200\"} 2",
@@ -44,9 +49,10 @@ fn families_render_with_their_labels() {
         "resigner_config_reloads_total{result=\"failed\"} 1",
         "resigner_config_reloads_total{result=\"ok\"} 0",
         "resigner_resign_cache_lookups_total{result=\"hit\"} 1",
-        "resigner_idp_jwks_fetches_total{result=\"suppressed\"} 0",
-        "resigner_idp_jwks_loaded 0",
-        "resigner_idp_jwks_age_seconds NaN",
+        "resigner_idp_jwks_fetches_total{idp=\"corp\",result=\"ok\"} 2",
+        "resigner_idp_jwks_fetches_total{idp=\"corp\",result=\"suppressed\"} 0",
+        "resigner_idp_jwks_fetches_total{idp=\"partner\",result=\"failed\"} 1",
+        "resigner_idp_kid_collisions 1",
         "# TYPE resigner_upstream_duration_seconds histogram",
     ] {
         assert!(
@@ -57,14 +63,30 @@ fn families_render_with_their_labels() {
     }
     assert_eq!(Metrics::get(&metrics.signatures), 3);
     assert_eq!(Metrics::get(&metrics.requests), 3);
+    assert_eq!(
+        Metrics::get(&metrics.idp_fetch_ok),
+        2,
+        "totals count every IdP"
+    );
+    assert_eq!(Metrics::get(&metrics.idp_fetch_failed), 1);
 }
 
 #[test]
 fn scrape_state_sets_the_gauges() {
     let metrics = Metrics::new();
     let text = metrics.render(&Scrape {
-        idp_age: Some(Duration::from_millis(1500)),
-        idp_loaded: true,
+        idps: vec![
+            IdpScrape {
+                name: "corp".into(),
+                age: Some(Duration::from_millis(1500)),
+                loaded: true,
+            },
+            IdpScrape {
+                name: "partner".into(),
+                age: None,
+                loaded: false,
+            },
+        ],
         cache_entries: 3,
         cache_weighted_bytes: 700,
         ready: true,
@@ -83,8 +105,10 @@ fn scrape_state_sets_the_gauges() {
         "resigner_ready 1",
         "resigner_signing_key_published{kid=\"a\"} 1",
         "resigner_signing_key_published{kid=\"b\"} 0",
-        "resigner_idp_jwks_age_seconds 1.5",
-        "resigner_idp_jwks_loaded 1",
+        "resigner_idp_jwks_age_seconds{idp=\"corp\"} 1.5",
+        "resigner_idp_jwks_loaded{idp=\"corp\"} 1",
+        "resigner_idp_jwks_age_seconds{idp=\"partner\"} NaN",
+        "resigner_idp_jwks_loaded{idp=\"partner\"} 0",
         "resigner_resign_cache_entries 3",
         "resigner_resign_cache_weighted_bytes 700",
         "resigner_store_reachable 1",
@@ -102,6 +126,7 @@ fn scrape_state_sets_the_gauges() {
         ..Scrape::default()
     });
     assert!(!text.contains("kid=\"a\""), "{text}");
+    assert!(!text.contains("resigner_idp_jwks_loaded{"), "{text}");
     assert!(text.contains("resigner_store_reachable 0\n"), "{text}");
     assert!(
         text.contains("resigner_store_notifications_total 4\n"),

@@ -17,13 +17,14 @@ use http::{HeaderMap, Request, Response, header};
 use hyper::body::Incoming;
 
 use crate::app::AppState;
+use crate::config::runtime::accepts;
 use crate::config::{Config, Route};
 use crate::http::body::Body;
-use crate::idp::{IdpKeys, Lookup};
+use crate::idp::{IdpClient, Lookup};
 use crate::jose::b64;
 use crate::metrics;
 pub use error::ProxyError;
-use verify::VerifyError;
+use verify::{Mismatch, VerifyError};
 
 /// Handles one request on the public listener that is not the JWKS endpoint: `route` is
 /// the one the router matched in `config` (the snapshot the request uses to the end).
@@ -133,36 +134,59 @@ pub fn token_fingerprint(token: &str) -> String {
     text
 }
 
-/// Verifies an IdP access token for `audience`: structure and header, key lookup (with a
-/// refetch on an unknown kid), signature and claims. Shared by the proxy and the admin API.
+/// Verifies an IdP access token for `audience`: structure and header, the IdP its `iss`
+/// names (exact match; an unknown issuer, or one `issuers` does not accept, is refused
+/// before any key is looked up or fetched), that IdP's key (with a refetch on an unknown
+/// kid), signature and claims. Shared by the proxy and the admin API. Returns the verified
+/// claims and the client of the IdP whose key verified them.
 pub async fn verify_token(
     state: &AppState,
     token: &str,
     audience: &str,
-    idp_keys: Arc<IdpKeys>,
-) -> Result<verify::Verified, ProxyError> {
-    let settings = state.idp.settings();
-    let parsed = verify::parse(token, &settings)?;
-    let kid = parsed.kid.as_deref();
-    let keys = match idp_keys.find(kid) {
+    issuers: Option<&[String]>,
+) -> Result<(verify::Verified, Arc<IdpClient>), ProxyError> {
+    let parsed = verify::parse(token)?;
+    let iss = parsed.issuer()?;
+    let client = state.idps.for_issuer(iss).ok_or_else(|| {
+        let known: Vec<String> = state
+            .idps
+            .all()
+            .iter()
+            .map(|c| c.settings().issuer.clone())
+            .collect();
+        VerifyError::Issuer(Mismatch::new("iss", &known.join(" "), Some(iss)))
+    })?;
+    if !accepts(issuers, iss) {
+        let accepted = issuers.unwrap_or_default().join(" ");
+        return Err(VerifyError::Issuer(Mismatch::new("iss", &accepted, Some(iss))).into());
+    }
+    let settings = client.settings();
+    // The IdP's allow-list and typ before any key lookup, so a refused header never fetches.
+    verify::check_header(&parsed, &settings)?;
+    let idp_keys = client
+        .usable_keys()
+        .await
+        .ok_or(ProxyError::IdpUnavailable)?;
+    let kid = parsed.kid.clone();
+    let keys = match idp_keys.find(kid.as_deref()) {
         Lookup::Found(_) => idp_keys,
         Lookup::NoKid => return Err(VerifyError::NoKid.into()),
-        Lookup::UnknownKid => state
-            .idp
-            .refresh_for_unknown_kid(kid.unwrap_or_default())
+        Lookup::UnknownKid => client
+            .refresh_for_unknown_kid(kid.as_deref().unwrap_or_default())
             .await
             .ok_or(ProxyError::IdpUnavailable)?,
     };
-    let Lookup::Found(key) = keys.find(kid) else {
+    let Lookup::Found(key) = keys.find(kid.as_deref()) else {
         return Err(VerifyError::UnknownKid.into());
     };
-    Ok(verify::verify(
-        &parsed,
+    let verified = verify::verify(
+        parsed,
         key,
         &settings,
         audience,
         crate::jose::time::now_unix(),
-    )?)
+    )?;
+    Ok((verified, client))
 }
 
 #[cfg(test)]

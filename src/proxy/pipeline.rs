@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{HeaderValue, Method, header};
@@ -25,7 +25,7 @@ use super::{ProxyError, claims, token_fingerprint, verify_token};
 use crate::app::AppState;
 use crate::cache::{CacheKey, Resigned};
 use crate::config::{Config, Route, RouteMode};
-use crate::idp::IdpKeys;
+use crate::idp::IdpClient;
 use crate::keys::SigningKey;
 use crate::keys::signer::{Placement, SignerError};
 use crate::metrics::Metrics;
@@ -46,11 +46,13 @@ pub enum PipelineError {
 pub trait Stages: Sync {
     type Error: From<PipelineError> + Send;
 
-    /// Verifies `token` for `audience`: structure and header, key, signature, claims.
+    /// Verifies `token` for `audience`, from one of `issuers` (`None`: any configured IdP):
+    /// structure and header, IdP, key, signature, claims.
     fn verify(
         &self,
         token: &str,
         audience: &str,
+        issuers: Option<&[String]>,
     ) -> impl Future<Output = Result<Verified, Self::Error>> + Send;
 
     /// Signs `payload` (the mapped claims, JSON) with `key`, as a compact JWS.
@@ -106,14 +108,17 @@ pub async fn run<S: Stages>(
     method: Option<&Method>,
     active: Option<&Arc<SigningKey>>,
 ) -> Result<Outcome, S::Error> {
-    let verified = stages.verify(token, &route.audience).await?;
+    let verified = stages
+        .verify(token, &route.audience, route.issuers.as_deref())
+        .await?;
     authorize::authorize(
         &verified.claims,
-        &config.idp.scope_claims,
+        &verified.idp.scope_claims,
         &route.authorization,
         method,
     )
     .map_err(PipelineError::from)?;
+    let leeway = verified.idp.leeway.as_secs() as i64;
     let now = crate::jose::time::now_unix();
     let (forwarded, exp, claims) = match work {
         TokenWork::Forward => (Cow::Borrowed(token), verified.exp, None),
@@ -140,24 +145,30 @@ pub async fn run<S: Stages>(
     } else {
         forwarded.into_owned()
     };
-    let leeway = config.idp.leeway.as_secs() as i64;
     let ttl = Duration::from_secs((exp - now - leeway).max(0) as u64);
     Ok(Outcome { value, ttl, claims })
 }
 
-/// The proxy's stages: keys from the running IdP key client (with its refetch on an unknown
-/// kid), RSA signatures on the signing threads, each signature counted.
+/// The proxy's stages: keys from the running client of the IdP the token names (with its
+/// refetch on an unknown kid), RSA signatures on the signing threads, each signature counted.
 pub struct Live<'a> {
     pub state: &'a AppState,
-    /// The key set the cache key was made with.
-    pub idp_keys: Arc<IdpKeys>,
+    /// The client of the IdP whose key verified the token, once verified.
+    pub verified_by: OnceLock<Arc<IdpClient>>,
 }
 
 impl Stages for Live<'_> {
     type Error = ProxyError;
 
-    async fn verify(&self, token: &str, audience: &str) -> Result<Verified, ProxyError> {
-        verify_token(self.state, token, audience, self.idp_keys.clone()).await
+    async fn verify(
+        &self,
+        token: &str,
+        audience: &str,
+        issuers: Option<&[String]>,
+    ) -> Result<Verified, ProxyError> {
+        let (verified, client) = verify_token(self.state, token, audience, issuers).await?;
+        let _ = self.verified_by.set(client);
+        Ok(verified)
     }
 
     async fn sign(&self, key: &Arc<SigningKey>, payload: Vec<u8>) -> Result<String, ProxyError> {
@@ -219,9 +230,10 @@ impl From<SignerError> for ProxyError {
 
 /// The output header value for `token` on `route`, from the cache or by running the
 /// pipeline (once, however many requests carry the same new token). A cache hit costs what
-/// it did before the pipeline existed: the key set load, the publication check, the cache
-/// key hash and the lookup (plus the method class: a scan of the few methods the route's
-/// rules name, none for most routes); the [`Live`] stages are built in place and not run.
+/// it did before the pipeline existed: the IdP generation load, the publication check, the
+/// cache key hash and the lookup (plus the method class: a scan of the few methods the
+/// route's rules name, none for most routes) and the check that the IdP which verified the
+/// entry still has usable keys; the [`Live`] stages are built in place and not run.
 pub async fn resign(
     state: &AppState,
     config: &Config,
@@ -230,11 +242,6 @@ pub async fn resign(
     token: &str,
     method: &Method,
 ) -> Result<Arc<Resigned>, ProxyError> {
-    let idp_keys = state
-        .idp
-        .usable_keys()
-        .await
-        .ok_or(ProxyError::IdpUnavailable)?;
     if work == TokenWork::Resign
         && let Err(reason) = state.signing_status(config)
     {
@@ -245,10 +252,13 @@ pub async fn resign(
         TokenWork::Resign => state.active_key(config),
         TokenWork::Forward => None,
     };
-    let key = CacheKey::new(token, route.id, config.generation, idp_keys.generation)
+    let key = CacheKey::new(token, route.id, config.generation, state.idps.generation())
         .with_method_class(authorize::method_class(&route.authorization, method))
         .with_signing_generation(state.managed_generation(config));
-    let stages = Live { state, idp_keys };
+    let stages = Live {
+        state,
+        verified_by: OnceLock::new(),
+    };
     let entry = state
         .cache
         .entry(key)
@@ -265,9 +275,15 @@ pub async fn resign(
             .await?;
             let header_value =
                 HeaderValue::try_from(outcome.value).map_err(|_| ProxyError::SigningFailed)?;
+            let idp = stages
+                .verified_by
+                .get()
+                .cloned()
+                .ok_or(ProxyError::IdpUnavailable)?;
             Ok(Arc::new(Resigned {
                 header_value,
                 ttl: outcome.ttl,
+                idp,
             }))
         })
         .await
@@ -275,6 +291,10 @@ pub async fn resign(
     if entry.is_fresh() {
         Metrics::inc(&state.metrics.cache_misses);
     } else {
+        // Its IdP's keys went stale beyond max_stale: no answer of it is served, cached or not.
+        if !entry.value().idp.is_usable() {
+            return Err(ProxyError::IdpUnavailable);
+        }
         Metrics::inc(&state.metrics.cache_hits);
     }
     Ok(entry.into_value())

@@ -1,6 +1,8 @@
 //! Verification of the incoming IdP access token (RFC 7515 compact JWS, RFC 8725, RFC 9068).
-//! Split in two so the IdP key lookup can happen in between: [`parse`] checks structure and
-//! header, [`verify`] checks the signature with the chosen key and then the claims.
+//! Split so the IdP and key lookup can happen in between: [`parse`] checks structure and
+//! header and reads the payload (whose `iss` selects the IdP), [`check_header`] checks the
+//! header against that IdP, [`verify`] checks the signature with the chosen key and then the
+//! claims.
 //! jsonwebtoken's `decode` is not used here: it accepts duplicate claims, unknown `crit`,
 //! `b64: false`, future `iat` and an array `iss`, which a re-signer must not.
 
@@ -160,29 +162,49 @@ impl VerifyError {
     }
 }
 
-/// A structurally valid token whose header passed every check; signature not yet verified.
+/// A structurally valid token: header checked (except against an IdP's settings, see
+/// [`check_header`]), payload decoded once, signature not yet verified. The claims are read
+/// before the signature is checked only to find the IdP by `iss` ([`Parsed::issuer`]);
+/// nothing else reads them until [`verify`] has checked the signature. A payload that is not
+/// a JSON object is an error of [`Parsed::issuer`], or of [`verify`] after the signature.
 #[derive(Debug)]
 pub struct Parsed<'a> {
     pub alg: Alg,
     pub kid: Option<String>,
+    typ: Option<String>,
     signing_input: &'a str,
-    payload_b64: &'a str,
+    claims: Result<Map<String, Value>, VerifyError>,
     signature: Vec<u8>,
 }
 
-/// Verified claims with the `exp` that bounds the re-signed token.
+impl Parsed<'_> {
+    /// The `iss` claim, which selects the IdP whose keys and settings apply (RFC 8725 §3.8:
+    /// compared exactly, never used to fetch anything).
+    pub fn issuer(&self) -> Result<&str, VerifyError> {
+        let claims = self.claims.as_ref().map_err(Clone::clone)?;
+        match claims.get("iss") {
+            None => Err(VerifyError::MissingClaim("iss")),
+            Some(Value::String(iss)) => Ok(iss),
+            Some(_) => Err(VerifyError::ClaimType("iss")),
+        }
+    }
+}
+
+/// Verified claims with the `exp` that bounds the re-signed token, and the IdP whose key
+/// verified them (its scope claims and leeway apply from here on).
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub claims: Map<String, Value>,
     pub exp: i64,
+    pub idp: std::sync::Arc<IdpSettings>,
 }
 
 /// Header members that would make the token carry or point at its own key (RFC 8725 §3.10).
 /// They are refused, never dereferenced; the thumbprint hints `x5t`/`x5t#S256` are harmless.
 const EMBEDDED_KEY_HEADERS: [&str; 4] = ["jku", "x5u", "jwk", "x5c"];
 
-/// Structure and header checks, before any key is chosen.
-pub fn parse<'a>(token: &'a str, idp: &IdpSettings) -> Result<Parsed<'a>, VerifyError> {
+/// Structure, header and payload checks, before any IdP or key is chosen.
+pub fn parse(token: &str) -> Result<Parsed<'_>, VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::TooLarge);
     }
@@ -197,8 +219,9 @@ pub fn parse<'a>(token: &'a str, idp: &IdpSettings) -> Result<Parsed<'a>, Verify
     }
     let header_bytes = b64::decode(header_b64).ok_or(VerifyError::Base64("header"))?;
     let header = json::parse_object(&header_bytes).map_err(|err| json_error("header", err))?;
+    // `none`, HMAC and unknown names are no `Alg` at all; the IdP's allow-list comes next.
     let alg = match header.get("alg") {
-        Some(Value::String(name)) => Alg::parse(name).filter(|alg| idp.algorithms.contains(alg)),
+        Some(Value::String(name)) => Alg::parse(name),
         _ => None,
     }
     .ok_or(VerifyError::AlgNotAllowed)?;
@@ -227,23 +250,36 @@ pub fn parse<'a>(token: &'a str, idp: &IdpSettings) -> Result<Parsed<'a>, Verify
     };
     let typ = match header.get("typ") {
         None => None,
-        Some(Value::String(typ)) => Some(typ.as_str()),
+        Some(Value::String(typ)) => Some(typ.clone()),
         Some(_) => return Err(VerifyError::HeaderType("typ")),
     };
+    let signature = b64::decode(sig_b64).ok_or(VerifyError::Base64("signature"))?;
+    let claims = b64::decode(payload_b64)
+        .ok_or(VerifyError::Base64("payload"))
+        .and_then(|payload| json::parse_object(&payload).map_err(|err| json_error("payload", err)));
+    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+    Ok(Parsed {
+        alg,
+        kid,
+        typ,
+        signing_input,
+        claims,
+        signature,
+    })
+}
+
+/// The header against the IdP the token names: its algorithm allow-list and required `typ`.
+pub fn check_header(parsed: &Parsed<'_>, idp: &IdpSettings) -> Result<(), VerifyError> {
+    if !idp.algorithms.contains(&parsed.alg) {
+        return Err(VerifyError::AlgNotAllowed);
+    }
+    let typ = parsed.typ.as_deref();
     if let Some(required) = &idp.require_typ
         && !typ.is_some_and(|typ| typ_matches(typ, required))
     {
         return Err(VerifyError::Typ(Mismatch::new("typ", required, typ)));
     }
-    let signature = b64::decode(sig_b64).ok_or(VerifyError::Base64("signature"))?;
-    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-    Ok(Parsed {
-        alg,
-        kid,
-        signing_input,
-        payload_b64,
-        signature,
-    })
+    Ok(())
 }
 
 /// RFC 8725 §3.11 / RFC 9068 §4: media types compare case-insensitively, with or without the
@@ -259,14 +295,16 @@ fn typ_matches(typ: &str, required: &str) -> bool {
     strip(typ) == strip(required)
 }
 
-/// Checks the signature with `key`, then the claims against the IdP settings and `audience`.
+/// Checks the header against `idp` ([`check_header`]), the signature with `key` (one of
+/// `idp`'s keys), then the claims against `idp` and `audience`.
 pub fn verify(
-    parsed: &Parsed<'_>,
+    parsed: Parsed<'_>,
     key: &VerifyKey,
-    idp: &IdpSettings,
+    idp: &std::sync::Arc<IdpSettings>,
     audience: &str,
     now: i64,
 ) -> Result<Verified, VerifyError> {
+    check_header(&parsed, idp)?;
     if key.alg.is_some_and(|pinned| pinned != parsed.alg) {
         return Err(VerifyError::KeyAlgMismatch);
     }
@@ -274,10 +312,13 @@ pub fn verify(
     public
         .verify_sig(parsed.signing_input.as_bytes(), &parsed.signature)
         .map_err(|_| VerifyError::Signature)?;
-    let payload = b64::decode(parsed.payload_b64).ok_or(VerifyError::Base64("payload"))?;
-    let claims = json::parse_object(&payload).map_err(|err| json_error("payload", err))?;
+    let claims = parsed.claims?;
     let exp = check_claims(&claims, idp, audience, now)?;
-    Ok(Verified { claims, exp })
+    Ok(Verified {
+        claims,
+        exp,
+        idp: idp.clone(),
+    })
 }
 
 fn check_claims(

@@ -179,7 +179,7 @@ pub async fn start(mut config: Config) -> Result<Running, ServerError> {
         managed_tasks.push(tokio::spawn(state.clone().follow_managed()));
         managed_tasks.push(tokio::spawn(state.clone().rotate_on_schedule()));
     }
-    let idp_task = tokio::spawn(state.idp.clone().run());
+    let idp_task = tokio::spawn(state.idps.clone().run());
     let mut store_tasks = vec![tokio::spawn(state.clone().follow_store())];
     store_tasks.extend(managed_tasks);
     store_tasks.extend(opened.watcher.map(tokio::spawn));
@@ -231,10 +231,10 @@ pub async fn start(mut config: Config) -> Result<Running, ServerError> {
 }
 
 impl Running {
-    /// Waits until the IdP keys are loaded, up to `timeout`. Returns whether they are.
+    /// Waits until every IdP's keys are loaded, up to `timeout`. Returns whether they are.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
-        while self.state.idp.current().is_none() {
+        while !self.state.idps.all_usable() {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }

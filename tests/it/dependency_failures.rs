@@ -173,7 +173,11 @@ async fn a_failing_idp_never_replaces_the_last_good_key_set() {
     for (name, fault, error) in IDP_ROWS {
         let (fixture, gate) = gated(None).await;
         let (proxy, idp) = (&fixture.proxy, Idp::of(&fixture, &gate));
-        let current = || proxy.running.state.idp.current().expect("a key set");
+        let current = || {
+            proxy.running.state.idps.all()[0]
+                .current()
+                .expect("a key set")
+        };
         let generation = current().generation;
         let failed = || proxy.counter(|m| &m.idp_fetch_failed);
         let before = failed();
@@ -202,7 +206,7 @@ async fn a_failing_idp_never_replaces_the_last_good_key_set() {
         }
         let ready = get(&proxy.admin_url("/readyz"), &[]).await.status;
         let status = get(&proxy.admin_url("/admin/status"), &[]).await.json();
-        let last_error = status["idp"]["last_error"].as_str().unwrap_or_default();
+        let last_error = status["idps"][0]["last_error"].as_str().unwrap_or_default();
         if ready != 200 || !last_error.contains(error) {
             problems.push(format!("readyz {ready}, last_error {last_error:?}"));
         }
@@ -210,7 +214,10 @@ async fn a_failing_idp_never_replaces_the_last_good_key_set() {
         eprintln!("{name}: last_error {last_error:?}");
         idp.heal().await;
         let state = &proxy.running.state;
-        if !eventually(Duration::from_secs(10), || state.idp.last_error().is_none()).await
+        if !eventually(Duration::from_secs(10), || {
+            state.idps.all()[0].last_error().is_none()
+        })
+        .await
             || timed(proxy, &idp.token()).await.0 != 200
         {
             problems.push("did not recover".into());
@@ -238,7 +245,7 @@ async fn without_a_good_key_set_yet_the_proxy_answers_503_until_the_idp_heals() 
         if reply.status != 503 || !reply.headers.contains_key("retry-after") {
             problems.push(format!("got {} {:?}", reply.status, reply.headers));
         }
-        if proxy.running.state.idp.current().is_some() || upstream.count() != 0 {
+        if proxy.running.state.idps.all()[0].current().is_some() || upstream.count() != 0 {
             problems.push("a key set was installed or a request forwarded".into());
         }
         let ready = get(&proxy.admin_url("/readyz"), &[]).await.status;
@@ -267,8 +274,7 @@ async fn a_set_without_the_current_kid_is_a_rotation_and_replaces_the_set() {
     idp.idp.set_keys(&[&rotated]);
     let state = &proxy.running.state;
     let replaced = eventually(Duration::from_secs(5), || {
-        state
-            .idp
+        state.idps.all()[0]
             .current()
             .is_some_and(|keys| keys.kids() == ["k2"])
     });

@@ -21,7 +21,7 @@ async fn refreshing_fixture(more: impl FnOnce(FixtureBuilder) -> FixtureBuilder)
 /// Asserts that `/admin/status` names the last failed IdP fetch with `needle`.
 async fn assert_last_idp_error(proxy: &TestProxy, needle: &str) {
     let status = get(&proxy.admin_url("/admin/status"), &[]).await.json();
-    let error = status["idp"]["last_error"].as_str().unwrap();
+    let error = status["idps"][0]["last_error"].as_str().unwrap();
     assert!(error.contains(needle), "{status}");
 }
 

@@ -22,6 +22,7 @@ mod hostile_keys;
 mod hostile_tokens;
 mod http_edge;
 mod idp_keys;
+mod idps;
 mod interop;
 mod keys;
 mod keys_config;

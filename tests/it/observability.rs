@@ -180,11 +180,16 @@ async fn metrics_count_known_traffic_exactly() {
     assert_sample(&text, "resigner_upstream_duration_seconds_count", &[], 2.0);
 
     let fetches = "resigner_idp_jwks_fetches_total";
-    assert_sample(&text, fetches, &[("result", "ok")], 2.0);
-    assert_sample(&text, fetches, &[("result", "suppressed")], 1.0);
-    assert_sample(&text, fetches, &[("result", "failed")], 1.0);
-    assert_sample(&text, "resigner_idp_jwks_loaded", &[], 1.0);
-    let age = sample(&text, "resigner_idp_jwks_age_seconds", &[]).unwrap();
+    // One IdP, named by default for its issuer's host and port.
+    let name = proxy.running.state.idps.all()[0].name();
+    assert!(idp.issuer.contains(&name), "{name}");
+    let idp_label = ("idp", name.as_str());
+    assert_sample(&text, fetches, &[idp_label, ("result", "ok")], 2.0);
+    assert_sample(&text, fetches, &[idp_label, ("result", "suppressed")], 1.0);
+    assert_sample(&text, fetches, &[idp_label, ("result", "failed")], 1.0);
+    assert_sample(&text, "resigner_idp_jwks_loaded", &[idp_label], 1.0);
+    assert_sample(&text, "resigner_idp_kid_collisions", &[], 0.0);
+    let age = sample(&text, "resigner_idp_jwks_age_seconds", &[idp_label]).unwrap();
     assert!((0.0..60.0).contains(&age), "{age}");
 
     assert_sample(

@@ -318,7 +318,7 @@ async fn unknown_path_is_404_and_admin_reports_status() {
     assert_eq!(get(&proxy.admin_url("/healthz"), &[]).await.status, 200);
     assert_eq!(get(&proxy.admin_url("/readyz"), &[]).await.status, 200);
     let status = get(&proxy.admin_url("/admin/status"), &[]).await.json();
-    assert_eq!(status["idp"]["kids"], json!(["idp-1"]));
+    assert_eq!(status["idps"][0]["kids"], json!(["idp-1"]));
     assert_eq!(status["signing"]["alg"], "ES256");
 }
 

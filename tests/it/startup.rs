@@ -116,7 +116,7 @@ async fn a_restart_under_a_steady_request_loop_answers_only_2xx() {
     tokio::time::sleep(JWKS_DELAY * 3).await;
     let seen = traffic.stop().await;
     assert_only_2xx(&seen);
-    assert!(proxy.running.state.idp.current().is_some());
+    assert!(proxy.running.state.idps.all()[0].current().is_some());
 }
 
 #[tokio::test]
@@ -161,7 +161,7 @@ async fn the_management_api_waits_for_the_first_fetch_too() {
     admin_claims["scope"] = json!("read:custom_signing_keys");
     let token = mint(&key, &admin_claims);
     assert!(
-        proxy.running.state.idp.current().is_none(),
+        proxy.running.state.idps.all()[0].current().is_none(),
         "still fetching"
     );
     let url = proxy.admin_url("/api/v2/keys/custom-signing");

@@ -56,7 +56,7 @@ async fn status_names_version_listeners_routes_and_readiness_in_rfc3339() {
     assert_eq!(key["active"], true);
     assert_eq!(key["published"], true);
     assert!(is_rfc3339(&key["published_at"]), "{status:#}");
-    assert!(is_rfc3339(&status["idp"]["fetched_at"]), "{status:#}");
+    assert!(is_rfc3339(&status["idps"][0]["fetched_at"]), "{status:#}");
 }
 
 #[tokio::test]

@@ -140,10 +140,7 @@ async fn idp_keys_are_fetched_over_https_with_the_idp_ca_file() {
             .await,
         "without ca_file the IdP's private certificate is not trusted"
     );
-    let error = untrusting
-        .running
-        .state
-        .idp
+    let error = untrusting.running.state.idps.all()[0]
         .last_error()
         .unwrap_or_default();
     assert!(

@@ -3,7 +3,7 @@
 //! ROCA's form and two ROCA moduli published by the ROCA authors):
 //! - a PUT of each is a 400 `weak_key` naming the kid and the reason; GET and the JWKS are
 //!   unchanged;
-//! - an IdP serving weak keys gets a warning per key and `resigner_idp_weak_keys{reason}`,
+//! - an IdP serving weak keys gets a warning per key and `resigner_idp_weak_keys{idp, reason}`,
 //!   while the keys stay in use (no refusal);
 //! - a weak signing key stops `resigner check`, `resigner serve` and a reload, naming the key
 //!   and the reason.
@@ -124,7 +124,8 @@ async fn an_idp_serving_weak_keys_is_warned_about_and_counted_not_refused() {
         ("exponent", 0),
         ("invalid_point", 0),
     ] {
-        let line = format!("resigner_idp_weak_keys{{reason=\"{reason}\"}} {count}\n");
+        let line = format!(",reason=\"{reason}\"}} {count}\n");
+        assert!(text.contains("resigner_idp_weak_keys{idp=\""), "{text}");
         assert!(text.contains(&line), "{line:?} not in:\n{text}");
     }
     // Warned about, not refused: the weak keys stay in the aggregated JWKS.

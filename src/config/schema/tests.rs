@@ -132,7 +132,7 @@ impl<'de> MapAccess<'de> for Fields<'_> {
 fn schema_keys(keys: &[Key], path: &str, out: &mut Vec<(String, Kind)>) {
     for key in keys {
         let field = join(path, key.name);
-        if let Kind::Table(inner) | Kind::Tables(inner) = key.kind {
+        if let Kind::Table(inner) | Kind::Tables(inner) | Kind::TableOrTables(inner) = key.kind {
             schema_keys(inner, &field, out);
         }
         out.push((field, key.kind));
@@ -181,7 +181,9 @@ fn sample(kind: Kind) -> Value {
                 .map(|key| (key.name.to_string(), sample(key.kind)))
                 .collect(),
         ),
-        Kind::Tables(keys) => Value::Array(vec![sample(Kind::Table(keys))]),
+        Kind::Tables(keys) | Kind::TableOrTables(keys) => {
+            Value::Array(vec![sample(Kind::Table(keys))])
+        }
     }
 }
 
@@ -223,9 +225,12 @@ fn slot<'a>(table: &'a mut Table, path: &[&str]) -> &'a mut Value {
     table.get_mut(*last).expect("present in the sample")
 }
 
-/// Whether the file as text passes serde's strict deserialize (the pre-schema behaviour).
+/// Whether the file as text passes serde's strict deserialize (the pre-schema behaviour),
+/// after the one reshaping the schema does ([`normalize`]: `[idp]` to `[[idp]]`).
 fn serde_accepts(table: &Table) -> bool {
-    let text = toml::to_string(table).expect("serializes");
+    let mut table = table.clone();
+    normalize(&mut table);
+    let text = toml::to_string(&table).expect("serializes");
     toml::from_str::<FileConfig>(&text).is_ok()
 }
 

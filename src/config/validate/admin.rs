@@ -66,6 +66,7 @@ pub(super) fn settings(raw: &file::AdminSection, p: &mut Problems) -> AdminSetti
     AdminSettings {
         audience: raw.audience.clone(),
         tokens,
+        issuers: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! From the file shape to the runtime shape: [`validate`], the one function between them.
 //! Every field is checked and every problem collected, so one run reports them all; signing
 //! keys and TLS files are loaded and checked here. One file per section or group:
-//! `transport` (`[server]` limits and all TLS), `idp`, `signing`, `routes` (with `claims`
+//! `transport` (`[server]` limits and all TLS), `idp` (with the `issuers` lists), `signing`, `routes` (with `claims`
 //! for a route's mapping), `admin` and `keys`; the small `[upstream]`, `[cache]` and
 //! `[jwks]` sections are read here.
 
@@ -45,10 +45,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
     if listen.is_some_and(|addr| addr.port() != 0) && listen == admin_listen {
         p.push("admin.listen", "must differ from server.listen");
     }
-    let mut idp = idp::settings(&raw.idp, &mut p);
-    if let Some(ca_file) = raw.idp.ca_file.as_deref() {
-        idp.tls = transport::client_tls("idp", Some(ca_file), None, base, &mut p);
-    }
+    let idps = idp::all(&raw.idp, base, &mut p);
     let server = transport::server_settings(listen, server_timeout, &raw.server, base, &mut p);
     let admin_tls = transport::listener_tls(
         "admin",
@@ -75,7 +72,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             Duration::from_secs(90),
         ),
     };
-    let routes = routes::routes(&raw.routes, &upstream, base, &mut p);
+    let routes = routes::routes(&raw.routes, &upstream, &idps, base, &mut p);
     if raw.cache.max_bytes.is_some() && raw.cache.max_entries.is_some() {
         p.push("cache", "set max_bytes or max_entries, not both");
     }
@@ -85,7 +82,8 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             "a limit of 0 disables nothing and caches nothing; omit it or give a positive size",
         );
     }
-    let admin = admin::settings(&raw.admin, &mut p);
+    let mut admin = admin::settings(&raw.admin, &mut p);
+    admin.issuers = idp::resolve(&mut p, "admin.issuers", &raw.admin.issuers, &idps);
     let keys = keys::settings(&raw.keys, base, &mut p);
     let jwks_max_age = p.duration("jwks.max_age", &raw.jwks.max_age, Duration::from_secs(300));
     let cache = CacheSettings {
@@ -102,7 +100,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             admin,
             keys,
             jwks_max_age,
-            idp: Arc::new(idp),
+            idps: idps.into_iter().map(Arc::new).collect(),
             signing,
             routes,
             cache,

@@ -1,5 +1,5 @@
 //! `[[routes]]`: prefix (unique, from `/`), upstream URL, mode, audience, output header
-//! (never hop-by-hop or `Host`), timeout and outbound TLS; the claim mapping is checked in
+//! (never hop-by-hop or `Host`), timeout, outbound TLS and the IdPs it accepts; the claim mapping is checked in
 //! [`super::claims`], the scopes and claim rules in [`super::authorization`].
 
 use std::collections::HashSet;
@@ -8,14 +8,15 @@ use std::path::Path;
 use http::header::HeaderName;
 use http::uri::Scheme;
 
-use super::{authorization, claims, transport};
+use super::{authorization, claims, idp, transport};
 use crate::config::file;
 use crate::config::problems::Problems;
-use crate::config::runtime::{Route, RouteMode, UpstreamSettings, UpstreamTarget};
+use crate::config::runtime::{IdpSettings, Route, RouteMode, UpstreamSettings, UpstreamTarget};
 
 pub(super) fn routes(
     raw: &[file::RouteSection],
     upstream: &UpstreamSettings,
+    idps: &[IdpSettings],
     base: &Path,
     p: &mut Problems,
 ) -> Vec<Route> {
@@ -78,10 +79,13 @@ pub(super) fn routes(
                     "a passthrough route does no token work: remove its audience and claims",
                 );
             }
-            if route.required_scopes.is_some() || !route.require.is_empty() {
+            if route.required_scopes.is_some()
+                || !route.require.is_empty()
+                || route.issuers.is_some()
+            {
                 p.push(
                     format!("{field}.mode"),
-                    "a passthrough route checks no token: remove its required_scopes and require rules",
+                    "a passthrough route checks no token: remove its issuers, required_scopes and require rules",
                 );
             }
         } else if audience.trim().is_empty() {
@@ -102,6 +106,7 @@ pub(super) fn routes(
         );
         let claims = claims::mapping(p, &field, &route.claims, &audience);
         let authorization = authorization::authorization(p, &field, route);
+        let issuers = idp::resolve(p, &format!("{field}.issuers"), &route.issuers, idps);
         let https = target.as_ref().is_none_or(|t| t.scheme == Scheme::HTTPS);
         let tls = transport::route_tls(&field, route, https, base, p);
         if let (Some(upstream), Some(header)) = (target, header) {
@@ -116,6 +121,7 @@ pub(super) fn routes(
                 timeout,
                 claims,
                 authorization,
+                issuers,
                 tls,
             });
         }

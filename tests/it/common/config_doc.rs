@@ -62,6 +62,17 @@ impl ConfigDoc {
         }
     }
 
+    /// Appends `table` to `key` in the table at `path` as an array of tables, turning a table
+    /// already there into the array's first item: `[idp]` becomes `[[idp]]`.
+    pub fn push_item(&mut self, path: &str, key: &str, table: Table) {
+        let parent = self.table(path);
+        if let Some(Value::Table(_)) = parent.get(key) {
+            let single = parent.remove(key).expect("present");
+            parent.insert(key.to_string(), Value::Array(vec![single]));
+        }
+        self.push(path, key, table);
+    }
+
     /// Parses `text` as TOML under the table header `header` (`"[server]"`, `"[[routes]]"`)
     /// and merges it in: tables key by key, arrays of tables appended, values replaced. For
     /// builders that take a line of TOML (`max_headers = 20`).

@@ -124,6 +124,17 @@ impl ProxyBuilder {
         self
     }
 
+    /// Adds another IdP (`[idp]` becomes `[[idp]]`): `idp`'s issuer and JWKS, plus the keys
+    /// of `extra` (`{"name": "partner", "algorithms": ["ES256"]}`).
+    pub fn also_idp(mut self, idp: &TestIdp, extra: serde_json::Value) -> Self {
+        let mut entry = json!({"issuer": idp.issuer, "jwks_uri": idp.jwks_uri()});
+        if let (Some(entry), Some(extra)) = (entry.as_object_mut(), extra.as_object()) {
+            entry.extend(extra.clone());
+        }
+        self.doc.push_item("", "idp", config_doc::table(entry));
+        self
+    }
+
     /// Fetches the IdP keys from `uri` instead of the test IdP's own URL.
     pub fn jwks_uri(self, uri: &str) -> Self {
         self.set("idp", "jwks_uri", uri)
