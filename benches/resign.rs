@@ -74,6 +74,7 @@ fn fixture() -> Fixture {
         max_keys: 100,
         scope_claims: vec!["scope".into()],
         tls: None,
+        introspection: None,
     });
     let mapping = ClaimMapping {
         audience: json!("legacy-orders"),

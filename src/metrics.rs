@@ -143,6 +143,7 @@ pub struct Metrics {
     pub idp_fetch_failed: Counter,
     pub idp_fetch_suppressed: Counter,
     idp_fetches: Family<IdpResult, Counter>,
+    introspections: Family<IdpResult, Counter>,
     /// Upstream failures of every kind together.
     pub upstream_errors: Counter,
     /// Successful management API changes, every action together.
@@ -344,6 +345,41 @@ impl Metrics {
             failed: member("failed"),
             suppressed: member("suppressed"),
         }
+    }
+
+    /// Drops the series of an IdP that left the config or was renamed (its fetch counters
+    /// and weak-key gauges; the age and loaded gauges follow every scrape).
+    /// `weak_reasons`: the reason labels its weak-key gauges may have.
+    pub fn forget_idp(&self, idp: &str, weak_reasons: &[&'static str]) {
+        let idp: Arc<str> = Arc::from(idp);
+        for result in ["ok", "failed", "suppressed"] {
+            self.idp_fetches.remove(&IdpResult {
+                idp: idp.clone(),
+                result,
+            });
+        }
+        for result in ["active", "inactive", "failed"] {
+            self.introspections.remove(&IdpResult {
+                idp: idp.clone(),
+                result,
+            });
+        }
+        for reason in weak_reasons {
+            self.idp_weak_keys.remove(&IdpReason {
+                idp: idp.clone(),
+                reason,
+            });
+        }
+    }
+
+    /// One call to IdP `idp`'s introspection endpoint: `active`, `inactive` or `failed`.
+    pub fn record_introspection(&self, idp: &str, result: &'static str) {
+        self.introspections
+            .get_or_create(&IdpResult {
+                idp: Arc::from(idp),
+                result,
+            })
+            .inc();
     }
 
     /// Kids published by two IdPs (the later IdP's key is left out of the JWKS).

@@ -69,6 +69,7 @@ fn fixture() -> Fixture {
         max_keys: 100,
         scope_claims: vec!["scope".into()],
         tls: None,
+        introspection: None,
     });
     let mapping = ClaimMapping {
         audience: Value::from("legacy"),

@@ -56,7 +56,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     };
     let issuers = config.admin.issuers.as_deref();
     let (verified, _) = proxy::verify_token(state, token, audience, issuers).await.map_err(|err| match err {
-        ProxyError::IdpUnavailable => AdminError::IdpUnavailable,
+        ProxyError::IdpUnavailable | ProxyError::IntrospectionUnavailable => AdminError::IdpUnavailable,
         other => {
             tracing::info!(error = %other.logged(), token = %proxy::token_fingerprint(token), "management API token rejected");
             AdminError::Unauthorized

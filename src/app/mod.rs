@@ -369,13 +369,15 @@ impl AppState {
         let managed = self.managed.load();
         let source = (
             self.custom_generation.load(Ordering::Relaxed),
-            self.idps.generation(),
+            self.idps.jwks_source(),
             self.config.load().generation,
             managed.generation,
         );
         if current.source == source {
             return current;
         }
+        // The IdP part changed (a set went stale, came back, changed): collisions too.
+        self.idps.report_collisions();
         let (idp_keys, _) = self.idps.published();
         let mut ours = self.custom.load().json();
         ours.extend(managed.jwks.iter().cloned());

@@ -229,7 +229,12 @@ fn as_given(config: &Config, token: &str) -> Result<Verified, TokenCliError> {
         .and_then(|iss| config.idp_for(iss))
         .unwrap_or(&config.idps[0])
         .clone();
-    Ok(Verified { claims, exp, idp })
+    Ok(Verified {
+        claims,
+        exp,
+        idp,
+        valid_for: None,
+    })
 }
 
 /// The command's pipeline stages: the IdP keys fetched for this run (an unknown kid is a

@@ -111,6 +111,23 @@ pub struct IdpSection {
     pub ca_file: Option<String>,
     /// The claims a token's scopes are read from (default `["scope"]`).
     pub scope_claims: Option<Vec<String>>,
+    /// RFC 7662: opaque (non-JWS) tokens are checked at this IdP's introspection endpoint.
+    pub introspection: Option<IntrospectionSection>,
+}
+
+/// `[idp] introspection = { endpoint, client_id, client_secret_file | client_secret_env, ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionSection {
+    pub endpoint: String,
+    pub client_id: String,
+    pub client_secret_file: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub timeout: Option<String>,
+    /// The longest an active answer is reused (also bounded by the token's `exp`).
+    pub cache_max: Option<String>,
+    /// How long an inactive answer is reused.
+    pub negative_ttl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -153,6 +153,44 @@ pub struct IdpSettings {
     /// `[idp] scope_claims`: where a token's scopes are (a space-separated string or an
     /// array of strings in each); the union of all of them is the token's scope set.
     pub scope_claims: Vec<String>,
+    /// `[idp] introspection`: where opaque tokens are checked (RFC 7662); `None`: opaque
+    /// tokens are refused as not being a JWS.
+    pub introspection: Option<IntrospectionSettings>,
+}
+
+/// An IdP's RFC 7662 introspection endpoint and resigner's client credentials for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectionSettings {
+    pub endpoint: Uri,
+    pub client_id: String,
+    /// Read when the config is loaded (from the file or the environment variable).
+    pub client_secret: Secret,
+    /// One call, connect included.
+    pub timeout: Duration,
+    /// The longest an active answer is reused (never past the token's `exp`).
+    pub cache_max: Duration,
+    /// How long an inactive answer is reused.
+    pub negative_ttl: Duration,
+}
+
+/// A secret read from a file or the environment: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: String) -> Self {
+        Secret(text)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 #[derive(Debug)]

@@ -108,6 +108,17 @@ const IDP: &[Key] = &[
     opt("fetch_timeout", DURATION),
     opt("ca_file", PATH),
     opt("scope_claims", Kind::Texts),
+    opt("introspection", Kind::Table(INTROSPECTION)),
+];
+
+const INTROSPECTION: &[Key] = &[
+    req("endpoint", URL),
+    req("client_id", TEXT),
+    opt("client_secret_file", PATH),
+    opt("client_secret_env", TEXT),
+    opt("timeout", DURATION),
+    opt("cache_max", DURATION),
+    opt("negative_ttl", DURATION),
 ];
 
 const PKCS11: &[Key] = &[
@@ -293,9 +304,15 @@ fn walk(table: &mut Table, keys: &[Key], path: &str, found: &mut Vec<String>) {
                 walk(sub, inner, &field, found)
             }
             (Kind::Tables(inner) | Kind::TableOrTables(inner), Value::Array(items)) => {
+                // One `[[idp]]` is named `idp.<key>`, as validation names it.
+                let single = matches!(key.kind, Kind::TableOrTables(_)) && items.len() == 1;
                 for (index, item) in items.iter_mut().enumerate() {
                     if let Value::Table(sub) = item {
-                        walk(sub, inner, &format!("{field}[{index}]"), found);
+                        let path = match single {
+                            true => field.clone(),
+                            false => format!("{field}[{index}]"),
+                        };
+                        walk(sub, inner, &path, found);
                     }
                 }
             }

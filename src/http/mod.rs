@@ -4,11 +4,13 @@
 //! `timeout_body`), request ids (`request_id`), the outbound client with per-route TLS
 //! (`client`) and TLS material (`tls`).
 //! `headers` is the header vocabulary config and proxy share: hop-by-hop, transfer codings;
-//! `framing` answers request-framing errors (400, then the connection closes).
+//! `framing` answers request-framing errors (400, then the connection closes); `form` is the
+//! OAuth form encoding and Basic client credentials.
 
 pub mod body;
 pub mod client;
 pub mod conn_info;
+pub mod form;
 pub mod framing;
 pub mod headers;
 pub mod listen;

@@ -10,6 +10,7 @@
 //! clients for several IdPs (one per `[[idp]]`, matched by `iss`) in [`registry`].
 
 mod fetch;
+pub mod introspect;
 pub mod registry;
 mod status;
 mod weak;
@@ -103,8 +104,10 @@ pub struct IdpClient {
     discovered: Mutex<Option<(String, Uri)>>,
     status: FetchStatus,
     metrics: Arc<Metrics>,
-    /// This IdP's fetch counters (`{idp="<name>"}`).
-    series: IdpSeries,
+    /// Introspects opaque tokens when `[idp] introspection` is set.
+    introspector: ArcSwapOption<introspect::Introspector>,
+    /// This IdP's fetch counters (`{idp="<name>"}`), resolved again when a reload renames it.
+    series: ArcSwap<IdpSeries>,
     /// The runtime [`IdpClient::run`] runs on (the process runtime). On-demand fetches run
     /// there too, so the fetch client's pooled connections never belong to a per-core
     /// worker's runtime, which ends with that worker.
@@ -122,6 +125,20 @@ impl std::fmt::Debug for IdpClient {
 
 const NEGATIVE_CACHE_MAX: usize = 1024;
 
+fn introspector(
+    settings: &IdpSettings,
+    metrics: &Arc<Metrics>,
+) -> Option<Arc<introspect::Introspector>> {
+    let introspection = settings.introspection.clone()?;
+    Some(Arc::new(introspect::Introspector::new(
+        introspection,
+        &settings.issuer,
+        &settings.name,
+        settings.tls.as_deref(),
+        metrics.clone(),
+    )))
+}
+
 impl IdpClient {
     /// A client for one IdP; `generations` is shared by every IdP of the process (a new
     /// [`Generations`] for a client of its own).
@@ -132,7 +149,8 @@ impl IdpClient {
         generations: Arc<Generations>,
     ) -> Self {
         IdpClient {
-            series: metrics.idp_series(&settings.name),
+            introspector: ArcSwapOption::new(introspector(&settings, &metrics)),
+            series: ArcSwap::from_pointee(metrics.idp_series(&settings.name)),
             settings: ArcSwap::new(settings),
             refresh_now: tokio::sync::Notify::new(),
             http,
@@ -149,6 +167,11 @@ impl IdpClient {
 
     pub fn settings(&self) -> Arc<IdpSettings> {
         self.settings.load_full()
+    }
+
+    /// The introspector for opaque tokens; `None` without `[idp] introspection`.
+    pub fn introspector(&self) -> Option<Arc<introspect::Introspector>> {
+        self.introspector.load_full()
     }
 
     /// The IdP's name (its metrics label).
@@ -168,6 +191,15 @@ impl IdpClient {
     /// effect at once); a changed issuer or JWKS URI triggers an immediate refetch.
     pub fn update_settings(&self, settings: Arc<IdpSettings>) {
         let old = self.settings.swap(settings.clone());
+        if old.introspection != settings.introspection || old.name != settings.name {
+            self.introspector
+                .store(introspector(&settings, &self.metrics));
+        }
+        if old.name != settings.name {
+            self.series
+                .store(Arc::new(self.metrics.idp_series(&settings.name)));
+            weak::forget(&old.name, &self.metrics);
+        }
         if old.issuer != settings.issuer
             || old.jwks_uri != settings.jwks_uri
             || old.algorithms != settings.algorithms
@@ -246,7 +278,7 @@ impl IdpClient {
     /// stay unknown. Returns the (possibly new) current set.
     pub async fn refresh_for_unknown_kid(self: &Arc<Self>, kid: &str) -> Option<Arc<IdpKeys>> {
         if self.is_known_unknown(kid) {
-            self.series.suppressed(&self.metrics);
+            self.series.load().suppressed(&self.metrics);
             return self.current();
         }
         let mut last = self.on_demand.lock().await;
@@ -256,7 +288,7 @@ impl IdpClient {
             return Some(keys);
         }
         if last.is_some_and(|at| at.elapsed() < self.settings.load().unknown_kid_cooldown) {
-            self.series.suppressed(&self.metrics);
+            self.series.load().suppressed(&self.metrics);
             self.remember_unknown(kid);
             return self.current();
         }
@@ -332,11 +364,11 @@ impl IdpClient {
         };
         match &result {
             Ok(_) => {
-                self.series.ok(&self.metrics);
+                self.series.load().ok(&self.metrics);
                 self.status.succeeded();
             }
             Err(err) => {
-                self.series.failed(&self.metrics);
+                self.series.load().failed(&self.metrics);
                 self.status.failed(err, self.held(), retry);
             }
         }
@@ -384,7 +416,7 @@ impl IdpClient {
         })));
         if changed {
             // After the store: whoever sees the new generation also sees the new keys.
-            self.generations.publish(generation);
+            self.generations.publish();
         }
     }
 }

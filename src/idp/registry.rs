@@ -31,20 +31,22 @@ use crate::metrics::Metrics;
 #[derive(Debug, Default)]
 pub struct Generations {
     next: AtomicU64,
-    /// The highest generation whose key set is installed.
+    /// Counts installed changes of any IdP's key set; bumped after the store.
     published: AtomicU64,
     changed: tokio::sync::Notify,
 }
 
 impl Generations {
-    /// A generation for a changed key set, not yet visible in [`Generations::current`].
+    /// A generation for a changed key set (unique among the IdPs sharing this).
     pub(super) fn allocate(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Called after the key set of `generation` is installed.
-    pub(super) fn publish(&self, generation: u64) {
-        self.published.fetch_max(generation, Ordering::AcqRel);
+    /// Called after a changed key set is installed. Whoever reads the new
+    /// [`Generations::current`] also sees that key set; a reader of the old value may have
+    /// verified with either set, and its cache entry is unreachable from now on.
+    pub(super) fn publish(&self) {
+        self.published.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_one();
     }
 
@@ -113,6 +115,20 @@ impl Idps {
         self.generations.current()
     }
 
+    /// What the aggregated JWKS's IdP part depends on: [`Idps::generation`] and which IdPs
+    /// have a usable set (a set going stale leaves the JWKS without a generation change).
+    pub fn jwks_source(&self) -> u64 {
+        let usable = self
+            .clients
+            .load()
+            .iter()
+            .enumerate()
+            .fold(0u64, |mask, (index, client)| {
+                mask | (u64::from(client.is_usable()) << (index % 16))
+            });
+        (self.generation() << 16) | usable
+    }
+
     /// Whether every IdP has a usable key set (readiness).
     pub fn all_usable(&self) -> bool {
         self.clients.load().iter().all(|client| client.is_usable())
@@ -166,8 +182,12 @@ impl Idps {
     }
 
     /// Applies a reloaded config's IdPs: same issuer, same client (new settings); new issuer,
-    /// new client (started now when running); an issuer no longer configured stops.
+    /// new client (started now when running); an issuer no longer configured stops. Holds
+    /// the task list throughout, so it never interleaves with [`Idps::run`] starting them.
     pub fn update(&self, settings: &[Arc<IdpSettings>]) {
+        let Ok(mut tasks) = self.tasks.lock() else {
+            return;
+        };
         let old = self.clients.load_full();
         let mut next = Vec::with_capacity(settings.len());
         for idp in settings {
@@ -178,43 +198,46 @@ impl Idps {
                 }
                 None => {
                     tracing::info!(idp = %idp.name, issuer = %idp.issuer, "IdP added");
-                    let added = Arc::new(client(idp, &self.metrics, &self.generations));
-                    self.start(&added);
-                    next.push(added);
+                    next.push(Arc::new(client(idp, &self.metrics, &self.generations)));
                 }
             }
         }
-        if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.retain(|issuer, task| {
-                let kept = settings.iter().any(|idp| idp.issuer == *issuer);
-                if !kept {
-                    tracing::info!(%issuer, "IdP removed");
-                    task.abort();
-                }
-                kept
-            });
+        for gone in old
+            .iter()
+            .filter(|c| !next.iter().any(|n| Arc::ptr_eq(c, n)))
+        {
+            let settings = gone.settings();
+            tracing::info!(idp = %settings.name, issuer = %settings.issuer, "IdP removed");
+            if let Some(task) = tasks.remove(&settings.issuer) {
+                task.abort();
+            }
+            super::weak::forget(&settings.name, &self.metrics);
         }
         self.clients.store(Arc::new(next));
+        self.start_all(&mut tasks);
         // A removed IdP's keys leave the JWKS: re-check the collisions.
         self.generations.changed.notify_one();
     }
 
-    fn start(&self, client: &Arc<IdpClient>) {
+    /// Starts every client that has no refresh task yet, once running.
+    fn start_all(&self, tasks: &mut HashMap<String, JoinHandle<()>>) {
         let Some(home) = self.home.get() else {
             return; // not running yet: `run` starts every client
         };
-        let task = home.spawn(client.clone().run());
-        if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.insert(client.settings.load().issuer.clone(), task);
+        for client in self.clients.load().iter() {
+            let issuer = client.settings.load().issuer.clone();
+            tasks
+                .entry(issuer)
+                .or_insert_with(|| home.spawn(client.clone().run()));
         }
     }
 
     /// Starts every client's refresh loop on this runtime, then reports kid collisions
     /// whenever a key set changes. Runs until aborted (which stops the clients too).
     pub async fn run(self: Arc<Self>) {
-        let _ = self.home.set(tokio::runtime::Handle::current());
-        for client in self.clients.load().iter() {
-            self.start(client);
+        if let Ok(mut tasks) = self.tasks.lock() {
+            let _ = self.home.set(tokio::runtime::Handle::current());
+            self.start_all(&mut tasks);
         }
         let _stop = StopOnDrop(self.clone());
         loop {
@@ -293,6 +316,7 @@ pub(crate) mod tests {
             max_keys: 100,
             tls: None,
             scope_claims: vec!["scope".into()],
+            introspection: None,
         })
     }
 
@@ -347,6 +371,7 @@ pub(crate) mod tests {
             .collect();
         clients[1].install(same);
         assert_eq!(idps.generation(), before, "an identical refresh does not");
+        assert_eq!(idps.jwks_source() & 0xffff, 0b11, "both usable");
         assert!(idps.all_usable());
     }
 

@@ -30,3 +30,8 @@ pub(super) fn report(idp: &str, keys: &[VerifyKey], metrics: &Metrics) {
     }
     metrics.set_idp_weak_keys(idp, &counts);
 }
+
+/// Drops the series of IdP `idp` (removed or renamed by a reload).
+pub(super) fn forget(idp: &str, metrics: &Metrics) {
+    metrics.forget_idp(idp, &WeakKey::REASONS);
+}

@@ -86,6 +86,12 @@ impl Metrics {
             "IdP JWKS fetches by IdP name and result (ok, failed, suppressed: an unknown-kid refetch skipped by the cooldown)",
             Family::<IdpResult, Counter>::default(),
         );
+        let introspections = register(
+            &mut registry,
+            "resigner_idp_introspections",
+            "Calls to an IdP's RFC 7662 introspection endpoint (cached answers not counted), by IdP name and result (active, inactive, failed)",
+            Family::<IdpResult, Counter>::default(),
+        );
         let upstream_seconds = register(
             &mut registry,
             "resigner_upstream_duration_seconds",
@@ -181,6 +187,7 @@ impl Metrics {
             idp_fetch_failed: Counter::default(),
             idp_fetch_suppressed: Counter::default(),
             idp_fetches: fetches,
+            introspections,
             upstream_errors: Counter::default(),
             admin_changes: Counter::default(),
             reloads_ok: member(&reloads, "ok"),

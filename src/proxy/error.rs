@@ -28,6 +28,9 @@ pub enum ProxyError {
     Forbidden(#[from] Denied),
     #[error("identity provider keys are unavailable")]
     IdpUnavailable,
+    /// An opaque token whose IdP's introspection endpoint gave no usable answer.
+    #[error("token introspection is unavailable")]
+    IntrospectionUnavailable,
     #[error("signing key unavailable")]
     SigningUnavailable,
     /// No custom key set is held yet (the key store was unreachable at start and there was no
@@ -56,6 +59,7 @@ impl ProxyError {
             ProxyError::Forbidden(Denied::Scope { .. }) => "insufficient_scope",
             ProxyError::Forbidden(Denied::Rule { .. }) => "claim_rule",
             ProxyError::IdpUnavailable => "idp_unavailable",
+            ProxyError::IntrospectionUnavailable => "introspection_unavailable",
             ProxyError::SigningUnavailable => "signing_unavailable",
             ProxyError::NotReady => "not_ready",
             ProxyError::SigningFailed => "signing_failed",
@@ -101,7 +105,10 @@ fn classify(error: &ProxyError) -> (StatusCode, Option<&'static str>, bool) {
         ProxyError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), true),
         // RFC 6750 §3.1: a valid token without the access the resource needs.
         ProxyError::Forbidden(_) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), true),
-        ProxyError::IdpUnavailable | ProxyError::SigningUnavailable | ProxyError::NotReady => (
+        ProxyError::IdpUnavailable
+        | ProxyError::IntrospectionUnavailable
+        | ProxyError::SigningUnavailable
+        | ProxyError::NotReady => (
             StatusCode::SERVICE_UNAVAILABLE,
             Some("temporarily_unavailable"),
             false,
@@ -251,6 +258,15 @@ mod tests {
             false,
         );
         check(ProxyError::IdpUnavailable, 503, None, true);
+        check(ProxyError::IntrospectionUnavailable, 503, None, true);
+        check(
+            ProxyError::InvalidToken(VerifyError::Inactive),
+            401,
+            Some(
+                "Bearer realm=\"resigner\", error=\"invalid_token\", error_description=\"token is not active\"",
+            ),
+            false,
+        );
         check(ProxyError::SigningUnavailable, 503, None, true);
         check(ProxyError::NotReady, 503, None, true);
         check(ProxyError::SigningFailed, 500, None, false);
@@ -278,6 +294,8 @@ mod tests {
                 claim: "org".into(),
             }),
             ProxyError::IdpUnavailable,
+            ProxyError::IntrospectionUnavailable,
+            ProxyError::InvalidToken(VerifyError::Inactive),
             ProxyError::SigningUnavailable,
             ProxyError::NotReady,
             ProxyError::SigningFailed,

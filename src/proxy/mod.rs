@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::config::runtime::accepts;
 use crate::config::{Config, Route};
 use crate::http::body::Body;
-use crate::idp::{IdpClient, Lookup};
+use crate::idp::{IdpClient, Lookup, introspect};
 use crate::jose::b64;
 use crate::metrics;
 pub use error::ProxyError;
@@ -145,6 +145,9 @@ pub async fn verify_token(
     audience: &str,
     issuers: Option<&[String]>,
 ) -> Result<(verify::Verified, Arc<IdpClient>), ProxyError> {
+    if !verify::is_jws(token) {
+        return introspect_token(state, token, audience, issuers).await;
+    }
     let parsed = verify::parse(token)?;
     let iss = parsed.issuer()?;
     let client = state.idps.for_issuer(iss).ok_or_else(|| {
@@ -186,6 +189,39 @@ pub async fn verify_token(
         audience,
         crate::jose::time::now_unix(),
     )?;
+    Ok((verified, client))
+}
+
+/// An opaque token (not a JWS): introspected (RFC 7662) at the one IdP that `issuers`
+/// accepts and that has an introspection endpoint (validation allows no more than one, so a
+/// token is never sent to an IdP that did not issue it); without one, refused as not a JWS.
+async fn introspect_token(
+    state: &AppState,
+    token: &str,
+    audience: &str,
+    issuers: Option<&[String]>,
+) -> Result<(verify::Verified, Arc<IdpClient>), ProxyError> {
+    let clients = state.idps.all();
+    let found = clients.iter().find_map(|client| {
+        let settings = client.settings();
+        let introspector = client.introspector()?;
+        accepts(issuers, &settings.issuer).then(|| (client.clone(), settings, introspector))
+    });
+    let Some((client, settings, introspector)) = found else {
+        return Err(VerifyError::Structure.into());
+    };
+    let answer = introspector
+        .introspect(token)
+        .await
+        .map_err(|err| match err {
+            introspect::IntrospectError::Inactive => {
+                ProxyError::InvalidToken(VerifyError::Inactive)
+            }
+            introspect::IntrospectError::Unavailable(_) => ProxyError::IntrospectionUnavailable,
+        })?;
+    let now = crate::jose::time::now_unix();
+    let verified =
+        verify::check_introspected(answer.claims, &settings, audience, now, answer.valid_for)?;
     Ok((verified, client))
 }
 

@@ -119,6 +119,7 @@ pub async fn run<S: Stages>(
     )
     .map_err(PipelineError::from)?;
     let leeway = verified.idp.leeway.as_secs() as i64;
+    let verified_for = verified.valid_for;
     let now = crate::jose::time::now_unix();
     let (forwarded, exp, claims) = match work {
         TokenWork::Forward => (Cow::Borrowed(token), verified.exp, None),
@@ -145,7 +146,11 @@ pub async fn run<S: Stages>(
     } else {
         forwarded.into_owned()
     };
-    let ttl = Duration::from_secs((exp - now - leeway).max(0) as u64);
+    let mut ttl = Duration::from_secs((exp - now - leeway).max(0) as u64);
+    if let Some(valid_for) = verified_for {
+        // An introspected token: never cached past the answer's own reuse limit.
+        ttl = ttl.min(valid_for);
+    }
     Ok(Outcome { value, ttl, claims })
 }
 

@@ -69,6 +69,9 @@ pub enum VerifyError {
     Issuer(Box<Mismatch>),
     #[error("audience not accepted")]
     Audience(Box<Mismatch>),
+    /// An opaque token its IdP's introspection endpoint says is not active.
+    #[error("token is not active")]
+    Inactive,
 }
 
 /// What a check expected and what the token carried: for the log line, never the response.
@@ -141,6 +144,7 @@ impl VerifyError {
             VerifyError::IssuedInFuture => "issued_in_future",
             VerifyError::Issuer(_) => "issuer",
             VerifyError::Audience(_) => "audience",
+            VerifyError::Inactive => "inactive",
         }
     }
 
@@ -191,12 +195,38 @@ impl Parsed<'_> {
 }
 
 /// Verified claims with the `exp` that bounds the re-signed token, and the IdP whose key
-/// verified them (its scope claims and leeway apply from here on).
+/// (or introspection endpoint) vouched for them: its scope claims and leeway apply from here.
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub claims: Map<String, Value>,
     pub exp: i64,
     pub idp: std::sync::Arc<IdpSettings>,
+    /// An introspected token: how much longer its answer may be relied on, which bounds how
+    /// long what is made of it may be cached. `None` for a verified JWS.
+    pub valid_for: Option<std::time::Duration>,
+}
+
+/// Whether `token` has the compact JWS shape (exactly two dots); anything else is opaque.
+pub fn is_jws(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// The claims of an introspected (active) token, checked like a JWS's: `iss` the IdP's,
+/// `aud` containing `audience`, `exp` required and in the future, `nbf`/`iat` with leeway.
+pub fn check_introspected(
+    claims: Map<String, Value>,
+    idp: &std::sync::Arc<IdpSettings>,
+    audience: &str,
+    now: i64,
+    valid_for: std::time::Duration,
+) -> Result<Verified, VerifyError> {
+    let exp = check_claims(&claims, idp, audience, now)?;
+    Ok(Verified {
+        claims,
+        exp,
+        idp: idp.clone(),
+        valid_for: Some(valid_for),
+    })
 }
 
 /// Header members that would make the token carry or point at its own key (RFC 8725 §3.10).
@@ -318,6 +348,7 @@ pub fn verify(
         claims,
         exp,
         idp: idp.clone(),
+        valid_for: None,
     })
 }
 

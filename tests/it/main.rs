@@ -24,6 +24,7 @@ mod http_edge;
 mod idp_keys;
 mod idps;
 mod interop;
+mod introspection;
 mod keys;
 mod keys_config;
 mod limits;

@@ -265,6 +265,7 @@ fn idp_settings(algorithms: Vec<Alg>) -> std::sync::Arc<IdpSettings> {
         max_keys: 100,
         scope_claims: vec!["scope".into()],
         tls: None,
+        introspection: None,
     })
 }
 

@@ -123,38 +123,13 @@ fn oauth_error(code: &str, description: &str) -> Response<Body> {
     )
 }
 
-/// Parses `application/x-www-form-urlencoded` (last value wins).
+/// Parses `application/x-www-form-urlencoded` ([`crate::http::form::parse`]); a body it
+/// refuses (a repeated parameter, not UTF-8) is an empty form.
 pub fn parse_form(bytes: &[u8]) -> std::collections::HashMap<String, String> {
-    let text = String::from_utf8_lossy(bytes);
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name), percent_decode(value))
-        })
+    crate::http::form::parse(bytes)
+        .unwrap_or_default()
+        .into_iter()
         .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push(high * 16 + low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Starts the development IdP on `addr`; returns its issuer URL.

@@ -82,8 +82,17 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             "a limit of 0 disables nothing and caches nothing; omit it or give a positive size",
         );
     }
+    for route in &routes {
+        if route.mode != super::runtime::RouteMode::Passthrough {
+            let field = format!("routes[{}].issuers", route.id);
+            idp::one_introspecting(&mut p, &field, route.issuers.as_deref(), &idps);
+        }
+    }
     let mut admin = admin::settings(&raw.admin, &mut p);
     admin.issuers = idp::resolve(&mut p, "admin.issuers", &raw.admin.issuers, &idps);
+    if admin.audience.is_some() {
+        idp::one_introspecting(&mut p, "admin.issuers", admin.issuers.as_deref(), &idps);
+    }
     let keys = keys::settings(&raw.keys, base, &mut p);
     let jwks_max_age = p.duration("jwks.max_age", &raw.jwks.max_age, Duration::from_secs(300));
     let cache = CacheSettings {

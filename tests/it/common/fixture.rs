@@ -77,6 +77,25 @@ impl Fixture {
         self.proxy.url(path)
     }
 
+    /// Sends `token` to `path` (row `name`): asserts `status`; a 200 reached the upstream
+    /// once, a refusal carries an RFC 6750 challenge containing `www` and reached nothing.
+    pub async fn expect(&self, name: &str, path: &str, token: &str, status: u16, www: &str) {
+        let before = self.upstream.count();
+        let reply = super::get_bearer(&self.url(path), token).await;
+        assert_eq!(reply.status, status, "{name}: {:?}", reply.body);
+        if status == 200 {
+            assert_eq!(self.upstream.count(), before + 1, "{name}: forwarded");
+            return;
+        }
+        let challenge = reply.www();
+        assert!(
+            challenge.starts_with("Bearer realm=\"resigner\""),
+            "{name}: {challenge}"
+        );
+        assert!(challenge.contains(www), "{name}: {challenge}");
+        assert_eq!(self.upstream.count(), before, "{name}: nothing forwarded");
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         self.proxy.admin_url(path)
     }

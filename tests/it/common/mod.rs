@@ -5,7 +5,9 @@
 //! framing, resets, hangs), [`gate::TcpGate`] (a server that goes down and comes back) and
 //! [`raw_client`] (hand-written requests); [`serve::ServeChild`] runs `resigner serve` as a
 //! child process; [`postgres::TestPostgres`], a throwaway PostgreSQL cluster for the key store;
-//! [`openbao::TestOpenBao`], an OpenBao dev server for the Transit signer.
+//! [`openbao::TestOpenBao`], an OpenBao dev server for the Transit signer;
+//! [`oidc_provider::OidcProvider`], a real OpenID Provider (npm oidc-provider) for opaque
+//! tokens and introspection.
 
 pub mod client;
 pub mod config_doc;
@@ -13,6 +15,7 @@ pub mod fixture;
 pub mod gate;
 pub mod idp;
 pub mod jose;
+pub mod oidc_provider;
 pub mod openbao;
 pub mod postgres;
 pub mod python;
@@ -126,11 +129,16 @@ impl ProxyBuilder {
 
     /// Adds another IdP (`[idp]` becomes `[[idp]]`): `idp`'s issuer and JWKS, plus the keys
     /// of `extra` (`{"name": "partner", "algorithms": ["ES256"]}`).
-    pub fn also_idp(mut self, idp: &TestIdp, extra: serde_json::Value) -> Self {
+    pub fn also_idp(self, idp: &TestIdp, extra: serde_json::Value) -> Self {
         let mut entry = json!({"issuer": idp.issuer, "jwks_uri": idp.jwks_uri()});
         if let (Some(entry), Some(extra)) = (entry.as_object_mut(), extra.as_object()) {
             entry.extend(extra.clone());
         }
+        self.also_idp_entry(entry)
+    }
+
+    /// Adds another IdP (`[idp]` becomes `[[idp]]`) given as its whole table.
+    pub fn also_idp_entry(mut self, entry: serde_json::Value) -> Self {
         self.doc.push_item("", "idp", config_doc::table(entry));
         self
     }

@@ -1,0 +1,212 @@
+//! Opaque tokens through RFC 7662 introspection (issue #15 §3), against a real OpenID
+//! Provider (npm oidc-provider, [`OidcProvider`]) issuing opaque tokens by client_credentials:
+//! an active token is re-signed with the customer's key (the legacy API gets a JWT), answers
+//! are cached (one introspection per token, also for concurrent requests) and no longer than
+//! `cache_max`, a revoked or unknown token is 401, introspection down or refusing resigner's
+//! credentials is 503, the audience, scopes and route issuers apply as to JWTs, and a route
+//! whose IdPs do not introspect refuses an opaque token as before. The fixture's own test IdP
+//! (JWTs) stays configured beside the provider, so one route takes both kinds.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::oidc_provider::{INTROSPECTION_CLIENT, OidcProvider};
+use crate::common::*;
+
+struct Opaque {
+    fixture: Fixture,
+    provider: OidcProvider,
+    /// Holds the client secret file.
+    _secret_dir: tempfile::TempDir,
+}
+
+/// The fixture (JWT IdP "jwt") plus the provider as IdP "op" with introspection;
+/// `secret` is the client secret resigner is given.
+async fn opaque(secret: &str) -> Opaque {
+    let provider = OidcProvider::start(AUDIENCE);
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("introspection-secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let op = json!({
+        "name": "op",
+        // Keys discovered from the provider's OpenID configuration.
+        "issuer": provider.issuer,
+        "algorithms": ["RS256", "ES256", "PS256"],
+        "introspection": {
+            "endpoint": provider.introspection_endpoint(),
+            "client_id": INTROSPECTION_CLIENT.0,
+            "client_secret_file": secret_file,
+            "cache_max": "1s",
+            "negative_ttl": "30s",
+        },
+    });
+    let fixture = Fixture::builder()
+        .await
+        .idp("name", "jwt")
+        .route(Route::api())
+        .route(Route::new("/other").set("audience", "https://other.test"))
+        .route(Route::new("/write").set("required_scopes", ["write:orders"]))
+        .route(Route::new("/jwt-only").set("issuers", ["jwt"]))
+        .with_proxy(|proxy| proxy.also_idp_entry(op))
+        .start()
+        .await;
+    Opaque {
+        fixture,
+        provider,
+        _secret_dir: dir,
+    }
+}
+
+fn introspections(fx: &Fixture, result: &str) -> u64 {
+    let text = fx.proxy.running.state.metrics.render(&Default::default());
+    let series = format!("resigner_idp_introspections_total{{idp=\"op\",result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |value| value.parse().unwrap())
+}
+
+fn payload(token: &str) -> Value {
+    let part = token.split('.').nth(1).expect("a JWS");
+    serde_json::from_slice(&resigner::jose::b64::decode(part).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn an_active_opaque_token_reaches_the_legacy_api_as_a_jwt_signed_with_our_key() {
+    let Opaque {
+        fixture: fx,
+        provider,
+        ..
+    } = opaque(INTROSPECTION_CLIENT.1).await;
+    let token = provider.token("read:orders").await;
+    assert!(
+        !token.contains('.'),
+        "oidc-provider issued an opaque token: {token}"
+    );
+    let answer = provider.introspect(&token).await;
+    assert_eq!(answer["active"], true, "{answer}");
+
+    let first = get_bearer(&fx.url("/api/x"), &token).await;
+    assert_eq!(first.status, 200, "{:?}\n{}", first.body, provider.log());
+    let forwarded = fx.upstream.last().bearer();
+    let (header, claims) = (forwarded.split('.').next().unwrap(), payload(&forwarded));
+    let header: Value =
+        serde_json::from_slice(&resigner::jose::b64::decode(header).unwrap()).unwrap();
+    assert_eq!(header["kid"], fx.proxy.active_kid());
+    assert_eq!(claims["iss"], "https://resigner.test/");
+    assert_eq!(claims["client_id"], "batch");
+    assert_eq!(claims["scope"], "read:orders");
+    assert!(claims.get("active").is_none() && claims.get("token_type").is_none());
+    let exp = claims["exp"].as_i64().unwrap();
+    assert!(exp <= answer["exp"].as_i64().unwrap(), "never a later exp");
+    // The JWT verifies against the published JWKS (our key, found by kid).
+    let jwks = get(&fx.url("/.well-known/jwks.json"), &[]).await.json();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == header["kid"])
+    );
+
+    // The same token again: the re-sign cache answers; one introspection so far.
+    fx.expect("opaque token again", "/api/x", &token, 200, "")
+        .await;
+    assert_eq!(introspections(&fx, "active"), 1);
+
+    // A JWT of the other IdP on the same route still works.
+    fx.expect("JWT beside it", "/api/x", &fx.token(), 200, "")
+        .await;
+
+    // Ten concurrent requests with a new token: one introspection.
+    let fresh = provider.token("read:orders").await;
+    let replies = concurrently(10, &fx.url("/api/x"), &fresh).await;
+    assert!(replies.iter().all(|status| *status == 200), "{replies:?}");
+    assert_eq!(introspections(&fx, "active"), 2);
+
+    // Audience, scopes and route issuers apply as to a JWT.
+    let other = "audience not accepted";
+    fx.expect("wrong audience", "/other/x", &token, 401, other)
+        .await;
+    let scope = "insufficient_scope";
+    fx.expect("missing scope", "/write/x", &token, 403, scope)
+        .await;
+    let writer = provider.token("read:orders write:orders").await;
+    fx.expect("with the scope", "/write/x", &writer, 200, "")
+        .await;
+    let jws = "not a compact JWS";
+    fx.expect(
+        "route without introspection",
+        "/jwt-only/x",
+        &token,
+        401,
+        jws,
+    )
+    .await;
+}
+
+/// `n` concurrent requests with `token` to `url`; their statuses.
+async fn concurrently(n: usize, url: &str, token: &str) -> Vec<u16> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (url, token) = (url.to_string(), token.to_string());
+        set.spawn(async move { get_bearer(&url, &token).await.status.as_u16() });
+    }
+    set.join_all().await
+}
+
+#[tokio::test]
+async fn revoked_and_unknown_tokens_are_refused_within_cache_max() {
+    let Opaque {
+        fixture: fx,
+        provider,
+        ..
+    } = opaque(INTROSPECTION_CLIENT.1).await;
+    let token = provider.token("read:orders").await;
+    fx.expect("active", "/api/x", &token, 200, "").await;
+    provider.revoke(&token).await;
+    assert_eq!(provider.introspect(&token).await["active"], false);
+    // Answers are reused for at most cache_max (1s), the re-signed token's cache entry too.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let inactive = "token is not active";
+    fx.expect("revoked", "/api/x", &token, 401, inactive).await;
+    assert_eq!(introspections(&fx, "inactive"), 1);
+
+    let unknown = "an-opaque-token-the-provider-never-issued";
+    fx.expect("unknown", "/api/x", unknown, 401, inactive).await;
+    fx.expect("unknown again", "/api/x", unknown, 401, inactive)
+        .await;
+    assert_eq!(
+        introspections(&fx, "inactive"),
+        2,
+        "an inactive answer is cached"
+    );
+    let reply = get_bearer(&fx.url("/api/x"), unknown).await;
+    assert_eq!(reply.json()["error"], "invalid_token");
+}
+
+#[tokio::test]
+async fn introspection_that_cannot_answer_is_a_503_never_a_401() {
+    // resigner's client secret is wrong: the provider refuses the introspection call.
+    let Opaque {
+        fixture: fx,
+        mut provider,
+        ..
+    } = opaque("not-the-secret").await;
+    let token = provider.token("read:orders").await;
+    for round in 0..2 {
+        let reply = get_bearer(&fx.url("/api/x"), &token).await;
+        assert_eq!(reply.status, 503, "round {round}: {:?}", reply.body);
+        assert!(reply.headers.contains_key("retry-after"));
+        assert_eq!(reply.json()["error"], "temporarily_unavailable");
+    }
+    assert_eq!(introspections(&fx, "failed"), 2, "a failure is not cached");
+    assert_eq!(fx.upstream.count(), 0);
+
+    // The provider gone: still 503.
+    provider.stop();
+    let reply = get_bearer(&fx.url("/api/x"), &token).await;
+    assert_eq!(reply.status, 503, "{:?}", reply.body);
+    // JWTs of the other IdP are unaffected.
+    fx.expect("JWT", "/api/x", &fx.token(), 200, "").await;
+}
