@@ -207,6 +207,8 @@ fn bench_hit(c: &mut Criterion) {
         Arc::new(Resigned {
             header_value: header_value.clone(),
             ttl: Duration::from_secs(3600),
+            exp: 0,
+            verified_with_keys: true,
             idp: idp_client.clone(),
         })
     };

@@ -1,5 +1,5 @@
-//! The re-sign cache (moka). Key: SHA-256 of the incoming token plus the route, the request
-//! method's class for the route's authorization rules (see `proxy::authorize`), the config
+//! The re-sign cache (moka). Key: SHA-256 of the incoming token plus the route, the token
+//! exchange client it is issued to (none for the proxy), the request method's class for the route's authorization rules (see `proxy::authorize`), the config
 //! generation (routes, claims and signing keys), the IdP key generation and the managed
 //! signing keys' generation, so any change of
 //! keys or mapping makes old entries unreachable by construction (compare Oathkeeper #763).
@@ -23,6 +23,9 @@ pub struct CacheKey {
     route: u32,
     /// Which of the route's method-limited rules applied (0: none of them).
     method_class: u8,
+    /// The token exchange client the token was issued to (0: a proxied request): its
+    /// tokens carry an `act` claim naming it, so they are never another caller's.
+    client: u16,
     config_generation: u64,
     idp_generation: u64,
     /// The managed signing keys' generation (0 without `[signing.managed]`): a rotation or a
@@ -38,6 +41,7 @@ impl CacheKey {
             token_sha256,
             route,
             method_class: 0,
+            client: 0,
             config_generation,
             idp_generation,
             signing_generation: 0,
@@ -48,6 +52,14 @@ impl CacheKey {
     pub fn with_signing_generation(self, generation: u64) -> Self {
         CacheKey {
             signing_generation: generation,
+            ..self
+        }
+    }
+
+    /// The same key for a token issued to token exchange client `number` (1-based).
+    pub fn with_client(self, number: u16) -> Self {
+        CacheKey {
+            client: number,
             ..self
         }
     }
@@ -67,7 +79,12 @@ pub struct Resigned {
     pub header_value: HeaderValue,
     /// How long the entry may be served.
     pub ttl: Duration,
-    /// The IdP whose key verified the token: a hit is served only while its keys are usable.
+    /// The forwarded token's `exp` (a token exchange answers `expires_in` from it).
+    pub exp: i64,
+    /// A JWS verified with `idp`'s keys (not an introspected token): served only while
+    /// those keys are usable.
+    pub verified_with_keys: bool,
+    /// The IdP that verified the token (by key or by introspection).
     pub idp: Arc<crate::idp::IdpClient>,
 }
 
@@ -117,6 +134,7 @@ mod tests {
         assert_ne!(base, CacheKey::new("t", 1, 1, 2));
         assert_ne!(base, base.with_signing_generation(2));
         assert_ne!(base, base.with_method_class(1));
+        assert_ne!(base, base.with_client(1));
         assert_eq!(base, base.with_method_class(0));
     }
 
@@ -130,6 +148,8 @@ mod tests {
         let value = Arc::new(Resigned {
             header_value: HeaderValue::from_static("Bearer x"),
             ttl: Duration::from_millis(50),
+            exp: 0,
+            verified_with_keys: true,
             idp: crate::idp::registry::tests::client("https://idp.test/"),
         });
         cache.insert(key, value).await;

@@ -17,9 +17,12 @@
 //! - `jwks_uri`: `{public_url}/.well-known/jwks.json`;
 //! - `response_types_supported`: `[]` — REQUIRED by both specifications, and resigner supports
 //!   no `response_type` at all (it has no authorization endpoint; `["token"]` would advertise
-//!   an implicit flow that does not exist). `authorization_endpoint` and `token_endpoint` are
-//!   absent for the same reason (RFC 8414 allows that; OIDC Discovery calls them REQUIRED for
-//!   OpenID Providers, which resigner is not: it issues no ID tokens);
+//!   an implicit flow that does not exist). `authorization_endpoint` is absent for the same
+//!   reason (RFC 8414 allows that; OIDC Discovery calls it REQUIRED for OpenID Providers,
+//!   which resigner is not: it issues no ID tokens);
+//! - with `[token_exchange]`: `token_endpoint` (`{public_url}/oauth/token`),
+//!   `grant_types_supported` (the RFC 8693 grant only) and
+//!   `token_endpoint_auth_methods_supported` (`client_secret_basic`, `client_secret_post`);
 //! - `id_token_signing_alg_values_supported`: the algorithms of the configured signing keys
 //!   (`[[signing.keys]] alg`, in file order, each once), the only algorithms resigner signs
 //!   with; RFC 8414 admits OIDC metadata names, so both documents carry it;
@@ -86,6 +89,24 @@ impl Rendered {
                 "response_types_supported": [],
                 "id_token_signing_alg_values_supported": algs,
             });
+            if config.token_exchange.is_some()
+                && let Value::Object(map) = &mut doc
+            {
+                use crate::config::runtime::TokenExchangeSettings;
+                let token_path = TokenExchangeSettings::PATH;
+                map.insert(
+                    "token_endpoint".into(),
+                    json!(format!("{base}{token_path}")),
+                );
+                map.insert(
+                    "grant_types_supported".into(),
+                    json!([TokenExchangeSettings::GRANT_TYPE]),
+                );
+                map.insert(
+                    "token_endpoint_auth_methods_supported".into(),
+                    json!(["client_secret_basic", "client_secret_post"]),
+                );
+            }
             let oauth = serde_json::to_vec(&doc).unwrap_or_default();
             if let Value::Object(map) = &mut doc {
                 map.insert("subject_types_supported".into(), json!(["public"]));

@@ -6,6 +6,8 @@
 //! - `GET|HEAD /.well-known/openid-configuration`, `/.well-known/oauth-authorization-server`
 //!   — the issuer's discovery metadata ([`crate::discovery`]), while `[server] public_url`
 //!   is set; otherwise these paths are routed like any other
+//! - `POST /oauth/token` — RFC 8693 token exchange ([`crate::token_exchange`]), while
+//!   `[token_exchange]` is configured; otherwise routed like any other path
 //! - anything else — matched against `[[routes]]` by prefix ([`route_for`], the one route
 //!   lookup) and handed with its route to [`crate::proxy::handle`] (404 without a route)
 //!
@@ -49,28 +51,20 @@ pub async fn public(
                 return response;
             }
         }
+        if config.token_exchange.is_some()
+            && request.uri().path() == crate::token_exchange::TOKEN_PATH
+        {
+            return crate::token_exchange::handle(state, &config, request).await;
+        }
         let route = route_for(&config, request.uri().path());
         crate::proxy::handle(state, &config, route, request, peer).await
     })
     .await
 }
 
-/// The route whose prefix matches `path` on a segment boundary, longest prefix first.
+/// The route for `path`: the longest matching prefix ([`Config::route_for`]).
 pub fn route_for<'a>(config: &'a Config, path: &str) -> Option<&'a Route> {
-    config
-        .routes
-        .iter()
-        .filter(|route| prefix_matches(&route.prefix, path))
-        .max_by_key(|route| route.prefix.len())
-}
-
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    if prefix == "/" {
-        return true;
-    }
-    let prefix = prefix.trim_end_matches('/');
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    config.route_for(path)
 }
 
 /// The JWKS document from pre-rendered bytes, with ETag / `If-None-Match` support.
@@ -126,6 +120,7 @@ mod tests {
 
     #[test]
     fn prefixes_match_on_segment_boundaries() {
+        use crate::config::runtime::prefix_matches;
         assert!(prefix_matches("/api", "/api"));
         assert!(prefix_matches("/api", "/api/x"));
         assert!(prefix_matches("/api/", "/api/x"));

@@ -18,7 +18,7 @@ use crate::idp::{IdpClient, IdpKeys, Lookup};
 use crate::jose::b64;
 use crate::keys::SigningKey;
 use crate::metrics::Metrics;
-use crate::proxy::pipeline::{self, PipelineError, Stages, TokenWork};
+use crate::proxy::pipeline::{self, Caller, PipelineError, Stages, TokenWork};
 use crate::proxy::verify::{self, Verified};
 
 /// Why a token command failed.
@@ -145,8 +145,16 @@ pub async fn resign(
         ));
     }
     let active = config.signing.active().cloned();
-    let outcome =
-        pipeline::run(&stages, &config, route, work, token, None, active.as_ref()).await?;
+    let outcome = pipeline::run(
+        &stages,
+        &config,
+        route,
+        work,
+        token,
+        Caller::Command,
+        active.as_ref(),
+    )
+    .await?;
     if verify_token {
         let _ = writeln!(
             out,

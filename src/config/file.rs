@@ -27,6 +27,25 @@ pub struct FileConfig {
     pub keys: KeysSection,
     #[serde(default)]
     pub jwks: JwksSection,
+    /// RFC 8693 token exchange at `POST /oauth/token`; absent: no token endpoint.
+    pub token_exchange: Option<TokenExchangeSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeSection {
+    #[serde(default)]
+    pub clients: Vec<ExchangeClientSection>,
+}
+
+/// One client allowed to exchange tokens: its secret kept as hex SHA-256.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeClientSection {
+    pub client_id: String,
+    pub secret_sha256: String,
+    /// The route prefixes it may get tokens for; default: every re-signing route.
+    pub routes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

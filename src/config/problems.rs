@@ -79,6 +79,29 @@ impl Problems {
         }
     }
 
+    /// A SHA-256 written as 64 hex digits (what `resigner token hash` prints).
+    pub(super) fn sha256_hex(&mut self, field: &str, text: &str) -> Option<[u8; 32]> {
+        let hex = text.trim().to_ascii_lowercase();
+        // Hex digits checked first: slicing a non-ASCII string by byte index can panic (found
+        // by fuzz/ target config), and from_str_radix would take "+f" as a digit pair.
+        let is_hex = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut out = [0u8; 32];
+        let parsed = is_hex
+            && out.iter_mut().enumerate().all(|(i, byte)| {
+                u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                    .map(|value| *byte = value)
+                    .is_ok()
+            });
+        if !parsed {
+            self.push(
+                field,
+                "must be 64 hex digits (resigner token hash prints them)",
+            );
+            return None;
+        }
+        Some(out)
+    }
+
     /// Every problem noted, in the order found; empty when the config is valid.
     pub(super) fn into_vec(self) -> Vec<String> {
         self.0

@@ -1,8 +1,8 @@
 //! The validated runtime shape: what a running proxy reads, built only by
 //! [`super::validate::validate`] (a `Config` that exists is a config that can run) and
-//! swapped whole on reload. Plain data: no I/O, no behaviour beyond field access; the
-//! request path owns what is done with it (route lookup in `router`, claim mapping in
-//! `proxy::claims`).
+//! swapped whole on reload. Plain data: no I/O, no behaviour beyond field access and the
+//! route lookup by prefix ([`Config::route_for`]); the request path owns what is done with
+//! it (claim mapping in `proxy::claims`, ...).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,9 +37,35 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub cache: CacheSettings,
     pub upstream: UpstreamSettings,
+    /// `[token_exchange]`: `POST /oauth/token` is served when set.
+    pub token_exchange: Option<TokenExchangeSettings>,
     /// The file this config was read from (set by [`super::load_config`]; `None` for text),
     /// so messages can name the command that fixes a problem.
     pub source: Option<std::path::PathBuf>,
+}
+
+/// RFC 8693 token exchange: the clients that may call `POST /oauth/token`.
+#[derive(Debug, Clone)]
+pub struct TokenExchangeSettings {
+    pub clients: Vec<ExchangeClient>,
+}
+
+impl TokenExchangeSettings {
+    /// The token endpoint's path on the public listener (also named by discovery).
+    pub const PATH: &'static str = "/oauth/token";
+    /// The one grant it serves.
+    pub const GRANT_TYPE: &'static str = "urn:ietf:params:oauth:grant-type:token-exchange";
+}
+
+/// A token exchange client, authenticated by a secret of which only the SHA-256 is kept.
+#[derive(Debug, Clone)]
+pub struct ExchangeClient {
+    pub client_id: String,
+    /// 1-based position in the config: part of the re-sign cache key of its tokens.
+    pub number: u16,
+    pub secret_sha256: [u8; 32],
+    /// Route ids it may get tokens for; `None`: every re-signing route.
+    pub routes: Option<Vec<u32>>,
 }
 
 /// Who may use the management API.
@@ -165,6 +191,8 @@ pub struct IntrospectionSettings {
     pub client_id: String,
     /// Read when the config is loaded (from the file or the environment variable).
     pub client_secret: Secret,
+    /// `client_secret_file`, watched for hot reload like a key file.
+    pub secret_file: Option<std::path::PathBuf>,
     /// One call, connect included.
     pub timeout: Duration,
     /// The longest an active answer is reused (never past the token's `exp`).
@@ -310,10 +338,43 @@ pub struct Route {
 }
 
 impl Config {
+    /// Files besides the config whose change reloads it: the signing keys' files and the
+    /// IdPs' introspection client secrets.
+    pub fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = self.signing.key_paths.clone();
+        files.extend(
+            self.idps
+                .iter()
+                .filter_map(|idp| idp.introspection.as_ref())
+                .filter_map(|introspection| introspection.secret_file.clone()),
+        );
+        files
+    }
+
+    /// The route whose prefix matches `path` on a segment boundary, longest prefix first:
+    /// the one route lookup (the router's, and a token exchange's `resource`).
+    pub fn route_for(&self, path: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .filter(|route| prefix_matches(&route.prefix, path))
+            .max_by_key(|route| route.prefix.len())
+    }
+
     /// The IdP whose issuer is exactly `iss`.
     pub fn idp_for(&self, iss: &str) -> Option<&Arc<IdpSettings>> {
         self.idps.iter().find(|idp| idp.issuer == iss)
     }
+}
+
+/// `prefix` matches `path` on a segment boundary (`/api` matches `/api` and `/api/x`, not
+/// `/apix`); `/` matches everything.
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let prefix = prefix.trim_end_matches('/');
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Whether `issuer` is among `accepted` (`None`: every configured IdP is).

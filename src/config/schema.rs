@@ -245,6 +245,14 @@ const KEYS: &[Key] = &[
 
 const JWKS: &[Key] = &[opt("max_age", DURATION)];
 
+const EXCHANGE_CLIENT: &[Key] = &[
+    req("client_id", TEXT),
+    req("secret_sha256", TEXT),
+    opt("routes", Kind::Texts),
+];
+
+const TOKEN_EXCHANGE: &[Key] = &[opt("clients", Kind::Tables(EXCHANGE_CLIENT))];
+
 /// The whole file: the top-level tables.
 pub const FILE: &[Key] = &[
     req("server", Kind::Table(SERVER)),
@@ -256,6 +264,7 @@ pub const FILE: &[Key] = &[
     opt("upstream", Kind::Table(UPSTREAM)),
     opt("keys", Kind::Table(KEYS)),
     opt("jwks", Kind::Table(JWKS)),
+    opt("token_exchange", Kind::Table(TOKEN_EXCHANGE)),
 ];
 
 /// Checks `table` against [`FILE`]; returns every problem as "field: message" and leaves

@@ -14,7 +14,13 @@ pub enum FormError {
     NotUtf8,
     #[error("parameter {0:?} is given more than once")]
     Repeated(String),
+    #[error("more than {MAX_PARAMETERS} parameters")]
+    TooMany,
 }
+
+/// The most parameters [`parse`] reads (OAuth requests have a handful; the repeat check is
+/// a scan, so this bounds its cost).
+pub const MAX_PARAMETERS: usize = 64;
 
 /// `name=value&...`, each part form-encoded.
 pub fn encode(pairs: &[(&str, &str)]) -> String {
@@ -56,6 +62,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, FormError> {
             Some(at) => (&pair[..at], &pair[at + 1..]),
             None => (pair, &pair[pair.len()..]),
         };
+        if pairs.len() == MAX_PARAMETERS {
+            return Err(FormError::TooMany);
+        }
         let name = decode(name)?;
         if pairs.iter().any(|(seen, _)| *seen == name) {
             return Err(FormError::Repeated(name));
@@ -133,6 +142,9 @@ mod tests {
     fn parsing_refuses_repeats_and_non_utf8_and_keeps_stray_percent_signs() {
         assert_eq!(parse(b"a=1&b=2&a=3"), Err(FormError::Repeated("a".into())));
         assert_eq!(parse(b"a=%ff"), Err(FormError::NotUtf8));
+        let many: Vec<String> = (0..65).map(|i| format!("p{i}=1")).collect();
+        assert_eq!(parse(many.join("&").as_bytes()), Err(FormError::TooMany));
+        assert_eq!(parse(many[..64].join("&").as_bytes()).unwrap().len(), 64);
         let parsed = parse(b"x=a+b&&bad=%zz&end=%4&flag").unwrap();
         assert_eq!(
             parsed,

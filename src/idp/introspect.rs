@@ -4,8 +4,10 @@
 //! endpoint with resigner's client credentials (`client_secret_basic`). An active answer's
 //! members become the token's claims (`active` and `token_type` dropped, `iss` the IdP's
 //! when the answer has none), which then pass the same audience and lifetime checks as a
-//! JWT's; an inactive one is a 401; an endpoint that cannot answer (down, slow, 5xx, our
-//! credentials refused, not JSON) is a 503, never a 401, and is not cached.
+//! JWT's; an inactive one (or one whose `token_type` is not a bearer access token, or a
+//! 400 over the token) is a 401; an endpoint that cannot answer (down, slow, 5xx, our
+//! credentials refused, not JSON, more than 64 calls in flight) is a 503, never a 401, and
+//! is not cached.
 //!
 //! Answers are cached by the token's SHA-256 (the token itself is never kept): an active one
 //! until the token's `exp` and at most `cache_max`, an inactive one for `negative_ttl`;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
+use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use moka::Expiry;
 use moka::future::Cache;
@@ -35,6 +37,9 @@ use crate::metrics::Metrics;
 const MAX_ANSWER: usize = 64 * 1024;
 /// Answers kept at most (by token digest).
 const MAX_ENTRIES: u64 = 100_000;
+/// Calls to the endpoint in flight at most: a flood of made-up opaque tokens (each a call
+/// until its inactive answer is cached) gets 503s beyond it instead of a flood at the IdP.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// Why an opaque token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +95,7 @@ pub struct Introspector {
     authorization: String,
     client: KmsClient,
     cache: Cache<[u8; 32], Arc<Answer>>,
+    in_flight: tokio::sync::Semaphore,
     metrics: Arc<Metrics>,
 }
 
@@ -116,6 +122,7 @@ impl Introspector {
                 .max_capacity(MAX_ENTRIES)
                 .expire_after(UntilPolicy)
                 .build(),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
             settings,
             issuer: issuer.to_string(),
             name: name.to_string(),
@@ -155,6 +162,12 @@ impl Introspector {
     }
 
     async fn ask(&self, token: &str) -> Result<Arc<Answer>, IntrospectError> {
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            self.metrics.record_introspection(&self.name, "failed");
+            return Err(IntrospectError::Unavailable(format!(
+                "{MAX_IN_FLIGHT} introspection calls are already in flight"
+            )));
+        };
         let result = tokio::time::timeout(self.settings.timeout, self.call(token))
             .await
             .unwrap_or_else(|_| {
@@ -179,10 +192,13 @@ impl Introspector {
 
     async fn call(&self, token: &str) -> Result<Arc<Answer>, IntrospectError> {
         let body = form::encode(&[("token", token), ("token_type_hint", "access_token")]);
+        let mut authorization = HeaderValue::from_str(&self.authorization)
+            .map_err(|err| IntrospectError::Unavailable(err.to_string()))?;
+        authorization.set_sensitive(true);
         let request = Request::builder()
             .method(Method::POST)
             .uri(self.settings.endpoint.clone())
-            .header(header::AUTHORIZATION, &self.authorization)
+            .header(header::AUTHORIZATION, authorization)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .header(
@@ -203,8 +219,16 @@ impl Introspector {
             .await
             .map_err(|err| unavailable(format!("reading the answer: {err}")))?
             .to_bytes();
+        let now = Instant::now();
         match status {
             StatusCode::OK => {}
+            // The endpoint refused the request over the token itself (RFC 7662 §2.3 answers
+            // an invalid token with active=false, but some servers say 400): not active.
+            StatusCode::BAD_REQUEST => {
+                return Ok(Arc::new(Answer::Inactive {
+                    until: now + self.settings.negative_ttl,
+                }));
+            }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 return Err(unavailable(format!(
                     "the endpoint refused resigner's client credentials (HTTP {status}): check \
@@ -215,8 +239,17 @@ impl Introspector {
         }
         let mut claims = json::parse_object(&bytes)
             .map_err(|err| unavailable(format!("the answer is not a JSON object: {err}")))?;
-        let now = Instant::now();
-        if claims.get("active") != Some(&Value::Bool(true)) {
+        // Only a bearer access token stands in for a JWT; a refresh token or a
+        // sender-constrained (DPoP) token is not accepted as one.
+        let bearer = claims.get("token_type").is_none_or(|kind| {
+            kind.as_str().is_some_and(|kind| {
+                kind.eq_ignore_ascii_case("bearer") || kind.eq_ignore_ascii_case("access_token")
+            })
+        });
+        if !bearer {
+            tracing::info!(idp = %self.name, token_type = %claims["token_type"], "introspected token is not a bearer access token");
+        }
+        if !bearer || claims.get("active") != Some(&Value::Bool(true)) {
             return Ok(Arc::new(Answer::Inactive {
                 until: now + self.settings.negative_ttl,
             }));
@@ -229,7 +262,7 @@ impl Introspector {
         // Never past the token's own exp (the claim checks refuse a missing or past one).
         let exp = claims.get("exp").and_then(Value::as_i64);
         let left = exp.map_or(self.settings.cache_max, |exp| {
-            Duration::from_secs((exp - crate::jose::time::now_unix()).max(0) as u64)
+            Duration::from_secs(exp.saturating_sub(crate::jose::time::now_unix()).max(0) as u64)
         });
         let until = now + left.min(self.settings.cache_max);
         Ok(Arc::new(Answer::Active { claims, until }))

@@ -71,7 +71,8 @@ pub async fn try_handle(
     };
     let resigned = {
         let token = bearer_token(request.headers())?;
-        pipeline::resign(state, config, route, work, token, request.method()).await?
+        let caller = pipeline::Caller::Request(request.method());
+        pipeline::resign(state, config, route, work, token, caller).await?
     };
     forward::forward(state, route, request, Some(&resigned.header_value), peer).await
 }
@@ -202,14 +203,19 @@ async fn introspect_token(
     issuers: Option<&[String]>,
 ) -> Result<(verify::Verified, Arc<IdpClient>), ProxyError> {
     let clients = state.idps.all();
-    let found = clients.iter().find_map(|client| {
+    let mut found = clients.iter().filter_map(|client| {
         let settings = client.settings();
         let introspector = client.introspector()?;
         accepts(issuers, &settings.issuer).then(|| (client.clone(), settings, introspector))
     });
-    let Some((client, settings, introspector)) = found else {
+    let Some((client, settings, introspector)) = found.next() else {
         return Err(VerifyError::Structure.into());
     };
+    if found.next().is_some() {
+        // Only while a reload swaps the IdPs under a request of the older config: never
+        // guess which IdP issued the token.
+        return Err(ProxyError::IntrospectionUnavailable);
+    }
     let answer = introspector
         .introspect(token)
         .await

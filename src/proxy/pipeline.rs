@@ -24,6 +24,7 @@ use super::verify::Verified;
 use super::{ProxyError, claims, token_fingerprint, verify_token};
 use crate::app::AppState;
 use crate::cache::{CacheKey, Resigned};
+use crate::config::runtime::ExchangeClient;
 use crate::config::{Config, Route, RouteMode};
 use crate::idp::IdpClient;
 use crate::keys::SigningKey;
@@ -84,11 +85,45 @@ impl TokenWork {
     }
 }
 
+/// Who asks for the token: a proxied request (its method selects the method-limited
+/// rules), a token exchange client (every rule applies; the token names it in `act`), or a
+/// command with no request (every rule applies).
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    Request(&'a Method),
+    Exchange(&'a ExchangeClient),
+    Command,
+}
+
+impl Caller<'_> {
+    fn method(&self) -> Option<&Method> {
+        match self {
+            Caller::Request(method) => Some(method),
+            Caller::Exchange(_) | Caller::Command => None,
+        }
+    }
+
+    fn actor(&self) -> Option<&str> {
+        match self {
+            Caller::Exchange(client) => Some(&client.client_id),
+            Caller::Request(_) | Caller::Command => None,
+        }
+    }
+}
+
+/// The method class a token exchange's entries are cached under: every rule applies.
+const ALL_RULES: u8 = u8::MAX;
+
 /// What [`run`] produced for one token on one route.
 #[derive(Debug)]
 pub struct Outcome {
     /// The output header's value: `Bearer <token>` for `Authorization`, else the bare token.
     pub value: String,
+    /// The forwarded token's `exp`.
+    pub exp: i64,
+    /// Whether the token was verified with its IdP's keys (a JWS), not introspected: only
+    /// then does a cached answer depend on those keys staying usable.
+    pub verified_with_keys: bool,
     /// How long it may be served: the forwarded token's remaining life minus the leeway.
     pub ttl: Duration,
     /// The claims that were signed; `None` when the IdP token is forwarded unchanged.
@@ -96,18 +131,20 @@ pub struct Outcome {
 }
 
 /// verify -> authorize -> map -> sign for `token` on `route` under `config`, uncached.
-/// `method` selects the method-limited rules; `None` (no request) applies all of them.
-/// `active` is the key that signs (`AppState::active_key`: the managed current key or the
-/// configured active one).
+/// The `caller`'s method selects the method-limited rules (no method: all of them); a token
+/// exchange client is named in an `act` claim (RFC 8693 §4.1) around any `act` the token
+/// already had. `active` is the key that signs (`AppState::active_key`: the managed current
+/// key or the configured active one).
 pub async fn run<S: Stages>(
     stages: &S,
     config: &Config,
     route: &Route,
     work: TokenWork,
     token: &str,
-    method: Option<&Method>,
+    caller: Caller<'_>,
     active: Option<&Arc<SigningKey>>,
 ) -> Result<Outcome, S::Error> {
+    let (method, actor) = (caller.method(), caller.actor());
     let verified = stages
         .verify(token, &route.audience, route.issuers.as_deref())
         .await?;
@@ -125,14 +162,28 @@ pub async fn run<S: Stages>(
         TokenWork::Forward => (Cow::Borrowed(token), verified.exp, None),
         TokenWork::Resign => {
             let signing = &config.signing;
-            let claims = claims::map_claims(
+            // An introspected token's answer may be relied on for `valid_for` only: the
+            // re-signed token expires then at the latest, so revocation reaches it.
+            let bound = match verified_for {
+                Some(valid_for) => verified.exp.min(now + valid_for.as_secs() as i64),
+                None => verified.exp,
+            };
+            let mut claims = claims::map_claims(
                 &verified.claims,
-                verified.exp,
+                bound,
                 &route.claims,
                 &signing.issuer,
                 signing.max_ttl.as_secs() as i64,
                 now,
             );
+            if let Some(actor) = actor {
+                let mut act = Map::new();
+                act.insert("sub".into(), Value::String(actor.to_string()));
+                if let Some(prior) = claims.remove("act") {
+                    act.insert("act".into(), prior);
+                }
+                claims.insert("act".into(), Value::Object(act));
+            }
             let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
             let payload = serde_json::to_vec(&claims).map_err(PipelineError::Payload)?;
             let active = active.ok_or(PipelineError::NotConnected)?;
@@ -151,7 +202,13 @@ pub async fn run<S: Stages>(
         // An introspected token: never cached past the answer's own reuse limit.
         ttl = ttl.min(valid_for);
     }
-    Ok(Outcome { value, ttl, claims })
+    Ok(Outcome {
+        value,
+        exp,
+        verified_with_keys: verified_for.is_none(),
+        ttl,
+        claims,
+    })
 }
 
 /// The proxy's stages: keys from the running client of the IdP the token names (with its
@@ -245,7 +302,7 @@ pub async fn resign(
     route: &Route,
     work: TokenWork,
     token: &str,
-    method: &Method,
+    caller: Caller<'_>,
 ) -> Result<Arc<Resigned>, ProxyError> {
     if work == TokenWork::Resign
         && let Err(reason) = state.signing_status(config)
@@ -257,8 +314,14 @@ pub async fn resign(
         TokenWork::Resign => state.active_key(config),
         TokenWork::Forward => None,
     };
+    let (class, client) = match caller {
+        Caller::Request(method) => (authorize::method_class(&route.authorization, method), 0),
+        Caller::Exchange(client) => (ALL_RULES, client.number),
+        Caller::Command => (ALL_RULES, 0),
+    };
     let key = CacheKey::new(token, route.id, config.generation, state.idps.generation())
-        .with_method_class(authorize::method_class(&route.authorization, method))
+        .with_method_class(class)
+        .with_client(client)
         .with_signing_generation(state.managed_generation(config));
     let stages = Live {
         state,
@@ -268,16 +331,7 @@ pub async fn resign(
         .cache
         .entry(key)
         .or_try_insert_with(async {
-            let outcome = run(
-                &stages,
-                config,
-                route,
-                work,
-                token,
-                Some(method),
-                active.as_ref(),
-            )
-            .await?;
+            let outcome = run(&stages, config, route, work, token, caller, active.as_ref()).await?;
             let header_value =
                 HeaderValue::try_from(outcome.value).map_err(|_| ProxyError::SigningFailed)?;
             let idp = stages
@@ -288,6 +342,8 @@ pub async fn resign(
             Ok(Arc::new(Resigned {
                 header_value,
                 ttl: outcome.ttl,
+                exp: outcome.exp,
+                verified_with_keys: outcome.verified_with_keys,
                 idp,
             }))
         })
@@ -297,7 +353,8 @@ pub async fn resign(
         Metrics::inc(&state.metrics.cache_misses);
     } else {
         // Its IdP's keys went stale beyond max_stale: no answer of it is served, cached or not.
-        if !entry.value().idp.is_usable() {
+        let resigned = entry.value();
+        if resigned.verified_with_keys && !resigned.idp.is_usable() {
             return Err(ProxyError::IdpUnavailable);
         }
         Metrics::inc(&state.metrics.cache_hits);

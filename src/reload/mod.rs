@@ -267,7 +267,7 @@ impl Reloader {
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let config = self.state.config();
         let mut files = vec![self.path.clone()];
-        files.extend(config.signing.key_paths.iter().cloned());
+        files.extend(config.watched_files());
         if let Ok(extra) = self.extra_files.lock() {
             files.extend(extra.iter().cloned());
         }

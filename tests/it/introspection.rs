@@ -33,11 +33,15 @@ async fn opaque(secret: &str) -> Opaque {
         // Keys discovered from the provider's OpenID configuration.
         "issuer": provider.issuer,
         "algorithms": ["RS256", "ES256", "PS256"],
+        // Its JWKS goes stale a second after each fetch: opaque tokens do not need it.
+        "max_stale": "1s",
+        // No leeway: a re-signed token's cache entry lives until its exp (here cache_max).
+        "leeway": "0s",
         "introspection": {
             "endpoint": provider.introspection_endpoint(),
             "client_id": INTROSPECTION_CLIENT.0,
             "client_secret_file": secret_file,
-            "cache_max": "1s",
+            "cache_max": "3s",
             "negative_ttl": "30s",
         },
     });
@@ -64,6 +68,15 @@ fn introspections(fx: &Fixture, result: &str) -> u64 {
     text.lines()
         .find_map(|line| line.strip_prefix(&series))
         .map_or(0, |value| value.parse().unwrap())
+}
+
+fn claims_of(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut decode = || -> Value {
+        let part = parts.next().expect("a JWS");
+        serde_json::from_slice(&resigner::jose::b64::decode(part).unwrap()).unwrap()
+    };
+    (decode(), decode())
 }
 
 fn payload(token: &str) -> Value {
@@ -120,8 +133,15 @@ async fn an_active_opaque_token_reaches_the_legacy_api_as_a_jwt_signed_with_our_
 
     // Ten concurrent requests with a new token: one introspection.
     let fresh = provider.token("read:orders").await;
-    let replies = concurrently(10, &fx.url("/api/x"), &fresh).await;
-    assert!(replies.iter().all(|status| *status == 200), "{replies:?}");
+    // Ten concurrent requests with a new token on two routes (two re-sign cache entries):
+    // one introspection.
+    let (api, write) = (fx.url("/api/x"), fx.url("/write/x"));
+    let (to_api, to_write) = tokio::join!(
+        concurrently(5, &api, &fresh),
+        concurrently(5, &write, &fresh)
+    );
+    assert!(to_api.iter().all(|status| *status == 200), "{to_api:?}");
+    assert!(to_write.iter().all(|status| *status == 403), "{to_write:?}");
     assert_eq!(introspections(&fx, "active"), 2);
 
     // Audience, scopes and route issuers apply as to a JWT.
@@ -163,11 +183,23 @@ async fn revoked_and_unknown_tokens_are_refused_within_cache_max() {
         ..
     } = opaque(INTROSPECTION_CLIENT.1).await;
     let token = provider.token("read:orders").await;
+    let started = std::time::Instant::now();
     fx.expect("active", "/api/x", &token, 200, "").await;
+    // The re-signed token expires with the answer it came from (cache_max 3s).
+    let (_, forwarded) = claims_of(&fx.upstream.last().bearer());
+    let now = resigner::jose::time::now_unix();
+    assert!(forwarded["exp"].as_i64().unwrap() <= now + 3, "{forwarded}");
+    // The provider's JWKS is stale by now (max_stale 1s): a cached opaque answer does not
+    // depend on it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let hits = fx.proxy.counter(|m| &m.cache_hits);
+    fx.expect("cached, JWKS stale", "/api/x", &token, 200, "")
+        .await;
+    assert_eq!(fx.proxy.counter(|m| &m.cache_hits), hits + 1);
     provider.revoke(&token).await;
     assert_eq!(provider.introspect(&token).await["active"], false);
-    // Answers are reused for at most cache_max (1s), the re-signed token's cache entry too.
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Answers are reused for at most cache_max, the re-signed token's cache entry too.
+    tokio::time::sleep(Duration::from_millis(3300).saturating_sub(started.elapsed())).await;
     let inactive = "token is not active";
     fx.expect("revoked", "/api/x", &token, 401, inactive).await;
     assert_eq!(introspections(&fx, "inactive"), 1);

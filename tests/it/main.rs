@@ -48,6 +48,7 @@ mod store;
 mod store_migrate;
 mod tls;
 mod tls_outbound;
+mod token_exchange;
 mod transit;
 mod vectors;
 mod weak_keys;

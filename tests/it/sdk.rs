@@ -155,7 +155,7 @@ impl Sdk {
 }
 
 /// Runs `program sdk_dir/script args...` off the runtime's threads (the proxy keeps serving).
-async fn run_script(program: &'static str, script: &str, args: Vec<String>) -> Output {
+pub(crate) async fn run_script(program: &'static str, script: &str, args: Vec<String>) -> Output {
     let mut command = Command::new(program);
     command
         .arg(sdk_dir().join(script))
@@ -168,7 +168,7 @@ async fn run_script(program: &'static str, script: &str, args: Vec<String>) -> O
 }
 
 /// Asserts a script succeeded (exit 2: its SDK is missing) and returns its JSON summary.
-fn summary_of(output: &Output, what: &str) -> Value {
+pub(crate) fn summary_of(output: &Output, what: &str) -> Value {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

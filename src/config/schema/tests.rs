@@ -307,7 +307,7 @@ fn unknown_mistyped_and_missing_keys_are_all_reported() {
         "routes[0].prefix: is required (a string like \"/orders\")",
         "routes[1].prefix: is required (a string like \"/orders\")",
         "routes[1].upstream: is required (a URL string like \"http://orders.internal\")",
-        "colour: unknown key (known here: server, admin, idp, signing, routes, cache, upstream, keys, jwks)",
+        "colour: unknown key (known here: server, admin, idp, signing, routes, cache, upstream, keys, jwks, token_exchange)",
         "signing: is required (a table [signing])",
     ];
     let mut found_sorted = found.clone();

@@ -26,22 +26,7 @@ pub(super) fn settings(raw: &file::AdminSection, p: &mut Problems) -> AdminSetti
         if token.name.trim().is_empty() {
             p.push(format!("{field}.name"), "must not be empty");
         }
-        let hex = token.sha256.trim().to_ascii_lowercase();
-        // Hex digits checked first: slicing a non-ASCII string by byte index can panic (found
-        // by fuzz/ target config), and from_str_radix would take "+f" as a digit pair.
-        let is_hex = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
-        let bytes: Option<Vec<u8>> = is_hex
-            .then(|| {
-                (0..32)
-                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-                    .collect()
-            })
-            .flatten();
-        let Some(bytes) = bytes else {
-            p.push(
-                format!("{field}.sha256"),
-                "must be 64 hex digits (resigner token hash prints them)",
-            );
+        let Some(sha256) = p.sha256_hex(&format!("{field}.sha256"), &token.sha256) else {
             continue;
         };
         for scope in &token.scopes {
@@ -55,8 +40,6 @@ pub(super) fn settings(raw: &file::AdminSection, p: &mut Problems) -> AdminSetti
                 );
             }
         }
-        let mut sha256 = [0u8; 32];
-        sha256.copy_from_slice(&bytes);
         tokens.push(StaticToken {
             name: token.name.clone(),
             sha256,

@@ -127,6 +127,10 @@ fn introspection(
         base,
         p,
     );
+    let secret_file = match &source {
+        Some(crate::keys::signer::SecretSource::File(path)) => Some(path.clone()),
+        _ => None,
+    };
     let secret = source.and_then(|source| match source.read() {
         Ok(secret) if !secret.is_empty() => Some(secret),
         Ok(_) => {
@@ -154,6 +158,7 @@ fn introspection(
         endpoint: endpoint?,
         client_id: raw.client_id.clone(),
         client_secret: Secret::new(secret?),
+        secret_file,
         timeout,
         cache_max,
         negative_ttl,

@@ -2,12 +2,13 @@
 //! Every field is checked and every problem collected, so one run reports them all; signing
 //! keys and TLS files are loaded and checked here. One file per section or group:
 //! `transport` (`[server]` limits and all TLS), `idp` (with the `issuers` lists), `signing`, `routes` (with `claims`
-//! for a route's mapping), `admin` and `keys`; the small `[upstream]`, `[cache]` and
+//! for a route's mapping), `admin`, `keys` and `exchange` (`[token_exchange]`); the small `[upstream]`, `[cache]` and
 //! `[jwks]` sections are read here.
 
 mod admin;
 mod authorization;
 mod claims;
+mod exchange;
 mod idp;
 mod keys;
 mod managed;
@@ -99,6 +100,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
         max_bytes: raw.cache.max_bytes,
         max_entries: raw.cache.max_entries,
     };
+    let token_exchange = exchange::settings(&raw.token_exchange, &routes, &mut p);
     let problems = p.into_vec();
     match (server, admin_listen, signing, problems.is_empty()) {
         (Some(server), Some(admin_listen), Some(signing), true) => Ok(Config {
@@ -114,6 +116,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
             routes,
             cache,
             upstream,
+            token_exchange,
             source: None,
         }),
         _ => Err(problems),
