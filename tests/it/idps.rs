@@ -305,9 +305,11 @@ async fn admin_issuers_limit_whose_tokens_the_management_api_takes() {
 
 #[tokio::test]
 async fn a_cached_answer_is_not_served_once_its_idp_keys_are_too_stale() {
-    // max_stale 1s with a 10m refresh: the key set goes stale a second after each fetch.
+    // Refreshed every 200ms while the IdP answers; stale a second after it stops answering.
     let fx = Fixture::builder()
         .await
+        .idp("refresh", "200ms")
+        .idp("refresh_min", "100ms")
         .idp("max_stale", "1s")
         .start()
         .await;
@@ -316,7 +318,8 @@ async fn a_cached_answer_is_not_served_once_its_idp_keys_are_too_stale() {
     fx.expect("a cache hit", "/api/x", &token, 200, "").await;
     let hits = fx.proxy.counter(|m| &m.cache_hits);
     assert!(hits >= 1);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    fx.idp.set_mode(crate::common::idp::Mode::Error500);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let reply = get_bearer(&fx.url("/api/x"), &token).await;
     assert_eq!(reply.status, 503, "{:?}", reply.body);
     assert_eq!(

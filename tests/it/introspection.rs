@@ -24,6 +24,11 @@ struct Opaque {
 /// The fixture (JWT IdP "jwt") plus the provider as IdP "op" with introspection;
 /// `secret` is the client secret resigner is given.
 async fn opaque(secret: &str) -> Opaque {
+    opaque_with(secret, "3s").await
+}
+
+/// [`opaque`] with answers reused for `cache_max`.
+async fn opaque_with(secret: &str, cache_max: &str) -> Opaque {
     let provider = OidcProvider::start(AUDIENCE);
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("introspection-secret");
@@ -33,7 +38,9 @@ async fn opaque(secret: &str) -> Opaque {
         // Keys discovered from the provider's OpenID configuration.
         "issuer": provider.issuer,
         "algorithms": ["RS256", "ES256", "PS256"],
-        // Its JWKS goes stale a second after each fetch: opaque tokens do not need it.
+        // Refreshed every 200ms while the provider is up; stale a second after it stops.
+        "refresh": "200ms",
+        "refresh_min": "100ms",
         "max_stale": "1s",
         // No leeway: a re-signed token's cache entry lives until its exp (here cache_max).
         "leeway": "0s",
@@ -41,7 +48,7 @@ async fn opaque(secret: &str) -> Opaque {
             "endpoint": provider.introspection_endpoint(),
             "client_id": INTROSPECTION_CLIENT.0,
             "client_secret_file": secret_file,
-            "cache_max": "3s",
+            "cache_max": cache_max,
             "negative_ttl": "30s",
         },
     });
@@ -183,23 +190,17 @@ async fn revoked_and_unknown_tokens_are_refused_within_cache_max() {
         ..
     } = opaque(INTROSPECTION_CLIENT.1).await;
     let token = provider.token("read:orders").await;
-    let started = std::time::Instant::now();
     fx.expect("active", "/api/x", &token, 200, "").await;
-    // The re-signed token expires with the answer it came from (cache_max 3s).
+    // The answer came before this instant: it is reused until at most 3s (cache_max) later.
+    let answered = std::time::Instant::now();
+    // The re-signed token expires with the answer it came from.
     let (_, forwarded) = claims_of(&fx.upstream.last().bearer());
     let now = resigner::jose::time::now_unix();
     assert!(forwarded["exp"].as_i64().unwrap() <= now + 3, "{forwarded}");
-    // The provider's JWKS is stale by now (max_stale 1s): a cached opaque answer does not
-    // depend on it.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let hits = fx.proxy.counter(|m| &m.cache_hits);
-    fx.expect("cached, JWKS stale", "/api/x", &token, 200, "")
-        .await;
-    assert_eq!(fx.proxy.counter(|m| &m.cache_hits), hits + 1);
     provider.revoke(&token).await;
     assert_eq!(provider.introspect(&token).await["active"], false);
     // Answers are reused for at most cache_max, the re-signed token's cache entry too.
-    tokio::time::sleep(Duration::from_millis(3300).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(Duration::from_millis(3300).saturating_sub(answered.elapsed())).await;
     let inactive = "token is not active";
     fx.expect("revoked", "/api/x", &token, 401, inactive).await;
     assert_eq!(introspections(&fx, "inactive"), 1);
@@ -215,6 +216,31 @@ async fn revoked_and_unknown_tokens_are_refused_within_cache_max() {
     );
     let reply = get_bearer(&fx.url("/api/x"), unknown).await;
     assert_eq!(reply.json()["error"], "invalid_token");
+}
+
+#[tokio::test]
+async fn a_cached_opaque_answer_does_not_need_the_idps_jwks() {
+    let Opaque {
+        fixture: fx,
+        mut provider,
+        ..
+    } = opaque_with(INTROSPECTION_CLIENT.1, "10s").await;
+    let token = provider.token("read:orders").await;
+    fx.expect("active", "/api/x", &token, 200, "").await;
+    // The provider gone: its JWKS goes stale (max_stale 1s); the cached answer stands.
+    provider.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !fx.proxy.running.state.idps.all()[1].is_usable(),
+        "stale by now"
+    );
+    let hits = fx.proxy.counter(|m| &m.cache_hits);
+    fx.expect("cached, JWKS stale", "/api/x", &token, 200, "")
+        .await;
+    assert_eq!(fx.proxy.counter(|m| &m.cache_hits), hits + 1);
+    // A JWT of that IdP would need the keys: none is cached, so this is the JWT IdP's.
+    fx.expect("JWT of the other IdP", "/api/x", &fx.token(), 200, "")
+        .await;
 }
 
 #[tokio::test]
