@@ -331,6 +331,9 @@ pub async fn resign(
         .cache
         .entry(key)
         .or_try_insert_with(async {
+            // Not checked before the lookup (see `proxy::bearer_unchecked`): a token that is
+            // not a b64token never makes an entry, so it never hits one either.
+            super::check_b64token(token)?;
             let outcome = run(&stages, config, route, work, token, caller, active.as_ref()).await?;
             let header_value =
                 HeaderValue::try_from(outcome.value).map_err(|_| ProxyError::SigningFailed)?;
