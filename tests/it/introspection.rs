@@ -9,8 +9,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use resigner::jose::alg::Alg;
+
+use crate::common::jose::{decoded, jose_verify};
 use crate::common::oidc_provider::{INTROSPECTION_CLIENT, OidcProvider};
 use crate::common::*;
 
@@ -77,20 +80,6 @@ fn introspections(fx: &Fixture, result: &str) -> u64 {
         .map_or(0, |value| value.parse().unwrap())
 }
 
-fn claims_of(token: &str) -> (Value, Value) {
-    let mut parts = token.split('.');
-    let mut decode = || -> Value {
-        let part = parts.next().expect("a JWS");
-        serde_json::from_slice(&resigner::jose::b64::decode(part).unwrap()).unwrap()
-    };
-    (decode(), decode())
-}
-
-fn payload(token: &str) -> Value {
-    let part = token.split('.').nth(1).expect("a JWS");
-    serde_json::from_slice(&resigner::jose::b64::decode(part).unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn an_active_opaque_token_reaches_the_legacy_api_as_a_jwt_signed_with_our_key() {
     let Opaque {
@@ -109,9 +98,7 @@ async fn an_active_opaque_token_reaches_the_legacy_api_as_a_jwt_signed_with_our_
     let first = get_bearer(&fx.url("/api/x"), &token).await;
     assert_eq!(first.status, 200, "{:?}\n{}", first.body, provider.log());
     let forwarded = fx.upstream.last().bearer();
-    let (header, claims) = (forwarded.split('.').next().unwrap(), payload(&forwarded));
-    let header: Value =
-        serde_json::from_slice(&resigner::jose::b64::decode(header).unwrap()).unwrap();
+    let (header, claims) = decoded(&forwarded);
     assert_eq!(header["kid"], fx.proxy.active_kid());
     assert_eq!(claims["iss"], "https://resigner.test/");
     assert_eq!(claims["client_id"], "batch");
@@ -119,15 +106,16 @@ async fn an_active_opaque_token_reaches_the_legacy_api_as_a_jwt_signed_with_our_
     assert!(claims.get("active").is_none() && claims.get("token_type").is_none());
     let exp = claims["exp"].as_i64().unwrap();
     assert!(exp <= answer["exp"].as_i64().unwrap(), "never a later exp");
-    // The JWT verifies against the published JWKS (our key, found by kid).
-    let jwks = get(&fx.url("/.well-known/jwks.json"), &[]).await.json();
-    assert!(
-        jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k["kid"] == header["kid"])
-    );
+    // npm jose verifies it against the published JWKS.
+    let jwks = fx.url("/.well-known/jwks.json");
+    jose_verify(
+        jwks,
+        forwarded,
+        AUDIENCE,
+        "https://resigner.test/",
+        Alg::ES256,
+    )
+    .await;
 
     // The same token again: the re-sign cache answers; one introspection so far.
     fx.expect("opaque token again", "/api/x", &token, 200, "")
@@ -194,7 +182,7 @@ async fn revoked_and_unknown_tokens_are_refused_within_cache_max() {
     // The answer came before this instant: it is reused until at most 3s (cache_max) later.
     let answered = std::time::Instant::now();
     // The re-signed token expires with the answer it came from.
-    let (_, forwarded) = claims_of(&fx.upstream.last().bearer());
+    let (_, forwarded) = decoded(&fx.upstream.last().bearer());
     let now = resigner::jose::time::now_unix();
     assert!(forwarded["exp"].as_i64().unwrap() <= now + 3, "{forwarded}");
     provider.revoke(&token).await;

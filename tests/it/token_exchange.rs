@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use http::Method;
 use serde_json::{Value, json};
 
+use resigner::jose::alg::Alg;
+
+use crate::common::jose::{decoded, jose_verify};
 use crate::common::oidc_provider::{INTROSPECTION_CLIENT, OidcProvider};
 use crate::common::*;
 use crate::sdk::{run_script, summary_of};
@@ -97,20 +100,12 @@ fn case(name: &str, client: (&str, &str), auth: &str, subject: &str, target: Val
     json!({"name": name, "client_id": client.0, "client_secret": client.1, "auth": auth, "params": params})
 }
 
-fn claims_of(token: &str) -> (Value, Value) {
-    let mut parts = token.split('.');
-    let decode = |part: Option<&str>| -> Value {
-        serde_json::from_slice(&resigner::jose::b64::decode(part.unwrap()).unwrap()).unwrap()
-    };
-    (decode(parts.next()), decode(parts.next()))
-}
-
 #[tokio::test]
 async fn openid_client_exchanges_idp_tokens_for_route_tokens() {
     let ex = exchange().await;
     let fx = &ex.fixture;
     let subject = fx.token();
-    let subject_exp = claims_of(&subject).1["exp"].as_i64().unwrap();
+    let subject_exp = decoded(&subject).1["exp"].as_i64().unwrap();
     let opaque = ex.provider.token("read:orders").await;
     let expired = fx.mint(|claims| claims["exp"] = json!(1_000_000_000));
     let no_write = fx.token();
@@ -204,7 +199,8 @@ async fn openid_client_exchanges_idp_tokens_for_route_tokens() {
             (1..=300).contains(&expires_in),
             "{name}: max_ttl 5m: {expires_in}"
         );
-        let (header, claims) = claims_of(tokens["access_token"].as_str().unwrap());
+        let access_token = tokens["access_token"].as_str().unwrap();
+        let (header, claims) = decoded(access_token);
         assert_eq!(header["kid"], fx.proxy.active_kid(), "{name}");
         assert_eq!(claims["iss"], ex.issuer.as_str(), "{name}");
         assert_eq!(claims["aud"], AUDIENCE, "{name}");
@@ -216,18 +212,22 @@ async fn openid_client_exchanges_idp_tokens_for_route_tokens() {
             assert_eq!(claims["client_id"], "batch", "{name}");
         }
     }
+    // npm jose verifies an issued token against the published JWKS.
+    let issued = by_name("basic")["tokens"]["access_token"].as_str().unwrap();
+    let jwks = fx.url("/.well-known/jwks.json");
+    jose_verify(jwks, issued.to_string(), AUDIENCE, &ex.issuer, Alg::ES256).await;
     // One subject token, one client, one route: the cached token; never the proxy's.
     assert_eq!(
         by_name("basic")["tokens"]["access_token"],
         by_name("post")["tokens"]["access_token"]
     );
     fx.expect("the proxy", "/api/x", &subject, 200, "").await;
-    let (_, proxied) = claims_of(&fx.upstream.last().bearer());
+    let (_, proxied) = decoded(&fx.upstream.last().bearer());
     assert!(proxied.get("act").is_none(), "{proxied}");
     let narrow = by_name("narrow on /other");
     assert_eq!(narrow["ok"], true, "{narrow:#}");
     assert_eq!(
-        claims_of(narrow["tokens"]["access_token"].as_str().unwrap()).1["aud"],
+        decoded(narrow["tokens"]["access_token"].as_str().unwrap()).1["aud"],
         "https://other.test"
     );
 

@@ -10,6 +10,7 @@ mod authorization;
 mod claims;
 mod exchange;
 mod idp;
+mod introspection;
 mod keys;
 mod managed;
 mod routes;
@@ -86,13 +87,13 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Config, Vec<String>> {
     for route in &routes {
         if route.mode != super::runtime::RouteMode::Passthrough {
             let field = format!("routes[{}].issuers", route.id);
-            idp::one_introspecting(&mut p, &field, route.issuers.as_deref(), &idps);
+            introspection::one_introspecting(&mut p, &field, route.issuers.as_deref(), &idps);
         }
     }
     let mut admin = admin::settings(&raw.admin, &mut p);
     admin.issuers = idp::resolve(&mut p, "admin.issuers", &raw.admin.issuers, &idps);
     if admin.audience.is_some() {
-        idp::one_introspecting(&mut p, "admin.issuers", admin.issuers.as_deref(), &idps);
+        introspection::one_introspecting(&mut p, "admin.issuers", admin.issuers.as_deref(), &idps);
     }
     let keys = keys::settings(&raw.keys, base, &mut p);
     let jwks_max_age = p.duration("jwks.max_age", &raw.jwks.max_age, Duration::from_secs(300));

@@ -42,3 +42,15 @@ pub async fn jose_verify(
     );
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// The protected header and the claims of a compact JWS, decoded without verifying it (for
+/// asserting on what a verified token carries).
+pub fn decoded(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut next = || -> Value {
+        let part = parts.next().expect("a compact JWS");
+        serde_json::from_slice(&resigner::jose::b64::decode(part).expect("base64url"))
+            .expect("a JSON segment")
+    };
+    (next(), next())
+}
