@@ -78,7 +78,8 @@ impl Fixture {
     }
 
     /// Sends `token` to `path` (row `name`): asserts `status`; a 200 reached the upstream
-    /// once, a refusal carries an RFC 6750 challenge containing `www` and reached nothing.
+    /// once, a refusal carries an RFC 6750 challenge containing `www`, a JSON body with the
+    /// same error and description, and reached nothing.
     pub async fn expect(&self, name: &str, path: &str, token: &str, status: u16, www: &str) {
         let before = self.upstream.count();
         let reply = super::get_bearer(&self.url(path), token).await;
@@ -93,6 +94,18 @@ impl Fixture {
             "{name}: {challenge}"
         );
         assert!(challenge.contains(www), "{name}: {challenge}");
+        // The JSON body says what the challenge says.
+        let body = reply.json();
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            challenge.contains(&format!("error=\"{error}\"")),
+            "{name}: body {body} vs {challenge}"
+        );
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(!description.is_empty(), "{name}: {body}");
+        // (The challenge's quoted-string carries `"` as `'`.)
+        let quoted = description.replace('"', "'");
+        assert!(challenge.contains(&quoted), "{name}: {body} vs {challenge}");
         assert_eq!(self.upstream.count(), before, "{name}: nothing forwarded");
     }
 
