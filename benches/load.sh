@@ -6,6 +6,8 @@
 #   DURATION=5 benches/load.sh      # shorter scenarios
 #   PROFILE=1 benches/load.sh       # also perf-profile each resigner scenario (text tables)
 #   KEEP=1 benches/load.sh          # keep the work directory (fixture, configs, logs)
+#   COMPARE=1 benches/load.sh       # only nginx proxy and resigner hit, alternated 3 times
+#                                   # (ROUNDS=N), with the median ratios
 #
 # Installs nginx, haproxy and wrk from Debian when missing, and builds oha (fixed-rate load)
 # once into target/bench-tools. Pinning (when 2+ cores): the server under test and the
@@ -17,6 +19,10 @@
 # and of the resigner hit path at a fixed 40% of nginx's capacity (oha); resident memory
 # with 100k cached tokens; miss throughput with 1 and 2 workers; passthrough and hit on the
 # work-stealing scheduler for comparison with the default per-core workers.
+# Every row also gives the CPU time of the server under test per request (utime+stime of all
+# its processes and threads from /proc over the measurement, divided by the requests the
+# load generator completed): nginx proxy, HAProxy or resigner; the upstream nginx's own CPU
+# is not counted (it is the same for every proxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -184,10 +190,10 @@ wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; 
 start_resigner() { # $1 alg, $2 workers (0: one per core it may run on), $3 scheduler [per_core]
   resigner_conf "$1" "$2" "${3:-per_core}"
   RUST_LOG=warn $SRV "$BIN" serve --config "$WORK/resigner-$1.toml" 2>"$WORK/resigner-$1.log" &
-  RS_PID=$!; PIDS+=("$RS_PID")
+  RS_PID=$!; PIDS+=("$RS_PID"); SUT=$RS_PID
   wait_http "http://127.0.0.1:$P_ADMIN/readyz"
 }
-stop_resigner() { kill "$RS_PID" 2>/dev/null || true; wait "$RS_PID" 2>/dev/null || true; }
+stop_resigner() { kill "$RS_PID" 2>/dev/null || true; wait "$RS_PID" 2>/dev/null || true; SUT=""; }
 
 # wrk output -> "rps p50_ms p99_ms errors"
 parse() {
@@ -202,9 +208,26 @@ parse() {
 
 RESULTS="$WORK/results.txt"; : > "$RESULTS"
 get() { awk -v n="$1" '$1 == n { print $'"$2"' }' "$RESULTS"; }
-record() { # $1 name, $2 "rps p50_ms p99_ms errors": kept for the ratios and printed
+record() { # $1 name, $2 "rps p50_ms p99_ms errors cpu_us": kept for the ratios and printed
   echo "$1 $2" >> "$RESULTS"
-  printf "%-34s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s\n" "$1" $2
+  printf "%-40s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s  CPU %6s us/req\n" "$1" $2
+}
+# CPU time of the server under test: SUT holds its PIDs (a master and its children for
+# nginx); clock ticks of utime+stime summed over them.
+SUT=""
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+sut_ticks() {
+  local total=0 pid
+  for pid in $SUT $(for p in $SUT; do pgrep -P "$p" || true; done); do
+    [ -r "/proc/$pid/stat" ] || continue
+    # Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
+  done
+  echo "$total"
+}
+cpu_us() { # $1 ticks before, $2 ticks after, $3 requests -> microseconds per request
+  if [ -z "$SUT" ]; then echo "-"; return; fi
+  awk -v t="$(( ($2 - $1) * TICK_US ))" -v r="$3" 'BEGIN { if (r > 0) printf "%.1f", t / r; else print "n/a" }'
 }
 run() { # $1 name, then wrk args
   local name=$1; shift
@@ -216,28 +239,62 @@ run() { # $1 name, then wrk args
       -o "$WORK/$name.perf" -- sleep $((DURATION > 3 ? DURATION - 2 : 1)) 2>/dev/null & perf=$!
     PIDS+=("$perf")
   fi
+  local t0; t0=$(sut_ticks)
   local out; out=$($LOAD wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" 2>&1)
+  local t1; t1=$(sut_ticks)
   # Turned into text at the end: perf script takes seconds and would load the machine.
   if [ -n "$perf" ]; then wait "$perf" || true; fi
   local line; line=$(echo "$out" | parse)
-  record "$name" "$line"
+  local requests; requests=$(echo "$out" | awk '/requests in/ { print $1 }')
+  record "$name" "$line $(cpu_us "$t0" "$t1" "${requests:-0}")"
 }
 
 echo "== $PINNING; wrk -t1 -c$CONNS, ${DURATION}s per scenario"
-$SRV nginx -c "$WORK/upstream.conf" & PIDS+=($!)
+$SRV nginx -c "$WORK/upstream.conf" & UP_PID=$!; PIDS+=("$UP_PID")
 wait_http "http://127.0.0.1:$P_UP/"
-$SRV nginx -c "$WORK/proxy.conf" & PIDS+=($!)
+$SRV nginx -c "$WORK/proxy.conf" & NGX_PID=$!; PIDS+=("$NGX_PID")
 wait_http "http://127.0.0.1:$P_NGX/"
-$SRV haproxy -q -f "$WORK/haproxy.cfg" & PIDS+=($!)
+$SRV haproxy -q -f "$WORK/haproxy.cfg" & HAP_PID=$!; PIDS+=("$HAP_PID")
 sleep 0.5
 
-run upstream_direct "http://127.0.0.1:$P_UP/"
-run nginx_proxy "http://127.0.0.1:$P_NGX/"
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+if [ -n "${COMPARE:-}" ]; then
+  # nginx proxy and resigner hit, alternated, the same wrk command and the same upstream;
+  # ratios per round, then their medians.
+  ROUNDS=${ROUNDS:-3}
+  start_resigner ES256 0
+  curl -fs -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+  for round in $(seq 1 "$ROUNDS"); do
+    SUT=$NGX_PID run "nginx_proxy_$round" "http://127.0.0.1:$P_NGX/"
+    SUT=$RS_PID run "resigner_hit_$round" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+    SUT=$RS_PID run "resigner_passthrough_$round" "http://127.0.0.1:$P_RS/pass/x"
+    echo "hit_rps $(ratio "$(get "resigner_hit_$round" 2)" "$(get "nginx_proxy_$round" 2)")" >> "$WORK/ratios.txt"
+    echo "hit_cpu $(ratio "$(get "resigner_hit_$round" 6)" "$(get "nginx_proxy_$round" 6)")" >> "$WORK/ratios.txt"
+    echo "pass_rps $(ratio "$(get "resigner_passthrough_$round" 2)" "$(get "nginx_proxy_$round" 2)")" >> "$WORK/ratios.txt"
+    echo "pass_cpu $(ratio "$(get "resigner_passthrough_$round" 6)" "$(get "nginx_proxy_$round" 6)")" >> "$WORK/ratios.txt"
+  done
+  stop_resigner
+  m() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/ratios.txt" | median; }
+  all() { awk -v k="$1" '$1 == k { printf "%s ", $2 }' "$WORK/ratios.txt"; }
+  echo
+  echo "== medians of $ROUNDS rounds (machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'))"
+  echo "hit / nginx proxy, req/s:              $(m hit_rps)   (rounds: $(all hit_rps); target >= 0.8)"
+  echo "hit / nginx proxy, CPU per request:    $(m hit_cpu)   (rounds: $(all hit_cpu); target <= 1.1)"
+  echo "passthrough / nginx proxy, req/s:      $(m pass_rps)   (rounds: $(all pass_rps); target >= 1.0)"
+  echo "passthrough / nginx proxy, CPU/req:    $(m pass_cpu)   (rounds: $(all pass_cpu))"
+  exit 0
+fi
+
+SUT=$UP_PID run upstream_direct "http://127.0.0.1:$P_UP/"
+SUT=$NGX_PID run nginx_proxy "http://127.0.0.1:$P_NGX/"
 # Fixed-rate latency: 40% of the nginx proxy's measured capacity, same -c, oha on cpu1,
 # latencies measured from each request's scheduled start (no coordinated omission).
 RATE=$(awk '$1 == "nginx_proxy" { printf "%d", $2 * 0.4 }' "$RESULTS")
 rate() { # $1 name, then oha args
   local name=$1; shift
+  local t0; t0=$(sut_ticks)
   $LOAD "$OHA" -z "${DURATION}s" -c "$CONNS" -q "$RATE" --latency-correction --no-tui \
     --worker-threads 1 --output-format json "$@" > "$WORK/$name.json"
   local line; line=$(python3 - "$WORK/$name.json" <<'PY'
@@ -247,13 +304,14 @@ p, codes = d["latencyPercentiles"], d.get("statusCodeDistribution") or {}
 # Requests still open when the duration ends are "aborted due to deadline": not errors.
 failed = {e: n for e, n in (d.get("errorDistribution") or {}).items() if "deadline" not in e}
 errors = sum(n for code, n in codes.items() if code != "200") + sum(failed.values())
-print("%.0f %.2f %.2f %d" % (d["summary"]["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000, errors))
+print("%.0f %.2f %.2f %d %d" % (d["summary"]["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000, errors, sum(codes.values())))
 PY
 )
-  record "$name" "$line"
+  local t1; t1=$(sut_ticks)
+  record "$name" "${line% *} $(cpu_us "$t0" "$t1" "${line##* }")"
 }
-rate nginx_proxy_at_40pct "http://127.0.0.1:$P_NGX/"
-run haproxy_jwt_verify -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_HAP/"
+SUT=$NGX_PID rate nginx_proxy_at_40pct "http://127.0.0.1:$P_NGX/"
+SUT=$HAP_PID run haproxy_jwt_verify -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_HAP/"
 
 start_resigner ES256 0 work_stealing
 run resigner_passthrough_work_stealing "http://127.0.0.1:$P_RS/pass/x"
@@ -281,8 +339,9 @@ RATE=$STORM_RATE rate resigner_hit_alone_fixed_rate -H "Authorization: Bearer $T
 $LOAD wrk -t1 -c16 -d"$((2 * DURATION + 3))s" -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 100000 > "$WORK/storm.txt" 2>&1 &
 STORM=$!; PIDS+=("$STORM")
 sleep 1
-run resigner_hit_under_miss_storm_c8 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
-RATE=$STORM_RATE rate resigner_hit_under_miss_storm_fixed_rate -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+# (no CPU per hit: the storm's misses share the process)
+SUT="" run resigner_hit_under_miss_storm_c8 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
+SUT="" RATE=$STORM_RATE rate resigner_hit_under_miss_storm_fixed_rate -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
 wait $STORM || true
 STORM_RPS=$(parse < "$WORK/storm.txt" | cut -d' ' -f1)
 CONNS=$CONNS_SAVE
@@ -292,28 +351,20 @@ stop_resigner
 # free cores here; besides their raw rates, resigner's own CPU time per request (all its
 # threads, /proc/PID/stat) tells whether a second worker adds cost per request, which is
 # what would keep throughput from doubling on a machine with cores to spare.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$RS_PID/stat"; }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
-cpu_per_request() { # $1 result name, $2 ticks before, $3 ticks after -> microseconds
-  awk -v t="$(( ($3 - $2) * TICK_US ))" -v r="$(get "$1" 2)" -v d="$DURATION" 'BEGIN { printf "%.1f", t / (r * d) }'
-}
 start_resigner ES256 1
-T0=$(cpu_ticks)
 run resigner_miss_ES256_1worker -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
-CPU1=$(cpu_per_request resigner_miss_ES256_1worker "$T0" "$(cpu_ticks)")
+CPU1=$(get resigner_miss_ES256_1worker 6)
 stop_resigner
 CPU2=""
 if [ -n "$SRV" ]; then
   SRV_SAVE=$SRV; SRV=""
   start_resigner ES256 2
-  T0=$(cpu_ticks)
   run resigner_miss_ES256_2workers_unpinned -s "$WORK/miss.lua" "http://127.0.0.1:$P_RS/api/x" -- "$WORK/fx/tokens.txt" 0
-  CPU2=$(cpu_per_request resigner_miss_ES256_2workers_unpinned "$T0" "$(cpu_ticks)")
+  CPU2=$(get resigner_miss_ES256_2workers_unpinned 6)
   stop_resigner
   SRV=$SRV_SAVE
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 CRYPTO=$(cat "$WORK/fx/crypto.json")
 num() { echo "$CRYPTO" | sed "s/.*\"$1\":\([0-9.]*\).*/\1/"; }
 RS_CEIL=$(awk -v s="$(num RS256_sign_per_s)" -v v="$(num RS256_verify_per_s)" 'BEGIN { printf "%.0f", 1 / (1/s + 1/v) }')
@@ -323,6 +374,9 @@ echo
 echo "== ratios (machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'))"
 echo "raw crypto, 1 core: $CRYPTO"
 echo "hit / nginx proxy:                       $(ratio "$(get resigner_hit 2)" "$(get nginx_proxy 2)")   (target >= 0.8)"
+echo "CPU per request, hit / nginx proxy:      $(ratio "$(get resigner_hit 6)" "$(get nginx_proxy 6)")   (target <= 1.1)"
+echo "CPU per request, passthrough / nginx:    $(ratio "$(get resigner_passthrough 6)" "$(get nginx_proxy 6)")"
+echo "CPU per request, verify-only / haproxy:  $(ratio "$(get resigner_verify_only 6)" "$(get haproxy_jwt_verify 6)")"
 echo "hit p99 / nginx p99 at $RATE req/s:       $(ratio "$(get resigner_hit_at_40pct_of_nginx 4)" "$(get nginx_proxy_at_40pct 4)")   (target <= 1.2)"
 echo "hit / haproxy jwt_verify:                $(ratio "$(get resigner_hit 2)" "$(get haproxy_jwt_verify 2)")   (target >= 1.5)"
 echo "verify-only / haproxy jwt_verify:        $(ratio "$(get resigner_verify_only 2)" "$(get haproxy_jwt_verify 2)")   (target >= 1.0)"

@@ -13,14 +13,13 @@
 //!
 //! Admin listener: see [`crate::admin`].
 
-use std::net::SocketAddr;
-
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use crate::app::AppState;
 use crate::config::{Config, Route};
 use crate::http::body::{self, Body};
+use crate::http::conn_info::ConnInfo;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
@@ -29,7 +28,7 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub async fn public(
     state: &AppState,
     request: Request<Incoming>,
-    peer: SocketAddr,
+    conn: &ConnInfo,
 ) -> Response<Body> {
     crate::http::request_id::scope(request, |request| async move {
         if request.uri().path() == JWKS_PATH {
@@ -54,10 +53,11 @@ pub async fn public(
         if config.token_exchange.is_some()
             && request.uri().path() == crate::token_exchange::TOKEN_PATH
         {
-            return crate::token_exchange::handle(state, &config, request).await;
+            // Boxed: a rare path with a large future (see `crate::service`).
+            return Box::pin(crate::token_exchange::handle(state, &config, request)).await;
         }
         let route = route_for(&config, request.uri().path());
-        crate::proxy::handle(state, &config, route, request, peer).await
+        crate::proxy::handle(state, &config, route, request, conn).await
     })
     .await
 }

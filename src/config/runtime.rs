@@ -315,6 +315,8 @@ pub struct UpstreamTarget {
     pub authority: Authority,
     /// Without trailing slash; empty for the root.
     pub base_path: String,
+    /// The `Host` header sent upstream: the authority.
+    pub host: http::HeaderValue,
 }
 
 #[derive(Debug)]

@@ -68,12 +68,14 @@ pub fn connector_with(connect_timeout: Duration, tls: Option<&ClientTls>) -> Con
 }
 
 /// The pooled clients for upstreams: one for routes without TLS settings, one per distinct
-/// `ca_file`/client certificate (keyed by the files' digest, created on first use).
+/// `ca_file`/client certificate (keyed by the files' digest, created on first use); and
+/// their connectors, for a client connection's own upstream connection
+/// ([`crate::http::bound`]).
 pub struct Upstreams {
     connect_timeout: Duration,
     pool_idle_timeout: Duration,
-    default: UpstreamClient,
-    by_tls: Mutex<HashMap<[u8; 32], UpstreamClient>>,
+    default: (UpstreamClient, Connector),
+    by_tls: Mutex<HashMap<[u8; 32], (UpstreamClient, Connector)>>,
 }
 
 impl Upstreams {
@@ -81,7 +83,7 @@ impl Upstreams {
         Upstreams {
             connect_timeout,
             pool_idle_timeout,
-            default: upstream_client(connect_timeout, pool_idle_timeout, None),
+            default: upstream_pool(connect_timeout, pool_idle_timeout, None),
             by_tls: Mutex::new(HashMap::new()),
         }
     }
@@ -93,34 +95,45 @@ impl Upstreams {
         request: http::Request<UpstreamBody>,
     ) -> hyper_util::client::legacy::ResponseFuture {
         match tls {
-            None => self.default.request(request),
-            Some(tls) => self.client_for(tls).request(request),
+            None => self.default.0.request(request),
+            Some(tls) => self.pool_for(tls).0.request(request),
         }
     }
 
-    /// The client for a route's own TLS settings (a cheap handle onto a shared pool).
-    fn client_for(&self, tls: &ClientTls) -> UpstreamClient {
+    /// The connector for a route's TLS settings (connect timeout, TLS verification and
+    /// client certificate as its pool's).
+    pub fn connector(&self, tls: Option<&ClientTls>) -> Connector {
+        match tls {
+            None => self.default.1.clone(),
+            Some(tls) => self.pool_for(tls).1,
+        }
+    }
+
+    /// The client and connector for a route's own TLS settings (cheap handles onto a shared
+    /// pool).
+    fn pool_for(&self, tls: &ClientTls) -> (UpstreamClient, Connector) {
         let mut clients = self.by_tls.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(tls.id)
             .or_insert_with(|| {
-                upstream_client(self.connect_timeout, self.pool_idle_timeout, Some(tls))
+                upstream_pool(self.connect_timeout, self.pool_idle_timeout, Some(tls))
             })
             .clone()
     }
 }
 
-/// One pooled client for upstreams.
-pub fn upstream_client(
+fn upstream_pool(
     connect_timeout: Duration,
     pool_idle_timeout: Duration,
     tls: Option<&ClientTls>,
-) -> UpstreamClient {
-    Client::builder(TokioExecutor::new())
+) -> (UpstreamClient, Connector) {
+    let connector = connector_with(connect_timeout, tls);
+    let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(pool_idle_timeout)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(connector_with(connect_timeout, tls))
+        .build(connector.clone());
+    (client, connector)
 }
 
 /// The client for IdP fetches, verified with `tls` (`[idp] ca_file`) when given.

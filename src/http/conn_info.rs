@@ -1,15 +1,23 @@
-//! [`ConnInfo`]: what the accept loop knows about a connection, handed to the proxy as a
-//! request extension (TLS or not, the body read timeout, a per-core worker's own upstream
-//! pools).
+//! [`ConnInfo`]: what the accept loop knows about a connection, handed with each of its
+//! requests to the listener's handler (the peer, TLS or not, the body read timeout, a
+//! per-core worker's own upstream pools, the connection's own upstream connection). Built
+//! once per connection, so what a request needs from it costs no formatting or allocation.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
+
+use crate::http::bound::BoundUpstream;
 use crate::http::client::Upstreams;
 
-/// What the accept loop knows about a request's connection; a request extension.
-#[derive(Clone)]
+/// What the accept loop knows about a request's connection.
 pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The client's IP as an `X-Forwarded-For` element.
+    pub peer_ip: HeaderValue,
     /// Whether the client connected over TLS (`X-Forwarded-Proto: https`).
     pub tls: bool,
     /// `[server] body_read_timeout`, applied to the body forwarded upstream.
@@ -18,20 +26,30 @@ pub struct ConnInfo {
     /// runtime, so no other thread's runtime (or its shutdown) can stall them. `None`: the
     /// shared pools in [`crate::AppState::upstream`].
     pub upstreams: Option<Arc<Upstreams>>,
+    /// The connection's own upstream connection ([`crate::http::bound`]).
+    pub bound: BoundUpstream,
 }
 
 impl ConnInfo {
+    pub fn new(
+        peer: SocketAddr,
+        tls: bool,
+        body_read_timeout: Duration,
+        upstreams: Option<Arc<Upstreams>>,
+    ) -> Self {
+        let peer_ip = HeaderValue::try_from(peer.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        ConnInfo {
+            peer,
+            peer_ip,
+            tls,
+            body_read_timeout,
+            upstreams,
+            bound: BoundUpstream::default(),
+        }
+    }
+
     pub fn scheme(&self) -> &'static str {
         if self.tls { "https" } else { "http" }
-    }
-}
-
-impl Default for ConnInfo {
-    fn default() -> Self {
-        ConnInfo {
-            tls: false,
-            body_read_timeout: Duration::from_secs(30),
-            upstreams: None,
-        }
     }
 }

@@ -8,6 +8,7 @@
 //! OAuth form encoding and Basic client credentials.
 
 pub mod body;
+pub mod bound;
 pub mod client;
 pub mod conn_info;
 pub mod form;

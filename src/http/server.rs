@@ -22,7 +22,7 @@
 //! - `max_header_bytes`: hyper's HTTP/1 read buffer (`max_buf_size`) and the HTTP/2 header
 //!   list size; `max_headers`: the HTTP/1 header count. Beyond either, hyper answers 431 and
 //!   closes (HTTP/2: h2 answers 431 on that stream).
-//! - `body_read_timeout`: carried to the proxy in [`ConnInfo`], which wraps the body it
+//! - `body_read_timeout`: carried to the handler in [`ConnInfo`]; the proxy wraps the body it
 //!   forwards (see [`crate::http::timeout_body`]).
 //! - Request framing: a `Transfer-Encoding` other than a single `chunked` (hyper accepts any
 //!   list ending in `chunked`) is answered 400 with `Connection: close` here, before the
@@ -56,13 +56,13 @@ use crate::http::conn_info::ConnInfo;
 use crate::http::framing;
 use crate::http::headers::has_unsupported_transfer_coding;
 
-/// What a listener does with each request. The request carries its [`ConnInfo`] as an
-/// extension; `peer` is the client's address. Cloned once per connection.
+/// What a listener does with each request; `conn` is what the accept loop knows about its
+/// connection (built once per connection). Cloned once per connection.
 pub trait Handler: Clone + Send + Sync + 'static {
     fn handle(
         &self,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        conn: Arc<ConnInfo>,
     ) -> impl Future<Output = Response<Body>> + Send + 'static + use<Self>;
 }
 
@@ -162,11 +162,12 @@ impl<H: Handler> AcceptLoop<H> {
                 builder: builder.clone(),
                 watcher: graceful.watcher(),
                 force: force.clone(),
-                info: ConnInfo {
-                    tls: self.tls.is_some(),
-                    body_read_timeout: self.settings.body_read_timeout,
-                    upstreams: self.upstreams.clone(),
-                },
+                info: Arc::new(ConnInfo::new(
+                    peer,
+                    self.tls.is_some(),
+                    self.settings.body_read_timeout,
+                    self.upstreams.clone(),
+                )),
                 header_read_timeout: self.settings.header_read_timeout,
             };
             let tls = self.tls.clone();
@@ -197,7 +198,7 @@ struct Connection<H> {
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
     force: watch::Receiver<()>,
-    info: ConnInfo,
+    info: Arc<ConnInfo>,
     /// Bounds the TLS handshake and the wait for the first request.
     header_read_timeout: Duration,
 }
@@ -231,17 +232,20 @@ impl<H: Handler> Connection<H> {
         } = self;
         let first_request = Arc::new(AtomicBool::new(false));
         let seen = first_request.clone();
-        let service = service_fn(move |mut request: http::Request<Incoming>| {
+        let service = service_fn(move |request: http::Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
             // A coding hyper accepts but resigner does not implement: the body's end is in
             // doubt, so no handler sees it and the connection closes (see `framing`).
             let refused = has_unsupported_transfer_coding(request.headers());
-            request.extensions_mut().insert(info.clone());
-            let response = (!refused).then(|| handler.handle(request, peer));
+            let (handler, conn) = (handler.clone(), info.clone());
+            // The handler's future is made inside: a future held in a variable and then
+            // awaited would take its size twice in this one (#16: every byte of it is
+            // copied when hyper stores it).
             async move {
-                Ok::<_, Infallible>(match response {
-                    Some(response) => response.await,
-                    None => framing::refusal(),
+                Ok::<_, Infallible>(if refused {
+                    framing::refusal()
+                } else {
+                    handler.handle(request, conn).await
                 })
             }
         });

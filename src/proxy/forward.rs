@@ -1,10 +1,9 @@
 //! Forwarding to the legacy API: the request is rewritten (route prefix optionally stripped,
 //! hop-by-hop headers and those named in `Connection` removed, the client's token and any
 //! client copy of the output header removed, the re-signed header set, `X-Forwarded-*`
-//! added) and sent over the pooled client; bodies stream both ways. The header vocabulary
-//! (what is hop-by-hop, which transfer codings pass) is [`crate::http::headers`].
-
-use std::net::SocketAddr;
+//! added) and sent over the client connection's own upstream connection or the pooled
+//! client ([`crate::http::bound`] says which); bodies stream both ways. The header
+//! vocabulary (what is hop-by-hop, which transfer codings pass) is [`crate::http::headers`].
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
@@ -16,6 +15,8 @@ use super::error::ProxyError;
 use crate::app::AppState;
 use crate::config::Route;
 use crate::http::body::Body;
+use crate::http::bound::{self, ConnectError, Take, UpstreamKey};
+use crate::http::client::{UpstreamBody, Upstreams, error_chain};
 use crate::http::conn_info::ConnInfo;
 use crate::http::headers::strip_hop_by_hop;
 use crate::http::timeout_body::{BodyReadTimeout, RequestBodyFailed, TimeoutBody};
@@ -28,27 +29,28 @@ pub async fn forward(
     route: &Route,
     request: Request<Incoming>,
     token_header: Option<&HeaderValue>,
-    peer: SocketAddr,
+    conn: &ConnInfo,
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    let conn = parts.extensions.remove::<ConnInfo>().unwrap_or_default();
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    parts.uri = upstream_uri(route, &parts.uri)?;
+    // Origin form: the held connection sends it as is; the pool gets the absolute form.
+    parts.uri = Uri::from(upstream_path(route, &parts.uri)?);
     parts.version = Version::HTTP_11;
+    parts.extensions = http::Extensions::new();
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    headers.remove(header::HOST);
+    headers.insert(header::HOST, route.upstream.host.clone());
     if let Some(token_header) = token_header {
         headers.remove(header::AUTHORIZATION);
         headers.remove(&route.header);
         headers.insert(route.header.clone(), token_header.clone());
     }
-    append_forwarded_for(headers, peer);
+    append_forwarded_for(headers, &conn.peer_ip);
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(conn.scheme()),
@@ -58,19 +60,19 @@ pub async fn forward(
     }
     let body = TimeoutBody::new(body, conn.body_read_timeout);
     let upstreams = conn.upstreams.as_deref().unwrap_or(&state.upstream);
-    let sent = upstreams.request(route.tls.as_deref(), Request::from_parts(parts, body));
+    let sent = exchange(upstreams, route, conn, Request::from_parts(parts, body));
     let started = std::time::Instant::now();
     let response = match tokio::time::timeout(route.timeout, sent).await {
         Err(_) => {
             state.metrics.record_upstream_error(UpstreamError::Timeout);
             return Err(ProxyError::UpstreamTimeout);
         }
-        Ok(Err(err)) if BodyReadTimeout::is_cause_of(&err) => {
-            tracing::info!(route = %route.prefix, error = %err, "request body read timed out");
+        Ok(Err(err)) if BodyReadTimeout::is_cause_of(err.as_error()) => {
+            tracing::info!(route = %route.prefix, error = %err.as_error(), "request body read timed out");
             return Err(ProxyError::RequestBodyTimeout);
         }
-        Ok(Err(err)) if RequestBodyFailed::is_cause_of(&err) => {
-            tracing::info!(route = %route.prefix, error = %crate::http::client::error_chain(&err), "request body malformed");
+        Ok(Err(err)) if RequestBodyFailed::is_cause_of(err.as_error()) => {
+            tracing::info!(route = %route.prefix, error = %error_chain(err.as_error()), "request body malformed");
             return Err(ProxyError::BadFraming(
                 "the request body is malformed or incomplete",
             ));
@@ -82,7 +84,7 @@ pub async fn forward(
                 UpstreamError::Other
             };
             state.metrics.record_upstream_error(kind);
-            tracing::warn!(route = %route.prefix, error = %crate::http::client::error_chain(&err), "upstream request failed");
+            tracing::warn!(route = %route.prefix, error = %error_chain(err.as_error()), "upstream request failed");
             return Err(ProxyError::UpstreamUnreachable);
         }
         Ok(Ok(response)) => {
@@ -95,21 +97,132 @@ pub async fn forward(
     Ok(Response::from_parts(parts, body.boxed()))
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let name = HeaderName::from_static("x-forwarded-for");
-    let ip = peer.ip().to_string();
-    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {ip}"),
-        _ => ip,
+/// Why an upstream exchange failed.
+#[derive(Debug)]
+enum ExchangeError {
+    /// Through the pool.
+    Pool(hyper_util::client::legacy::Error),
+    /// Connecting the connection's own upstream connection.
+    Connect(ConnectError),
+    /// Over the connection's own upstream connection.
+    Held(hyper::Error),
+}
+
+impl ExchangeError {
+    fn is_connect(&self) -> bool {
+        match self {
+            ExchangeError::Pool(err) => err.is_connect(),
+            ExchangeError::Connect(_) => true,
+            ExchangeError::Held(_) => false,
+        }
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            ExchangeError::Pool(err) => err,
+            ExchangeError::Connect(err) => err,
+            ExchangeError::Held(err) => err,
+        }
+    }
+}
+
+/// Sends `request` (origin form, `Host` set) over the client connection's own upstream
+/// connection when it has or may open one, else through the pool
+/// ([`crate::http::bound`]). A request the held connection could not start sending (it
+/// closed in between) goes through the pool.
+async fn exchange(
+    upstreams: &Upstreams,
+    route: &Route,
+    conn: &ConnInfo,
+    request: Request<UpstreamBody>,
+) -> Result<Response<Incoming>, ExchangeError> {
+    let target = &route.upstream;
+    let key = UpstreamKey {
+        scheme: target.scheme.clone(),
+        authority: target.authority.clone(),
+        tls: route.tls.as_ref().map(|tls| tls.id),
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    let (lease, mut sender) = match conn.bound.take(&key) {
+        Take::Pool => return pool(upstreams, route, request).await,
+        Take::Held(lease, sender) => (lease, sender),
+        Take::Connect(lease) => {
+            let uri = Uri::from_parts({
+                let mut parts = http::uri::Parts::default();
+                parts.scheme = Some(key.scheme.clone());
+                parts.authority = Some(key.authority.clone());
+                parts.path_and_query = Some(PathAndQuery::from_static("/"));
+                parts
+            })
+            .map_err(|_| {
+                ExchangeError::Connect(ConnectError::Connect("bad upstream URI".into()))
+            })?;
+            let connector = upstreams.connector(route.tls.as_deref());
+            // Boxed: once per client connection, and a large future.
+            let sender = Box::pin(bound::connect(connector, uri))
+                .await
+                .map_err(ExchangeError::Connect)?;
+            (lease, sender)
+        }
+    };
+    match sender.try_send_request(request).await {
+        Ok(response) => {
+            lease.put(key, sender);
+            Ok(response)
+        }
+        Err(mut err) => match err.take_message() {
+            Some(request) => {
+                drop(lease);
+                pool(upstreams, route, request).await
+            }
+            None => Err(ExchangeError::Held(err.into_error())),
+        },
+    }
+}
+
+/// Sends `request` through the pool for the route's TLS settings, in absolute form.
+async fn pool(
+    upstreams: &Upstreams,
+    route: &Route,
+    mut request: Request<UpstreamBody>,
+) -> Result<Response<Incoming>, ExchangeError> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(route.upstream.scheme.clone());
+    parts.authority = Some(route.upstream.authority.clone());
+    parts.path_and_query = request.uri().path_and_query().cloned();
+    *request.uri_mut() = Uri::from_parts(parts)
+        .map_err(|_| ExchangeError::Connect(ConnectError::Connect("bad upstream URI".into())))?;
+    upstreams
+        .request(route.tls.as_deref(), request)
+        .await
+        .map_err(ExchangeError::Pool)
+}
+
+/// Appends the client's IP (formatted once per connection) to `X-Forwarded-For`.
+fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(previous) if !previous.trim().is_empty() => {
+            let ip = peer_ip.to_str().unwrap_or_default();
+            HeaderValue::try_from(format!("{previous}, {ip}")).ok()
+        }
+        _ => Some(peer_ip.clone()),
+    };
+    if let Some(value) = value {
         headers.insert(name, value);
     }
 }
 
-/// The upstream URI: upstream base path + request path (minus the route prefix when
-/// `strip_prefix`) + the original query.
-fn upstream_uri(route: &Route, original: &Uri) -> Result<Uri, ProxyError> {
+/// The upstream path and query: upstream base path + request path (minus the route prefix
+/// when `strip_prefix`) + the original query. With no base path and nothing stripped it is
+/// the request's own, not copied.
+fn upstream_path(route: &Route, original: &Uri) -> Result<PathAndQuery, ProxyError> {
+    if route.upstream.base_path.is_empty()
+        && !route.strip_prefix
+        && let Some(path_and_query) = original.path_and_query()
+        && path_and_query.path().starts_with('/')
+    {
+        return Ok(path_and_query.clone());
+    }
     let path = original.path();
     let rest = if route.strip_prefix {
         let prefix = route.prefix.trim_end_matches('/');
@@ -127,13 +240,7 @@ fn upstream_uri(route: &Route, original: &Uri) -> Result<Uri, ProxyError> {
         target.push('?');
         target.push_str(query);
     }
-    let path_and_query = PathAndQuery::try_from(target)
-        .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
-    Uri::builder()
-        .scheme(route.upstream.scheme.clone())
-        .authority(route.upstream.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
+    PathAndQuery::try_from(target)
         .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))
 }
 
@@ -144,8 +251,8 @@ mod tests {
     #[test]
     fn forwarded_for_appends() {
         let mut headers = HeaderMap::new();
-        append_forwarded_for(&mut headers, "10.0.0.1:5".parse().unwrap());
-        append_forwarded_for(&mut headers, "[::1]:5".parse().unwrap());
+        append_forwarded_for(&mut headers, &HeaderValue::from_static("10.0.0.1"));
+        append_forwarded_for(&mut headers, &HeaderValue::from_static("::1"));
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, ::1");
     }
 }

@@ -9,7 +9,6 @@ pub mod forward;
 pub mod pipeline;
 pub mod verify;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
@@ -20,6 +19,7 @@ use crate::app::AppState;
 use crate::config::runtime::accepts;
 use crate::config::{Config, Route};
 use crate::http::body::Body;
+use crate::http::conn_info::ConnInfo;
 use crate::idp::{IdpClient, Lookup, introspect};
 use crate::jose::b64;
 use crate::metrics;
@@ -33,10 +33,10 @@ pub async fn handle(
     config: &Config,
     route: Option<&Route>,
     request: Request<Incoming>,
-    peer: SocketAddr,
+    conn: &ConnInfo,
 ) -> Response<Body> {
     let route_label = route.map_or(metrics::NO_ROUTE, |route| route.prefix.as_str());
-    let response = match try_handle(state, config, route, request, peer).await {
+    let response = match try_handle(state, config, route, request, conn).await {
         Ok(response) => response,
         Err(err) => {
             if !err.is_upstream() {
@@ -57,7 +57,7 @@ pub async fn try_handle(
     config: &Config,
     route: Option<&Route>,
     request: Request<Incoming>,
-    peer: SocketAddr,
+    conn: &ConnInfo,
 ) -> Result<Response<Body>, ProxyError> {
     if !is_normalized(request.uri().path()) {
         return Err(ProxyError::BadRequest(
@@ -67,7 +67,7 @@ pub async fn try_handle(
     let route = route.ok_or(ProxyError::NoRoute)?;
     let Some(work) = pipeline::TokenWork::of(route) else {
         // mode = "passthrough": no token work at all.
-        return forward::forward(state, route, request, None, peer).await;
+        return forward::forward(state, route, request, None, conn).await;
     };
     let resigned = {
         // The b64token check runs on a cache miss only (see `bearer_unchecked`).
@@ -75,7 +75,7 @@ pub async fn try_handle(
         let caller = pipeline::Caller::Request(request.method());
         pipeline::resign(state, config, route, work, token, caller).await?
     };
-    forward::forward(state, route, request, Some(&resigned.header_value), peer).await
+    forward::forward(state, route, request, Some(&resigned.header_value), conn).await
 }
 
 /// False for paths an upstream could resolve outside the matched route prefix: `.` or `..`

@@ -295,7 +295,7 @@ impl From<SignerError> for ProxyError {
 /// it did before the pipeline existed: the IdP generation load, the publication check, the
 /// cache key hash and the lookup (plus the method class: a scan of the few methods the
 /// route's rules name, none for most routes) and the check that the IdP which verified the
-/// entry still has usable keys; the [`Live`] stages are built in place and not run.
+/// entry still has usable keys; the [`Live`] stages are built on a miss only.
 pub async fn resign(
     state: &AppState,
     config: &Config,
@@ -323,46 +323,63 @@ pub async fn resign(
         .with_method_class(class)
         .with_client(client)
         .with_signing_generation(state.managed_generation(config));
-    let stages = Live {
-        state,
-        verified_by: OnceLock::new(),
-    };
-    let entry = state
-        .cache
-        .entry(key)
-        .or_try_insert_with(async {
-            // Not checked before the lookup (see `proxy::bearer_unchecked`): a token that is
-            // not a b64token never makes an entry, so it never hits one either.
-            super::check_b64token(token)?;
-            let outcome = run(&stages, config, route, work, token, caller, active.as_ref()).await?;
-            let header_value =
-                HeaderValue::try_from(outcome.value).map_err(|_| ProxyError::SigningFailed)?;
-            let idp = stages
-                .verified_by
-                .get()
-                .cloned()
-                .ok_or(ProxyError::IdpUnavailable)?;
-            Ok(Arc::new(Resigned {
-                header_value,
-                ttl: outcome.ttl,
-                exp: outcome.exp,
-                verified_with_keys: outcome.verified_with_keys,
-                idp,
-            }))
-        })
-        .await
-        .map_err(|err: Arc<ProxyError>| (*err).clone())?;
-    if entry.is_fresh() {
-        Metrics::inc(&state.metrics.cache_misses);
-    } else {
-        // Its IdP's keys went stale beyond max_stale: no answer of it is served, cached or not.
-        let resigned = entry.value();
-        if resigned.verified_with_keys && !resigned.idp.is_usable() {
-            return Err(ProxyError::IdpUnavailable);
+    // A hit is a plain lookup; the miss path (verify, sign, insert) is boxed, so the future
+    // of every proxied request is not as large as the miss's (it is moved several times per
+    // request: large futures cost a memcpy of their size each time, #16). A miss runs the
+    // pipeline once per key, however many requests wait for it; one that finds the entry
+    // made meanwhile is served it as a hit.
+    let (resigned, fresh) = match state.cache.get(&key).await {
+        Some(resigned) => (resigned, false),
+        None => {
+            Box::pin(async {
+                let stages = Live {
+                    state,
+                    verified_by: OnceLock::new(),
+                };
+                let entry = state
+                    .cache
+                    .entry(key)
+                    .or_try_insert_with(async {
+                        // Not checked before the lookup (see `proxy::bearer_unchecked`): a
+                        // token that is not a b64token never makes an entry, so it never
+                        // hits one either.
+                        super::check_b64token(token)?;
+                        let outcome =
+                            run(&stages, config, route, work, token, caller, active.as_ref())
+                                .await?;
+                        let header_value = HeaderValue::try_from(outcome.value)
+                            .map_err(|_| ProxyError::SigningFailed)?;
+                        let idp = stages
+                            .verified_by
+                            .get()
+                            .cloned()
+                            .ok_or(ProxyError::IdpUnavailable)?;
+                        Ok(Arc::new(Resigned {
+                            header_value,
+                            ttl: outcome.ttl,
+                            exp: outcome.exp,
+                            verified_with_keys: outcome.verified_with_keys,
+                            idp,
+                        }))
+                    })
+                    .await
+                    .map_err(|err: Arc<ProxyError>| (*err).clone())?;
+                let fresh = entry.is_fresh();
+                Ok::<_, ProxyError>((entry.into_value(), fresh))
+            })
+            .await?
         }
-        Metrics::inc(&state.metrics.cache_hits);
+    };
+    if fresh {
+        Metrics::inc(&state.metrics.cache_misses);
+        return Ok(resigned);
     }
-    Ok(entry.into_value())
+    // Its IdP's keys went stale beyond max_stale: no answer of it is served, cached or not.
+    if resigned.verified_with_keys && !resigned.idp.is_usable() {
+        return Err(ProxyError::IdpUnavailable);
+    }
+    Metrics::inc(&state.metrics.cache_hits);
+    Ok(resigned)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::config::{Config, ServerSettings};
 use crate::http::body::Body;
 use crate::http::client::Upstreams;
+use crate::http::conn_info::ConnInfo;
 use crate::http::listen;
 use crate::http::server::{AcceptLoop, Handler, Limits};
 use crate::http::tls::{self, CertResolver, TlsError, TlsFiles};
@@ -83,13 +84,15 @@ impl Handler for Serve {
     fn handle(
         &self,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        conn: Arc<ConnInfo>,
     ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static + use<> {
         let (state, listener) = (self.0.clone(), self.1);
         async move {
             match listener {
-                Listener::Public => crate::router::public(&state, request, peer).await,
-                Listener::Admin => crate::admin::handle(&state, request).await,
+                Listener::Public => crate::router::public(&state, request, &conn).await,
+                // Boxed: the management API's future is large, and every proxied request's
+                // future would otherwise be as large (and moved, #16).
+                Listener::Admin => Box::pin(crate::admin::handle(&state, request)).await,
             }
         }
     }

@@ -50,5 +50,6 @@ mod tls;
 mod tls_outbound;
 mod token_exchange;
 mod transit;
+mod upstream_conns;
 mod vectors;
 mod weak_keys;

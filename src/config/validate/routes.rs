@@ -44,9 +44,11 @@ pub(super) fn routes(
                     p.push(format!("{field}.upstream"), "must not have a query string");
                     return None;
                 }
+                let authority = parts.authority?;
                 Some(UpstreamTarget {
                     scheme: parts.scheme?,
-                    authority: parts.authority?,
+                    host: http::HeaderValue::from_str(authority.as_str()).ok()?,
+                    authority,
                     base_path: parts
                         .path_and_query
                         .map(|pq| pq.path().trim_end_matches('/').to_string())
