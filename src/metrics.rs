@@ -10,6 +10,7 @@
 //! the tests; Prometheus gets the labelled families.
 
 mod labels;
+mod last_series;
 mod register;
 mod store;
 
@@ -127,6 +128,8 @@ type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 /// Process-wide metrics.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Tells instances apart in [`last_series`] (tests make several per thread).
+    instance: u64,
     registry: Registry,
     /// Requests on the public listener (proxied routes and the JWKS).
     pub requests: Counter,
@@ -196,11 +199,18 @@ impl Metrics {
     /// [`NO_ROUTE`] or [`JWKS_ROUTE`].
     pub fn record_request(&self, route: &str, status: StatusCode) {
         self.requests.inc();
+        let status = status.as_u16();
+        if last_series::inc_if_last(self.instance, route, status) {
+            return;
+        }
+        let name = self.route_name(route);
         let labels = RequestLabels {
-            route: self.route_name(route),
-            status: status.as_u16(),
+            route: name.clone(),
+            status,
         };
-        self.by_route.get_or_create(&labels).inc();
+        let counter = self.by_route.get_or_create(&labels).clone();
+        counter.inc();
+        last_series::remember(self.instance, name, status, counter);
     }
 
     /// The shared label for a route prefix; routes come from the config, so this stays small.

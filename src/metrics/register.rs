@@ -176,7 +176,9 @@ impl Metrics {
         };
         let kind = |kind| upstream_errors.get_or_create_owned(&Kind { kind });
         let action = |action| admin.get_or_create_owned(&Action { action });
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Metrics {
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             requests: Counter::default(),
             rejected: Counter::default(),
             cache_hits: member(&lookups, "hit"),

@@ -15,6 +15,30 @@ fn has(lines: &[String], line: &str) -> bool {
 }
 
 #[test]
+fn the_last_series_is_per_instance_route_and_status() {
+    let (one, two) = (Metrics::new(), Metrics::new());
+    for _ in 0..3 {
+        one.record_request("/api", StatusCode::OK);
+        two.record_request("/api", StatusCode::OK);
+        one.record_request("/api", StatusCode::OK);
+        one.record_request("/apix", StatusCode::OK);
+        one.record_request("/api", StatusCode::NOT_FOUND);
+    }
+    let (one, two) = (lines(&one), lines(&two));
+    for expected in [
+        "resigner_requests_total{route=\"/api\",status=\"200\"} 6",
+        "resigner_requests_total{route=\"/apix\",status=\"200\"} 3",
+        "resigner_requests_total{route=\"/api\",status=\"404\"} 3",
+    ] {
+        assert!(has(&one, expected), "{expected}");
+    }
+    assert!(has(
+        &two,
+        "resigner_requests_total{route=\"/api\",status=\"200\"} 3"
+    ));
+}
+
+#[test]
 fn families_render_with_their_labels() {
     let metrics = Metrics::new();
     metrics.record_request("/api", StatusCode::OK);
