@@ -12,7 +12,8 @@
 //!   TLS settings) and is ready; with none held, it connects one ([`connect`]) and keeps it;
 //! - a request finding it busy (HTTP/2 streams in parallel), not ready, or held for another
 //!   upstream goes through the pool; one that finds it closed (the upstream ended it)
-//!   connects a new one;
+//!   connects a new one, and so does one that finds it idle for longer than
+//!   `[upstream] pool_idle_timeout` (as the pool would have closed it);
 //! - a request that fails or is dropped (timeout, client gone) while it holds the connection
 //!   drops it (hyper closes a connection whose request future is dropped), so the next one
 //!   connects afresh. It lives as long as the client connection (it is dropped with it).
@@ -21,6 +22,7 @@
 //! [`crate::http::client`].
 
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use http::Uri;
 use http::uri::{Authority, Scheme};
@@ -51,7 +53,8 @@ enum Slot {
     Fresh,
     /// Requests seen, no connection held: the next request connects one.
     Unbound,
-    Idle(UpstreamKey, SendRequest<UpstreamBody>),
+    /// Held since the instant (its last response).
+    Idle(UpstreamKey, SendRequest<UpstreamBody>, Instant),
     /// A request holds it ([`Lease`]).
     Busy,
 }
@@ -74,8 +77,10 @@ pub struct Lease<'a> {
 }
 
 impl BoundUpstream {
-    /// The connection for a request to `key` (see the module doc).
-    pub fn take(&self, key: &UpstreamKey) -> Take<'_> {
+    /// The connection for a request to `key` (see the module doc); one held idle for longer
+    /// than `max_idle` (`[upstream] pool_idle_timeout`) is closed and replaced, so it is not
+    /// kept past an upstream's own keep-alive timeout any more than a pooled one.
+    pub fn take(&self, key: &UpstreamKey, max_idle: Duration) -> Take<'_> {
         let mut slot = self.lock();
         match std::mem::replace(&mut *slot, Slot::Busy) {
             Slot::Fresh => {
@@ -83,10 +88,12 @@ impl BoundUpstream {
                 Take::Pool
             }
             Slot::Unbound => Take::Connect(self.lease()),
-            Slot::Idle(held, sender) if held == *key && sender.is_ready() => {
+            Slot::Idle(_, sender, since) if sender.is_closed() || since.elapsed() > max_idle => {
+                Take::Connect(self.lease())
+            }
+            Slot::Idle(held, sender, _) if held == *key && sender.is_ready() => {
                 Take::Held(self.lease(), sender)
             }
-            Slot::Idle(_, sender) if sender.is_closed() => Take::Connect(self.lease()),
             idle @ Slot::Idle(..) => {
                 *slot = idle;
                 Take::Pool
@@ -105,17 +112,12 @@ impl BoundUpstream {
     fn lock(&self) -> MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// Whether a connection is held (idle), for tests.
-    pub fn is_held(&self) -> bool {
-        matches!(*self.lock(), Slot::Idle(..))
-    }
 }
 
 impl Lease<'_> {
     /// Keeps `sender` for the connection's next request to `key`.
     pub fn put(mut self, key: UpstreamKey, sender: SendRequest<UpstreamBody>) {
-        *self.bound.lock() = Slot::Idle(key, sender);
+        *self.bound.lock() = Slot::Idle(key, sender, Instant::now());
         self.returned = true;
     }
 }
@@ -131,8 +133,8 @@ impl Drop for Lease<'_> {
 /// Why [`connect`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("connect: {0}")]
-    Connect(Box<dyn std::error::Error + Send + Sync>),
+    #[error("connect")]
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("HTTP/1 handshake: {0}")]
     Handshake(#[source] hyper::Error),
 }

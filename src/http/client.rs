@@ -100,6 +100,11 @@ impl Upstreams {
         }
     }
 
+    /// `[upstream] pool_idle_timeout`: how long an idle connection is kept.
+    pub fn pool_idle_timeout(&self) -> Duration {
+        self.pool_idle_timeout
+    }
+
     /// The connector for a route's TLS settings (connect timeout, TLS verification and
     /// client certificate as its pool's).
     pub fn connector(&self, tls: Option<&ClientTls>) -> Connector {

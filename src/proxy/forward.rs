@@ -142,7 +142,7 @@ async fn exchange(
         authority: target.authority.clone(),
         tls: route.tls.as_ref().map(|tls| tls.id),
     };
-    let (lease, mut sender) = match conn.bound.take(&key) {
+    let (lease, mut sender) = match conn.bound.take(&key, upstreams.pool_idle_timeout()) {
         Take::Pool => return pool(upstreams, route, request).await,
         Take::Held(lease, sender) => (lease, sender),
         Take::Connect(lease) => {

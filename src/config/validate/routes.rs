@@ -44,10 +44,10 @@ pub(super) fn routes(
                     p.push(format!("{field}.upstream"), "must not have a query string");
                     return None;
                 }
-                let authority = parts.authority?;
+                let (scheme, authority) = (parts.scheme?, parts.authority?);
                 Some(UpstreamTarget {
-                    scheme: parts.scheme?,
-                    host: http::HeaderValue::from_str(authority.as_str()).ok()?,
+                    host: host_header(&scheme, &authority)?,
+                    scheme,
                     authority,
                     base_path: parts
                         .path_and_query
@@ -147,4 +147,43 @@ fn output_header(p: &mut Problems, field: &str, name: &str) -> Option<HeaderName
         return None;
     }
     Some(header)
+}
+
+/// The `Host` an upstream is sent: its host, and the port when it is not the scheme's
+/// default (as hyper-util's client made it); never the URL's userinfo.
+fn host_header(
+    scheme: &http::uri::Scheme,
+    authority: &http::uri::Authority,
+) -> Option<http::HeaderValue> {
+    let default = if *scheme == http::uri::Scheme::HTTPS {
+        443
+    } else {
+        80
+    };
+    let text = match authority.port_u16() {
+        Some(port) if port != default => format!("{}:{port}", authority.host()),
+        _ => authority.host().to_string(),
+    };
+    http::HeaderValue::try_from(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_has_no_userinfo_and_no_default_port() {
+        for (url, host) in [
+            ("http://legacy:8081/x", "legacy:8081"),
+            ("http://legacy:80/", "legacy"),
+            ("https://legacy:443", "legacy"),
+            ("https://legacy:8443", "legacy:8443"),
+            ("https://user:secret@legacy/", "legacy"),
+            ("http://[::1]:9000", "[::1]:9000"),
+        ] {
+            let uri: http::Uri = url.parse().unwrap();
+            let got = host_header(uri.scheme().unwrap(), uri.authority().unwrap()).unwrap();
+            assert_eq!(got, host, "{url}");
+        }
+    }
 }
