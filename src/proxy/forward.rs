@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 
 use super::error::ProxyError;
 use crate::app::AppState;
-use crate::config::Route;
+use crate::config::{Route, UpstreamTarget};
 use crate::http::body::Body;
 use crate::http::bound::{self, ConnectError, Take, UpstreamKey};
 use crate::http::client::{UpstreamBody, Upstreams, error_chain};
@@ -146,16 +146,7 @@ async fn exchange(
         Take::Pool => return pool(upstreams, route, request).await,
         Take::Held(lease, sender) => (lease, sender),
         Take::Connect(lease) => {
-            let uri = Uri::from_parts({
-                let mut parts = http::uri::Parts::default();
-                parts.scheme = Some(key.scheme.clone());
-                parts.authority = Some(key.authority.clone());
-                parts.path_and_query = Some(PathAndQuery::from_static("/"));
-                parts
-            })
-            .map_err(|_| {
-                ExchangeError::Connect(ConnectError::Connect("bad upstream URI".into()))
-            })?;
+            let uri = absolute(&route.upstream, PathAndQuery::from_static("/"))?;
             let connector = upstreams.connector(route.tls.as_deref());
             // Boxed: once per client connection, and a large future.
             let sender = Box::pin(bound::connect(connector, uri))
@@ -185,16 +176,27 @@ async fn pool(
     route: &Route,
     mut request: Request<UpstreamBody>,
 ) -> Result<Response<Incoming>, ExchangeError> {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(route.upstream.scheme.clone());
-    parts.authority = Some(route.upstream.authority.clone());
-    parts.path_and_query = request.uri().path_and_query().cloned();
-    *request.uri_mut() = Uri::from_parts(parts)
-        .map_err(|_| ExchangeError::Connect(ConnectError::Connect("bad upstream URI".into())))?;
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *request.uri_mut() = absolute(&route.upstream, path_and_query)?;
     upstreams
         .request(route.tls.as_deref(), request)
         .await
         .map_err(ExchangeError::Pool)
+}
+
+/// `path_and_query` on the upstream `target`, in absolute form (what the pool and the
+/// connector are given).
+fn absolute(target: &UpstreamTarget, path_and_query: PathAndQuery) -> Result<Uri, ExchangeError> {
+    Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|err| ExchangeError::Connect(ConnectError::Connect(err.into())))
 }
 
 /// Appends the client's IP (formatted once per connection) to `X-Forwarded-For`.
