@@ -326,6 +326,9 @@ pub struct Route {
     pub mode: RouteMode,
     pub prefix: String,
     pub upstream: UpstreamTarget,
+    /// Which upstream a client connection's held connection goes to (built once, compared
+    /// by pointer first on every request: [`crate::http::bound`]).
+    pub bound_key: Arc<crate::http::bound::UpstreamKey>,
     pub audience: String,
     pub strip_prefix: bool,
     pub header: HeaderName,

@@ -21,7 +21,7 @@
 //! May use: hyper, http, tokio, tower-service and the connector and body types of
 //! [`crate::http::client`].
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use http::Uri;
@@ -54,7 +54,7 @@ enum Slot {
     /// Requests seen, no connection held: the next request connects one.
     Unbound,
     /// Held since the instant (its last response).
-    Idle(UpstreamKey, SendRequest<UpstreamBody>, Instant),
+    Idle(Arc<UpstreamKey>, SendRequest<UpstreamBody>, Instant),
     /// A request holds it ([`Lease`]).
     Busy,
 }
@@ -80,7 +80,7 @@ impl BoundUpstream {
     /// The connection for a request to `key` (see the module doc); one held idle for longer
     /// than `max_idle` (`[upstream] pool_idle_timeout`) is closed and replaced, so it is not
     /// kept past an upstream's own keep-alive timeout any more than a pooled one.
-    pub fn take(&self, key: &UpstreamKey, max_idle: Duration) -> Take<'_> {
+    pub fn take(&self, key: &Arc<UpstreamKey>, max_idle: Duration) -> Take<'_> {
         let mut slot = self.lock();
         match std::mem::replace(&mut *slot, Slot::Busy) {
             Slot::Fresh => {
@@ -91,7 +91,9 @@ impl BoundUpstream {
             Slot::Idle(_, sender, since) if sender.is_closed() || since.elapsed() > max_idle => {
                 Take::Connect(self.lease())
             }
-            Slot::Idle(held, sender, _) if held == *key && sender.is_ready() => {
+            Slot::Idle(held, sender, _)
+                if (Arc::ptr_eq(&held, key) || held == *key) && sender.is_ready() =>
+            {
                 Take::Held(self.lease(), sender)
             }
             idle @ Slot::Idle(..) => {
@@ -116,7 +118,7 @@ impl BoundUpstream {
 
 impl Lease<'_> {
     /// Keeps `sender` for the connection's next request to `key`.
-    pub fn put(mut self, key: UpstreamKey, sender: SendRequest<UpstreamBody>) {
+    pub fn put(mut self, key: Arc<UpstreamKey>, sender: SendRequest<UpstreamBody>) {
         *self.bound.lock() = Slot::Idle(key, sender, Instant::now());
         self.returned = true;
     }

@@ -11,6 +11,7 @@ pub mod body;
 pub mod bound;
 pub mod client;
 pub mod conn_info;
+pub mod drain;
 pub mod form;
 pub mod framing;
 pub mod headers;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tracing::Instrument;
 
@@ -80,14 +81,21 @@ fn batch() -> bytes::Bytes {
 
 /// Keeps the request's sane id or replaces it (every copy) with a new one; returns it.
 pub fn assign(headers: &mut HeaderMap) -> HeaderValue {
-    let mut values = headers.get_all(&HEADER).iter();
-    let kept = match (values.next(), values.next()) {
-        (Some(value), None) if is_sane(value) => Some(value.clone()),
-        _ => None,
-    };
-    let id = kept.unwrap_or_else(generate);
-    headers.insert(HEADER, id.clone());
-    id
+    // One lookup of the name either way (#16).
+    match headers.entry(HEADER) {
+        Entry::Vacant(entry) => entry.insert(generate()).clone(),
+        Entry::Occupied(mut entry) => {
+            let mut values = entry.iter();
+            if let (Some(value), None) = (values.next(), values.next())
+                && is_sane(value)
+            {
+                return value.clone();
+            }
+            let id = generate();
+            entry.insert(id.clone());
+            id
+        }
+    }
 }
 
 /// Runs `handler` with the request's id assigned, inside a `request` span naming it, and

@@ -1,5 +1,5 @@
-//! A listener's accept loop: HTTP/1.1 and HTTP/2 (hyper-util's auto builder; over TLS, ALPN
-//! offers `h2` and `http/1.1`), the limits that keep one client from holding the proxy, and
+//! A listener's accept loop: HTTP/1.1 and HTTP/2 (over TLS, ALPN offers `h2` and
+//! `http/1.1`), the limits that keep one client from holding the proxy, and
 //! graceful shutdown. What a request gets is up to the listener's [`Handler`]; which
 //! listeners exist and what they serve is wired in [`crate::service`]. The public listener
 //! runs one accept loop per per-core worker, or one on the shared runtime (`[server]
@@ -16,9 +16,10 @@
 //! - `header_read_timeout`: an HTTP/1 request head (and a TLS handshake) must arrive in time,
 //!   or the connection is closed without an answer (hyper's behaviour). It also closes idle
 //!   keep-alive connections, since hyper starts it when it waits for the next request. hyper's
-//!   timer only runs once hyper-util has told HTTP/1 from HTTP/2, which waits for bytes with
-//!   no limit, so the connection task also closes a connection whose first request has not
-//!   arrived in that time (a client that connects and sends nothing, or half a preface).
+//!   timer starts with a head's first bytes, so the wait for them is bounded here: a plain
+//!   connection's `peek` for its first bytes, and, over TLS or through the auto builder (which
+//!   waits for the preface unbounded), a first-request deadline in the connection task (a
+//!   client that connects and sends nothing, or half a preface).
 //! - `max_header_bytes`: hyper's HTTP/1 read buffer (`max_buf_size`) and the HTTP/2 header
 //!   list size; `max_headers`: the HTTP/1 header count. Beyond either, hyper answers 431 and
 //!   closes (HTTP/2: h2 answers 431 on that stream).
@@ -27,6 +28,12 @@
 //! - Request framing: a `Transfer-Encoding` other than a single `chunked` (hyper accepts any
 //!   list ending in `chunked`) is answered 400 with `Connection: close` here, before the
 //!   handler, and the connection closes ([`crate::http::framing`]).
+//!
+//! Protocol: a connection whose first bytes cannot begin the HTTP/2 preface (plain TCP, a
+//! `peek` of up to three bytes) or that negotiated `http/1.1` by ALPN is served by hyper's
+//! HTTP/1 server directly; anything else goes through hyper-util's auto builder, which reads
+//! the preface to tell. (The auto builder's version detection and rewind cost ~4% of a
+//! proxied request's instructions on every read, #16.)
 //!
 //! Shutdown stops accepting (the listening socket is closed, so new connections are
 //! refused), lets in-flight requests finish for up to the drain timeout, then closes what is
@@ -45,7 +52,6 @@ use hyper::rt::{Read, Write};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -53,6 +59,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::http::body::Body;
 use crate::http::client::Upstreams;
 use crate::http::conn_info::ConnInfo;
+use crate::http::drain::{Drain, Ended, Member};
 use crate::http::framing;
 use crate::http::headers::has_unsupported_transfer_coding;
 
@@ -108,28 +115,35 @@ impl<H: Handler> AcceptLoop<H> {
         self
     }
 
-    fn builder(&self) -> auto::Builder<TokioExecutor> {
+    fn builders(&self) -> Builders {
         let settings = &self.settings;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout)
-            .max_buf_size(settings.max_header_bytes)
-            .max_headers(settings.max_headers);
-        builder
-            .http2()
+            .max_buf_size(settings.max_header_bytes);
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .max_buf_size(settings.max_header_bytes);
+        // hyper's default is 100 on its stack; a count set explicitly, even 100, is a
+        // vector filled on every request head (~4% of a proxied request, #16).
+        if settings.max_headers != DEFAULT_MAX_HEADERS {
+            http1.max_headers(settings.max_headers);
+            auto.http1().max_headers(settings.max_headers);
+        }
+        auto.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
-        builder
+        Builders { http1, auto }
     }
 
     /// Accepts and serves until `shutdown` carries a drain timeout, then drains.
     pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<Option<Duration>>) {
-        let builder = Arc::new(self.builder());
-        let graceful = GracefulShutdown::new();
+        let builders = Arc::new(self.builders());
         // Dropped when this loop ends: every connection still open then is closed.
-        let (_force_close, force) = watch::channel(());
+        let drain = Drain::default();
         let slots = self.slots.clone();
         let mut full_logged = false;
         loop {
@@ -159,9 +173,8 @@ impl<H: Handler> AcceptLoop<H> {
             let connection = Connection {
                 handler: self.handler.clone(),
                 peer,
-                builder: builder.clone(),
-                watcher: graceful.watcher(),
-                force: force.clone(),
+                builders: builders.clone(),
+                member: drain.member(),
                 info: Arc::new(ConnInfo::new(
                     peer,
                     self.tls.is_some(),
@@ -177,13 +190,13 @@ impl<H: Handler> AcceptLoop<H> {
             });
         }
         drop(listener);
-        let drain = (*shutdown.borrow()).unwrap_or(self.settings.drain_timeout);
-        let open = graceful.count();
-        if tokio::time::timeout(drain, graceful.shutdown())
+        let drain_timeout = (*shutdown.borrow()).unwrap_or(self.settings.drain_timeout);
+        let open = drain.open();
+        if tokio::time::timeout(drain_timeout, drain.drain())
             .await
             .is_err()
         {
-            tracing::warn!(?drain, "drain timeout: closing the connections still open");
+            tracing::warn!(drain = ?drain_timeout, "drain timeout: closing the connections still open");
         } else if open > 0 {
             tracing::info!(connections = open, "connections drained");
         }
@@ -195,21 +208,68 @@ impl<H: Handler> AcceptLoop<H> {
 struct Connection<H> {
     handler: H,
     peer: SocketAddr,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
-    force: watch::Receiver<()>,
+    builders: Arc<Builders>,
+    member: Member,
     info: Arc<ConnInfo>,
     /// Bounds the TLS handshake and the wait for the first request.
     header_read_timeout: Duration,
 }
 
+/// The two ways a connection is served (see the module doc).
+struct Builders {
+    http1: hyper::server::conn::http1::Builder,
+    auto: auto::Builder<TokioExecutor>,
+}
+
+/// hyper's own HTTP/1 header count limit when none is set.
+const DEFAULT_MAX_HEADERS: usize = 100;
+
+/// What a connection speaks, as far as the accept loop can tell before hyper reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    /// Possibly HTTP/2: hyper-util's auto builder reads the preface to tell.
+    Detect,
+}
+
+/// The start of the HTTP/2 connection preface (RFC 9113 §3.4); no HTTP/1 method is `PRI`.
+const H2_START: &[u8] = b"PRI";
+
+/// Waits for a plain connection's first bytes (without taking them); `None` when it closes
+/// or fails first.
+async fn sniff(stream: &TcpStream) -> Option<Protocol> {
+    let mut first = [0u8; H2_START.len()];
+    match stream.peek(&mut first).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) if H2_START.starts_with(&first[..n]) => Some(Protocol::Detect),
+        Ok(_) => Some(Protocol::Http1),
+    }
+}
+
 impl<H: Handler> Connection<H> {
     async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
         let Some(acceptor) = tls else {
-            return self.serve(TokioIo::new(stream)).await;
+            return match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
+                // Its first bytes are in, so hyper's header read timer bounds an HTTP/1 head.
+                Ok(Some(Protocol::Http1)) => {
+                    self.serve(TokioIo::new(stream), Protocol::Http1, false)
+                        .await
+                }
+                Ok(Some(protocol)) => self.serve(TokioIo::new(stream), protocol, true).await,
+                Ok(None) => {}
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, "no request within header_read_timeout")
+                }
+            };
         };
         match tokio::time::timeout(self.header_read_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => self.serve(TokioIo::new(stream)).await,
+            Ok(Ok(stream)) => {
+                let protocol = match stream.get_ref().1.alpn_protocol() {
+                    Some(b"http/1.1") => Protocol::Http1,
+                    _ => Protocol::Detect,
+                };
+                self.serve(TokioIo::new(stream), protocol, true).await
+            }
             Ok(Err(err)) => {
                 tracing::debug!(peer = %self.peer, error = %err, "TLS handshake failed")
             }
@@ -217,16 +277,18 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    async fn serve<I>(self, io: I)
+    /// Serves `io`; with `bound_first`, a first request that has not begun within
+    /// `header_read_timeout` closes it (hyper's own timer starts with the first bytes, and
+    /// the auto builder waits for them unbounded).
+    async fn serve<I>(self, io: I, protocol: Protocol, bound_first: bool)
     where
         I: Read + Write + Unpin + Send + 'static,
     {
         let Connection {
             handler,
             peer,
-            builder,
-            watcher,
-            mut force,
+            builders,
+            member,
             info,
             header_read_timeout: first_request_timeout,
         } = self;
@@ -249,17 +311,21 @@ impl<H: Handler> Connection<H> {
                 })
             }
         });
-        let connection = builder.serve_connection(io, service);
-        let no_first_request = async {
-            tokio::time::sleep(first_request_timeout).await;
-            if first_request.load(Ordering::Relaxed) {
-                std::future::pending::<()>().await;
+        let limit = bound_first.then_some(first_request_timeout);
+        let ended = match protocol {
+            Protocol::Http1 => {
+                let connection = builders.http1.serve_connection(io, service);
+                member.serve(connection, limit, &first_request).await
+            }
+            Protocol::Detect => {
+                let connection = builders.auto.serve_connection(io, service);
+                member.serve(connection, limit, &first_request).await
             }
         };
-        tokio::select! {
-            _ = watcher.watch(connection) => {}
-            _ = no_first_request => tracing::debug!(%peer, "no request within header_read_timeout"),
-            _ = force.changed() => tracing::debug!(%peer, "connection closed at the drain timeout"),
+        match ended {
+            Ended::Done => {}
+            Ended::NoRequest => tracing::debug!(%peer, "no request within header_read_timeout"),
+            Ended::Closed => tracing::debug!(%peer, "connection closed at the drain timeout"),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! client ([`crate::http::bound`] says which); bodies stream both ways. The header
 //! vocabulary (what is hop-by-hop, which transfer codings pass) is [`crate::http::headers`].
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
@@ -15,12 +15,17 @@ use super::error::ProxyError;
 use crate::app::AppState;
 use crate::config::{Route, UpstreamTarget};
 use crate::http::body::Body;
-use crate::http::bound::{self, ConnectError, Take, UpstreamKey};
+use crate::http::bound::{self, ConnectError, Take};
 use crate::http::client::{UpstreamBody, Upstreams, error_chain};
 use crate::http::conn_info::ConnInfo;
 use crate::http::headers::strip_hop_by_hop;
 use crate::http::timeout_body::{BodyReadTimeout, RequestBodyFailed, TimeoutBody};
 use crate::metrics::UpstreamError;
+
+// Constants: `HeaderName::from_static` at run time checks every byte (#16).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Sends `request` to the route's upstream with `token_header` as the output header (`None`:
 /// a passthrough route, whose `Authorization` is left as the client sent it).
@@ -51,12 +56,9 @@ pub async fn forward(
         headers.insert(route.header.clone(), token_header.clone());
     }
     append_forwarded_for(headers, &conn.peer_ip);
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(conn.scheme()),
-    );
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(conn.scheme()));
     if let Some(host) = host {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        headers.insert(X_FORWARDED_HOST, host);
     }
     let body = TimeoutBody::new(body, conn.body_read_timeout);
     let upstreams = conn.upstreams.as_deref().unwrap_or(&state.upstream);
@@ -136,13 +138,8 @@ async fn exchange(
     conn: &ConnInfo,
     request: Request<UpstreamBody>,
 ) -> Result<Response<Incoming>, ExchangeError> {
-    let target = &route.upstream;
-    let key = UpstreamKey {
-        scheme: target.scheme.clone(),
-        authority: target.authority.clone(),
-        tls: route.tls.as_ref().map(|tls| tls.id),
-    };
-    let (lease, mut sender) = match conn.bound.take(&key, upstreams.pool_idle_timeout()) {
+    let key = &route.bound_key;
+    let (lease, mut sender) = match conn.bound.take(key, upstreams.pool_idle_timeout()) {
         Take::Pool => return pool(upstreams, route, request).await,
         Take::Held(lease, sender) => (lease, sender),
         Take::Connect(lease) => {
@@ -157,7 +154,7 @@ async fn exchange(
     };
     match sender.try_send_request(request).await {
         Ok(response) => {
-            lease.put(key, sender);
+            lease.put(key.clone(), sender);
             Ok(response)
         }
         Err(mut err) => match err.take_message() {
@@ -199,18 +196,25 @@ fn absolute(target: &UpstreamTarget, path_and_query: PathAndQuery) -> Result<Uri
         .map_err(|err| ExchangeError::Connect(ConnectError::Connect(err.into())))
 }
 
-/// Appends the client's IP (formatted once per connection) to `X-Forwarded-For`.
+/// Appends the client's IP (formatted once per connection) to `X-Forwarded-For`: one list
+/// of the values the request had (all its lines, in order) and the peer. One lookup.
 fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
-    let name = HeaderName::from_static("x-forwarded-for");
-    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(previous) if !previous.trim().is_empty() => {
-            let ip = peer_ip.to_str().unwrap_or_default();
-            HeaderValue::try_from(format!("{previous}, {ip}")).ok()
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(entry) => {
+            entry.insert(peer_ip.clone());
         }
-        _ => Some(peer_ip.clone()),
-    };
-    if let Some(value) = value {
-        headers.insert(name, value);
+        Entry::Occupied(mut entry) => {
+            let mut list: Vec<&str> = entry
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            list.push(peer_ip.to_str().unwrap_or_default());
+            if let Ok(value) = HeaderValue::try_from(list.join(", ")) {
+                entry.insert(value);
+            }
+        }
     }
 }
 
@@ -256,5 +260,14 @@ mod tests {
         append_forwarded_for(&mut headers, &HeaderValue::from_static("10.0.0.1"));
         append_forwarded_for(&mut headers, &HeaderValue::from_static("::1"));
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, ::1");
+
+        // Every line the client sent is kept, in order; empty ones are dropped.
+        let mut headers = HeaderMap::new();
+        for line in ["1.1.1.1", " ", "2.2.2.2, 3.3.3.3"] {
+            headers.append("x-forwarded-for", HeaderValue::from_static(line));
+        }
+        append_forwarded_for(&mut headers, &HeaderValue::from_static("10.0.0.1"));
+        let lines: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(lines, ["1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.1"]);
     }
 }

@@ -251,7 +251,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "a request line over max_header_bytes",
-            request: |t| target(t, &format!("/api/{}", "u".repeat(140_000))),
+            // Well past the limit: hyper checks the buffered length only between reads,
+            // which may take it past max_header_bytes, so a line just over the limit can be
+            // read whole and answered 414 (a URI over hyper's own limit) instead.
+            request: |t| target(t, &format!("/api/{}", "u".repeat(300_000))),
             got: Hyper(431),
             forwarded: None,
         },

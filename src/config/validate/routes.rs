@@ -112,8 +112,14 @@ pub(super) fn routes(
         let https = target.as_ref().is_none_or(|t| t.scheme == Scheme::HTTPS);
         let tls = transport::route_tls(&field, route, https, base, p);
         if let (Some(upstream), Some(header)) = (target, header) {
+            let bound_key = std::sync::Arc::new(crate::http::bound::UpstreamKey {
+                scheme: upstream.scheme.clone(),
+                authority: upstream.authority.clone(),
+                tls: tls.as_ref().map(|tls| tls.id),
+            });
             routes.push(Route {
                 id: index as u32,
+                bound_key,
                 prefix: route.prefix.clone(),
                 upstream,
                 audience,
