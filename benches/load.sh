@@ -6,7 +6,8 @@
 #   DURATION=5 benches/load.sh      # shorter scenarios
 #   PROFILE=1 benches/load.sh       # also perf-profile each resigner scenario (text tables)
 #   KEEP=1 benches/load.sh          # keep the work directory (fixture, configs, logs)
-#   COMPARE=1 benches/load.sh       # only nginx proxy and resigner hit, alternated 3 times
+#   COMPARE=1 benches/load.sh       # only nginx proxy, the hyper floor (benches/hyper_floor.rs),
+#                                   # resigner hit and passthrough, alternated 3 times
 #                                   # (ROUNDS=N), with the median ratios
 #
 # Installs nginx, haproxy and wrk from Debian when missing, and builds oha (fixed-rate load)
@@ -31,7 +32,7 @@ CONNS=${CONNS:-32}
 TOKENS=${TOKENS:-200000}
 ISSUER="https://idp.bench/"
 AUDIENCE="https://api.bench"
-P_UP=28081 P_NGX=28082 P_HAP=28083 P_RS=28084 P_ADMIN=28085
+P_UP=28081 P_NGX=28082 P_HAP=28083 P_RS=28084 P_ADMIN=28085 P_FLOOR=28086
 
 need=()
 for tool in nginx haproxy wrk taskset curl python3 ${PROFILE:+perf}; do command -v "$tool" >/dev/null || need+=("$tool"); done
@@ -48,7 +49,7 @@ if ! "$OHA" --version 2>/dev/null | grep -q "$OHA_VERSION"; then
   cargo install --quiet --locked --root target/bench-tools "oha@$OHA_VERSION"
 fi
 
-for port in $P_UP $P_NGX $P_HAP $P_RS $P_ADMIN; do
+for port in $P_UP $P_NGX $P_HAP $P_RS $P_ADMIN $P_FLOOR; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use (a stray nginx/haproxy/resigner from an earlier run?); stop it first" >&2
     exit 1
@@ -261,19 +262,25 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 if [ -n "${COMPARE:-}" ]; then
-  # nginx proxy and resigner hit, alternated, the same wrk command and the same upstream;
-  # ratios per round, then their medians.
+  # nginx proxy, the hyper floor, resigner hit and passthrough, alternated, the same wrk
+  # command and the same upstream; ratios per round, then their medians.
   ROUNDS=${ROUNDS:-3}
+  FLOOR=$(cargo bench --no-run --bench hyper_floor 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+  $SRV "$FLOOR" "127.0.0.1:$P_FLOOR" "127.0.0.1:$P_UP" & FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
+  wait_http "http://127.0.0.1:$P_FLOOR/"
   start_resigner ES256 0
   curl -fs -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
   for round in $(seq 1 "$ROUNDS"); do
     SUT=$NGX_PID run "nginx_proxy_$round" "http://127.0.0.1:$P_NGX/"
+    SUT=$FLOOR_PID run "hyper_floor_$round" "http://127.0.0.1:$P_FLOOR/"
     SUT=$RS_PID run "resigner_hit_$round" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
     SUT=$RS_PID run "resigner_passthrough_$round" "http://127.0.0.1:$P_RS/pass/x"
     echo "hit_rps $(ratio "$(get "resigner_hit_$round" 2)" "$(get "nginx_proxy_$round" 2)")" >> "$WORK/ratios.txt"
     echo "hit_cpu $(ratio "$(get "resigner_hit_$round" 6)" "$(get "nginx_proxy_$round" 6)")" >> "$WORK/ratios.txt"
     echo "pass_rps $(ratio "$(get "resigner_passthrough_$round" 2)" "$(get "nginx_proxy_$round" 2)")" >> "$WORK/ratios.txt"
     echo "pass_cpu $(ratio "$(get "resigner_passthrough_$round" 6)" "$(get "nginx_proxy_$round" 6)")" >> "$WORK/ratios.txt"
+    echo "floor_cpu $(ratio "$(get "hyper_floor_$round" 6)" "$(get "nginx_proxy_$round" 6)")" >> "$WORK/ratios.txt"
+    echo "hit_floor_cpu $(ratio "$(get "resigner_hit_$round" 6)" "$(get "hyper_floor_$round" 6)")" >> "$WORK/ratios.txt"
   done
   stop_resigner
   m() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/ratios.txt" | median; }
@@ -284,6 +291,8 @@ if [ -n "${COMPARE:-}" ]; then
   echo "hit / nginx proxy, CPU per request:    $(m hit_cpu)   (rounds: $(all hit_cpu); target <= 1.1)"
   echo "passthrough / nginx proxy, req/s:      $(m pass_rps)   (rounds: $(all pass_rps); target >= 1.0)"
   echo "passthrough / nginx proxy, CPU/req:    $(m pass_cpu)   (rounds: $(all pass_cpu))"
+  echo "hyper floor / nginx proxy, CPU/req:    $(m floor_cpu)   (rounds: $(all floor_cpu))"
+  echo "hit / hyper floor, CPU per request:    $(m hit_floor_cpu)   (rounds: $(all hit_floor_cpu))"
   exit 0
 fi
 

@@ -265,9 +265,10 @@ fn bench_hit(c: &mut Criterion) {
         http::header::AUTHORIZATION,
         HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
     );
-    type Extract = fn(&http::HeaderMap) -> Result<&str, resigner::proxy::ProxyError>;
+    type Extract = fn(&http::HeaderMap) -> Result<&[u8], resigner::proxy::ProxyError>;
+    let checked: Extract = |headers| resigner::proxy::bearer_token(headers).map(str::as_bytes);
     let extractors: [(&str, Extract); 2] = [
-        ("from_headers_checked", resigner::proxy::bearer_token),
+        ("from_headers_checked", checked),
         ("from_headers_unchecked", resigner::proxy::bearer_unchecked),
     ];
     for (name, extract) in extractors {

@@ -34,9 +34,14 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    pub fn new(token: &str, route: u32, config_generation: u64, idp_generation: u64) -> Self {
+    pub fn new(
+        token: impl AsRef<[u8]>,
+        route: u32,
+        config_generation: u64,
+        idp_generation: u64,
+    ) -> Self {
         let mut token_sha256 = [0u8; 32];
-        token_sha256.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        token_sha256.copy_from_slice(digest::digest(&digest::SHA256, token.as_ref()).as_ref());
         CacheKey {
             token_sha256,
             route,

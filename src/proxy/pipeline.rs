@@ -301,7 +301,7 @@ pub async fn resign(
     config: &Config,
     route: &Route,
     work: TokenWork,
-    token: &str,
+    token: &[u8],
     caller: Caller<'_>,
 ) -> Result<Arc<Resigned>, ProxyError> {
     if work == TokenWork::Resign
@@ -343,7 +343,7 @@ pub async fn resign(
                         // Not checked before the lookup (see `proxy::bearer_unchecked`): a
                         // token that is not a b64token never makes an entry, so it never
                         // hits one either.
-                        super::check_b64token(token)?;
+                        let token = super::check_b64token(token)?;
                         let outcome =
                             run(&stages, config, route, work, token, caller, active.as_ref())
                                 .await?;

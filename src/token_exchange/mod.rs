@@ -99,7 +99,7 @@ async fn try_handle(
         config,
         exchange.route,
         TokenWork::Resign,
-        token,
+        token.as_bytes(),
         caller,
     )
     .await
