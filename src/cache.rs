@@ -16,8 +16,8 @@ use moka::future::Cache;
 
 use crate::config::CacheSettings;
 
-/// What a cache key is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a cache key is made of. Equality compares every field; the hash (below) is cheaper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheKey {
     token_sha256: [u8; 32],
     route: u32,
@@ -31,6 +31,27 @@ pub struct CacheKey {
     /// The managed signing keys' generation (0 without `[signing.managed]`): a rotation or a
     /// revocation makes every entry unreachable.
     signing_generation: u64,
+}
+
+/// Five words for the cache's (keyed SipHash) hasher: the first eight bytes of the token's
+/// digest, which are uniformly random and need the token to choose (and an entry needs an
+/// IdP-signed token), then the other fields. The derived hash fed every field and the
+/// digest's 32 bytes in small writes: ~1.8k instructions per cache lookup, ~2.5% of a hit's
+/// (callgrind, #16). Equal keys hash equal; a lookup still compares the whole key.
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&self.token_sha256[..8]);
+        state.write_u64(u64::from_le_bytes(prefix));
+        state.write_u64(
+            u64::from(self.route)
+                | (u64::from(self.method_class) << 32)
+                | (u64::from(self.client) << 40),
+        );
+        state.write_u64(self.config_generation);
+        state.write_u64(self.idp_generation);
+        state.write_u64(self.signing_generation);
+    }
 }
 
 impl CacheKey {
@@ -141,6 +162,29 @@ mod tests {
         assert_ne!(base, base.with_method_class(1));
         assert_ne!(base, base.with_client(1));
         assert_eq!(base, base.with_method_class(0));
+    }
+
+    #[test]
+    fn equal_keys_hash_equal_and_each_component_moves_the_hash() {
+        use std::hash::BuildHasher;
+        let hasher = std::collections::hash_map::RandomState::new();
+        let base = CacheKey::new("t", 1, 1, 1);
+        assert_eq!(
+            hasher.hash_one(base),
+            hasher.hash_one(CacheKey::new("t", 1, 1, 1))
+        );
+        let others = [
+            CacheKey::new("u", 1, 1, 1),
+            CacheKey::new("t", 2, 1, 1),
+            CacheKey::new("t", 1, 2, 1),
+            CacheKey::new("t", 1, 1, 2),
+            base.with_signing_generation(2),
+            base.with_method_class(1),
+            base.with_client(1),
+        ];
+        for other in others {
+            assert_ne!(hasher.hash_one(base), hasher.hash_one(other), "{other:?}");
+        }
     }
 
     #[tokio::test]
