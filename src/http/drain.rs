@@ -16,10 +16,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::task::Poll;
-use std::time::Duration;
 
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 const SERVING: u8 = 0;
 const DRAINING: u8 = 1;
@@ -123,14 +123,24 @@ impl Drop for Member {
 }
 
 impl Member {
+    /// Resolves once the drain has begun: what a connection waits on before it is served
+    /// (its first bytes, a TLS handshake) ends then.
+    pub async fn draining(&self) {
+        self.0.reached(DRAINING).await
+    }
+
     /// Drives `connection` to its end: while serving, each poll checks the phase with one
     /// load; on a drain it shuts the connection down gracefully; on the close it drops it.
-    /// Until `seen` is set (by the first request), the connection is also dropped when
-    /// `first_request` (if any) passes.
+    /// Until `seen` is set (by the first request), the connection is also dropped at
+    /// `first_request` (if any).
+    ///
+    /// The notification is registered with the waker of the first poll only, so this must be
+    /// awaited directly by its task (as the accept loop does), never under a combinator that
+    /// polls it with a different waker each time.
     pub async fn serve<C>(
         &self,
         connection: C,
-        first_request: Option<Duration>,
+        first_request: Option<Instant>,
         seen: &AtomicBool,
     ) -> Ended
     where
@@ -138,7 +148,7 @@ impl Member {
     {
         let shared = &*self.0;
         let mut connection = pin!(connection);
-        let mut deadline = first_request.map(|limit| Box::pin(tokio::time::sleep(limit)));
+        let mut deadline = first_request.map(|at| Box::pin(tokio::time::sleep_until(at)));
         // Registered once: the task's waker stays the same, so a phase change wakes it and
         // the poll below sees the phase without polling this again.
         let mut woken = pin!(shared.changed.notified());

@@ -15,11 +15,12 @@
 //!   its depth is `listen_backlog` ([`crate::http::listen`]).
 //! - `header_read_timeout`: an HTTP/1 request head (and a TLS handshake) must arrive in time,
 //!   or the connection is closed without an answer (hyper's behaviour). It also closes idle
-//!   keep-alive connections, since hyper starts it when it waits for the next request. hyper's
-//!   timer starts with a head's first bytes, so the wait for them is bounded here: a plain
-//!   connection's `peek` for its first bytes, and, over TLS or through the auto builder (which
-//!   waits for the preface unbounded), a first-request deadline in the connection task (a
-//!   client that connects and sends nothing, or half a preface).
+//!   keep-alive connections, since hyper starts it when it waits for the next request (the
+//!   first one included). The auto builder reads the preface before hyper waits, with no
+//!   limit, so a connection it serves also gets a first-request deadline: the one its first
+//!   bytes were awaited under (a client that connects and sends nothing, or half a
+//!   preface). A drain ends the wait for a plain connection's first bytes, or for a TLS
+//!   handshake, at once.
 //! - `max_header_bytes`: hyper's HTTP/1 read buffer (`max_buf_size`) and the HTTP/2 header
 //!   list size; `max_headers`: the HTTP/1 header count. Beyond either, hyper answers 431 and
 //!   closes (HTTP/2: h2 answers 431 on that stream).
@@ -248,27 +249,33 @@ async fn sniff(stream: &TcpStream) -> Option<Protocol> {
 
 impl<H: Handler> Connection<H> {
     async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let limit = self.header_read_timeout;
         let Some(acceptor) = tls else {
-            return match tokio::time::timeout(self.header_read_timeout, sniff(&stream)).await {
-                // Its first bytes are in, so hyper's header read timer bounds an HTTP/1 head.
-                Ok(Some(Protocol::Http1)) => {
-                    self.serve(TokioIo::new(stream), Protocol::Http1, false)
-                        .await
-                }
-                Ok(Some(protocol)) => self.serve(TokioIo::new(stream), protocol, true).await,
+            let deadline = tokio::time::Instant::now() + limit;
+            let sniffed = tokio::select! {
+                sniffed = tokio::time::timeout_at(deadline, sniff(&stream)) => sniffed,
+                () = self.member.draining() => return,
+            };
+            return match sniffed {
+                Ok(Some(protocol)) => self.serve(TokioIo::new(stream), protocol, deadline).await,
                 Ok(None) => {}
                 Err(_) => {
                     tracing::debug!(peer = %self.peer, "no request within header_read_timeout")
                 }
             };
         };
-        match tokio::time::timeout(self.header_read_timeout, acceptor.accept(stream)).await {
+        let handshake = tokio::select! {
+            handshake = tokio::time::timeout(limit, acceptor.accept(stream)) => handshake,
+            () = self.member.draining() => return,
+        };
+        match handshake {
             Ok(Ok(stream)) => {
                 let protocol = match stream.get_ref().1.alpn_protocol() {
                     Some(b"http/1.1") => Protocol::Http1,
                     _ => Protocol::Detect,
                 };
-                self.serve(TokioIo::new(stream), protocol, true).await
+                let deadline = tokio::time::Instant::now() + limit;
+                self.serve(TokioIo::new(stream), protocol, deadline).await
             }
             Ok(Err(err)) => {
                 tracing::debug!(peer = %self.peer, error = %err, "TLS handshake failed")
@@ -277,10 +284,9 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    /// Serves `io`; with `bound_first`, a first request that has not begun within
-    /// `header_read_timeout` closes it (hyper's own timer starts with the first bytes, and
-    /// the auto builder waits for them unbounded).
-    async fn serve<I>(self, io: I, protocol: Protocol, bound_first: bool)
+    /// Serves `io`. Through the auto builder, a first request that has not begun by
+    /// `first_request` closes it (for HTTP/1, hyper's own header read timer does).
+    async fn serve<I>(self, io: I, protocol: Protocol, first_request: tokio::time::Instant)
     where
         I: Read + Write + Unpin + Send + 'static,
     {
@@ -290,10 +296,10 @@ impl<H: Handler> Connection<H> {
             builders,
             member,
             info,
-            header_read_timeout: first_request_timeout,
+            header_read_timeout: _,
         } = self;
-        let first_request = Arc::new(AtomicBool::new(false));
-        let seen = first_request.clone();
+        let seen_first = Arc::new(AtomicBool::new(false));
+        let seen = seen_first.clone();
         let service = service_fn(move |request: http::Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
             // A coding hyper accepts but resigner does not implement: the body's end is in
@@ -311,15 +317,16 @@ impl<H: Handler> Connection<H> {
                 })
             }
         });
-        let limit = bound_first.then_some(first_request_timeout);
         let ended = match protocol {
             Protocol::Http1 => {
                 let connection = builders.http1.serve_connection(io, service);
-                member.serve(connection, limit, &first_request).await
+                member.serve(connection, None, &seen_first).await
             }
             Protocol::Detect => {
                 let connection = builders.auto.serve_connection(io, service);
-                member.serve(connection, limit, &first_request).await
+                member
+                    .serve(connection, Some(first_request), &seen_first)
+                    .await
             }
         };
         match ended {

@@ -104,6 +104,40 @@ async fn in_flight_requests_finish_after_shutdown_starts_and_new_connections_are
     );
 }
 
+/// A client that connected and sent nothing yet (a browser's preconnect, a balancer's spare
+/// connection) neither holds the drain nor outlives it: it is closed when the drain starts,
+/// not at `header_read_timeout`.
+#[tokio::test]
+async fn a_connection_that_sent_nothing_is_closed_by_the_drain_at_once() {
+    use tokio::io::AsyncReadExt;
+    let fixture = Fixture::builder()
+        .await
+        .server("header_read_timeout", "30s")
+        .start()
+        .await;
+    let mut silent = TcpStream::connect(fixture.proxy.running.public_addr)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    fixture
+        .proxy
+        .running
+        .shutdown(Duration::from_secs(20))
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the drain waited for it: {took:?}"
+    );
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "closed by the drain: {read:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_drain_timeout_bounds_the_wait() {
     let fixture = Fixture::start().await;
