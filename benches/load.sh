@@ -265,7 +265,8 @@ if [ -n "${COMPARE:-}" ]; then
   # nginx proxy, the hyper floor, resigner hit and passthrough, alternated, the same wrk
   # command and the same upstream; ratios per round, then their medians.
   ROUNDS=${ROUNDS:-3}
-  FLOOR=$(cargo bench --no-run --bench hyper_floor 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+  FLOOR_BUILD=$(cargo bench --no-run --bench hyper_floor 2>&1) || { echo "$FLOOR_BUILD" >&2; exit 1; }
+  FLOOR=$(echo "$FLOOR_BUILD" | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
   $SRV "$FLOOR" "127.0.0.1:$P_FLOOR" "127.0.0.1:$P_UP" & FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
   wait_http "http://127.0.0.1:$P_FLOOR/"
   start_resigner ES256 0
