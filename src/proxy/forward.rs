@@ -140,7 +140,10 @@ async fn exchange(
 ) -> Result<Response<Incoming>, ExchangeError> {
     let key = &route.bound_key;
     let (lease, mut sender) = match conn.bound.take(key, upstreams.pool_idle_timeout()) {
-        Take::Pool => return pool(upstreams, route, request).await,
+        // Boxed: the pool's future would make every request's future larger by its size
+        // (632 bytes, copied at each of the request's layers), for the first request of
+        // a connection and HTTP/2 streams in parallel only (#16).
+        Take::Pool => return Box::pin(pool(upstreams, route, request)).await,
         Take::Held(lease, sender) => (lease, sender),
         Take::Connect(lease) => {
             let uri = absolute(&route.upstream, PathAndQuery::from_static("/"))?;
@@ -160,7 +163,7 @@ async fn exchange(
         Err(mut err) => match err.take_message() {
             Some(request) => {
                 drop(lease);
-                pool(upstreams, route, request).await
+                Box::pin(pool(upstreams, route, request)).await
             }
             None => Err(ExchangeError::Held(err.into_error())),
         },

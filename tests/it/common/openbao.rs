@@ -141,8 +141,16 @@ impl TestOpenBao {
     }
 
     /// Freezes the server (SIGSTOP): connections are accepted by the kernel, nothing answers.
+    /// Returns once every thread of it is stopped: the signal takes effect thread by thread,
+    /// and a thread still running could answer a request sent right after `kill` returned.
     pub fn pause(&self) {
         self.signal("-STOP");
+        let pid = self.child.lock().unwrap().as_ref().expect("running").id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid) {
+            assert!(Instant::now() < deadline, "OpenBao {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Lets a paused server run again (SIGCONT), its keys intact.
@@ -236,6 +244,22 @@ impl TestOpenBao {
             let _ = child.wait();
         }
     }
+}
+
+/// Whether every thread of `pid` is in the stopped state (`T` in `/proc/PID/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| rest.starts_with('T'))
+            })
+            .unwrap_or(false)
+    })
 }
 
 impl Drop for TestOpenBao {
