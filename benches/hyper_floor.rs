@@ -23,10 +23,17 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {
-        eprintln!("usage: hyper_floor LISTEN UPSTREAM (host:port each)");
-        std::process::exit(2);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let [listen, upstream] = args.as_slice() else {
+        // `cargo test --all-targets` runs bench targets with no arguments, or with just the
+        // test filter given to it: nothing to do.
+        eprintln!(
+            "hyper_floor: a measurement tool for benches/load.sh (LISTEN UPSTREAM); nothing done"
+        );
+        return;
     };
     let listen: SocketAddr = listen.parse().expect("LISTEN is host:port");
     let upstream: SocketAddr = upstream.parse().expect("UPSTREAM is host:port");
