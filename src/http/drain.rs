@@ -38,14 +38,20 @@ struct Shared {
 impl Shared {
     /// Resolves once the phase is at least `phase`.
     async fn reached(&self, phase: u8) {
-        loop {
-            let mut changed = pin!(self.changed.notified());
-            changed.as_mut().enable();
-            if self.phase.load(Ordering::SeqCst) >= phase {
-                return;
-            }
-            changed.await;
+        until(&self.changed, || self.phase.load(Ordering::SeqCst) >= phase).await
+    }
+}
+
+/// Resolves once `done` holds, checked after registering for `notify` each time, so a
+/// `notify_waiters` between the check and the wait is not lost.
+async fn until(notify: &Notify, done: impl Fn() -> bool) {
+    loop {
+        let mut notified = pin!(notify.notified());
+        notified.as_mut().enable();
+        if done() {
+            return;
         }
+        notified.await;
     }
 }
 
@@ -92,14 +98,7 @@ impl Drain {
     /// Tells every connection to finish and close, and resolves when none is open.
     pub async fn drain(&self) {
         self.set(DRAINING);
-        loop {
-            let mut idle = pin!(self.0.idle.notified());
-            idle.as_mut().enable();
-            if self.open() == 0 {
-                return;
-            }
-            idle.await;
-        }
+        until(&self.0.idle, || self.open() == 0).await
     }
 
     fn set(&self, phase: u8) {

@@ -222,8 +222,9 @@ struct Builders {
     auto: auto::Builder<TokioExecutor>,
 }
 
-/// hyper's own HTTP/1 header count limit when none is set.
-const DEFAULT_MAX_HEADERS: usize = 100;
+/// hyper's own HTTP/1 header count limit when none is set (`[server] max_headers`'s
+/// default, see [`crate::config`]).
+pub const DEFAULT_MAX_HEADERS: usize = 100;
 
 /// What a connection speaks, as far as the accept loop can tell before hyper reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// hyper refuses a smaller read buffer.
 pub const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
 /// Default `[server] max_headers` (hyper's own default).
-pub const DEFAULT_MAX_HEADERS: usize = 100;
+pub const DEFAULT_MAX_HEADERS: usize = crate::http::server::DEFAULT_MAX_HEADERS;
 /// Most `[server] workers`.
 pub const MAX_WORKERS: usize = 1024;
 /// Default `[server] max_connections`, per listener.
