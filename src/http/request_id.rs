@@ -112,15 +112,19 @@ where
         method = %request.method(),
         path = request.uri().path(),
     );
-    let started = Instant::now();
+    // The clock is read only when the debug line below is written (#16: 157 instructions
+    // per cache hit under callgrind; with RUST_LOG=warn the line never is).
+    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
     let mut response = handler(request).instrument(span.clone()).await;
-    span.in_scope(|| {
-        tracing::debug!(
-            status = response.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "response"
-        )
-    });
+    if let Some(started) = started {
+        span.in_scope(|| {
+            tracing::debug!(
+                status = response.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "response"
+            )
+        });
+    }
     response.headers_mut().insert(HEADER, id);
     response
 }
