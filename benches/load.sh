@@ -23,7 +23,8 @@
 # Every row also gives the CPU time of the server under test per request (utime+stime of all
 # its processes and threads from /proc over the measurement, divided by the requests the
 # load generator completed): nginx proxy, HAProxy or resigner; the upstream nginx's own CPU
-# is not counted (it is the same for every proxy).
+# is not counted (it is the same for every proxy). It is given whole, then as user and
+# system time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -209,26 +210,32 @@ parse() {
 
 RESULTS="$WORK/results.txt"; : > "$RESULTS"
 get() { awk -v n="$1" '$1 == n { print $'"$2"' }' "$RESULTS"; }
-record() { # $1 name, $2 "rps p50_ms p99_ms errors cpu_us": kept for the ratios and printed
+record() { # $1 name, $2 "rps p50_ms p99_ms errors cpu_us user_us sys_us": kept and printed
   echo "$1 $2" >> "$RESULTS"
-  printf "%-40s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s  CPU %6s us/req\n" "$1" $2
+  printf "%-40s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s  CPU %6s us/req (user %s, sys %s)\n" "$1" $2
 }
 # CPU time of the server under test: SUT holds its PIDs (a master and its children for
 # nginx); clock ticks of utime+stime summed over them.
 SUT=""
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
-sut_ticks() {
-  local total=0 pid
+sut_ticks() { # -> "utime stime" in ticks
+  local user=0 sys=0 pid u s
   for pid in $SUT $(for p in $SUT; do pgrep -P "$p" || true; done); do
     [ -r "/proc/$pid/stat" ] || continue
     # Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
-    total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
+    read -r u s < <(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12, $13 }')
+    user=$((user + u)) sys=$((sys + s))
   done
-  echo "$total"
+  echo "$user $sys"
 }
-cpu_us() { # $1 ticks before, $2 ticks after, $3 requests -> microseconds per request
-  if [ -z "$SUT" ]; then echo "-"; return; fi
-  awk -v t="$(( ($2 - $1) * TICK_US ))" -v r="$3" 'BEGIN { if (r > 0) printf "%.1f", t / r; else print "n/a" }'
+# $1 ticks before, $2 ticks after (each "utime stime"), $3 requests -> "total user sys"
+# microseconds per request: the split shows whether a difference is in the program or in the
+# kernel (#16: resigner's system time per request is nginx's; the gap is all user time).
+cpu_us() {
+  if [ -z "$SUT" ]; then echo "- - -"; return; fi
+  local u0 s0 u1 s1; read -r u0 s0 <<< "$1"; read -r u1 s1 <<< "$2"
+  awk -v u="$(( (u1 - u0) * TICK_US ))" -v s="$(( (s1 - s0) * TICK_US ))" -v r="$3" \
+    'BEGIN { if (r > 0) printf "%.1f %.1f %.1f", (u + s) / r, u / r, s / r; else print "n/a n/a n/a" }'
 }
 run() { # $1 name, then wrk args
   local name=$1; shift
@@ -282,6 +289,8 @@ if [ -n "${COMPARE:-}" ]; then
     echo "pass_cpu $(ratio "$(get "resigner_passthrough_$round" 6)" "$(get "nginx_proxy_$round" 6)")" >> "$WORK/ratios.txt"
     echo "floor_cpu $(ratio "$(get "hyper_floor_$round" 6)" "$(get "nginx_proxy_$round" 6)")" >> "$WORK/ratios.txt"
     echo "hit_floor_cpu $(ratio "$(get "resigner_hit_$round" 6)" "$(get "hyper_floor_$round" 6)")" >> "$WORK/ratios.txt"
+    echo "hit_user $(ratio "$(get "resigner_hit_$round" 7)" "$(get "nginx_proxy_$round" 7)")" >> "$WORK/ratios.txt"
+    echo "hit_sys $(ratio "$(get "resigner_hit_$round" 8)" "$(get "nginx_proxy_$round" 8)")" >> "$WORK/ratios.txt"
   done
   stop_resigner
   m() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/ratios.txt" | median; }
@@ -294,6 +303,8 @@ if [ -n "${COMPARE:-}" ]; then
   echo "passthrough / nginx proxy, CPU/req:    $(m pass_cpu)   (rounds: $(all pass_cpu))"
   echo "hyper floor / nginx proxy, CPU/req:    $(m floor_cpu)   (rounds: $(all floor_cpu))"
   echo "hit / hyper floor, CPU per request:    $(m hit_floor_cpu)   (rounds: $(all hit_floor_cpu))"
+  echo "hit / nginx proxy, user CPU/req:       $(m hit_user)   (rounds: $(all hit_user))"
+  echo "hit / nginx proxy, system CPU/req:     $(m hit_sys)   (rounds: $(all hit_sys))"
   exit 0
 fi
 
