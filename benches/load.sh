@@ -215,7 +215,7 @@ record() { # $1 name, $2 "rps p50_ms p99_ms errors cpu_us user_us sys_us": kept 
   printf "%-40s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s  CPU %6s us/req (user %s, sys %s)\n" "$1" $2
 }
 # CPU time of the server under test: SUT holds its PIDs (a master and its children for
-# nginx); clock ticks of utime+stime summed over them.
+# nginx); clock ticks of utime and of stime, each summed over them.
 SUT=""
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 sut_ticks() { # -> "utime stime" in ticks

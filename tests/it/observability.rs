@@ -472,3 +472,38 @@ async fn json_logs_carry_request_ids_and_never_a_token_or_key() {
         }
     }
 }
+
+/// A filter on the request span alone (`[request]=debug`) writes the request's debug
+/// "response" line: the proxy asks whether that line is enabled inside the span, as the line
+/// is written, not before entering it.
+#[tokio::test]
+async fn a_filter_on_the_request_span_writes_its_response_line() {
+    let key = IdpKey::rs256("k1");
+    let idp = TestIdp::start(&[&key]).await;
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let config_path =
+        ProxyBuilder::new(&idp)
+            .api_route(&upstream)
+            .write_config(dir.path(), &listen, &admin);
+    let child = ServeChild::spawn(
+        &config_path,
+        &dir.path().join("resigner.log"),
+        "warn,[request]=debug",
+    );
+    child.publish_signing_key(&format!("http://{admin}")).await;
+    let reply = get(
+        &format!("http://{listen}/no-route"),
+        &[("x-request-id", "span-filter-1")],
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    let events = child.log_events();
+    assert!(
+        events.iter().any(|e| e["fields"]["message"] == "response"
+            && e["span"]["request_id"] == "span-filter-1"
+            && e["fields"]["status"] == 404),
+        "{events:?}"
+    );
+}
