@@ -9,9 +9,13 @@
 //! - `POST /oauth/token` — RFC 8693 token exchange ([`crate::token_exchange`]), while
 //!   `[token_exchange]` is configured; otherwise routed like any other path
 //! - anything else — matched against `[[routes]]` by prefix ([`route_for`], the one route
-//!   lookup) and handed with its route to [`crate::proxy::handle`] (404 without a route)
+//!   lookup) and handed with its route to [`crate::proxy::try_handle`], whose result
+//!   [`crate::proxy::respond`] answers (404 without a route)
 //!
 //! Admin listener: see [`crate::admin`].
+
+use std::future::Future;
+use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -25,41 +29,48 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// Routes one request on the public listener, in its request id's span (see
 /// [`crate::http::request_id`]): the id is forwarded upstream and echoed on every response.
-pub async fn public(
-    state: &AppState,
+/// A plain function returning [`dispatch`]'s future in the id's: each `async` layer around a
+/// request keeps its own copy of it, and moves all of them (#16).
+pub fn public(
+    state: Arc<AppState>,
     request: Request<Incoming>,
-    conn: &ConnInfo,
+    conn: Arc<ConnInfo>,
+) -> impl Future<Output = Response<Body>> + Send + 'static {
+    crate::http::request_id::scope(request, move |request| dispatch(state, request, conn))
+}
+
+/// [`public`] once the request has its id.
+async fn dispatch(
+    state: Arc<AppState>,
+    request: Request<Incoming>,
+    conn: Arc<ConnInfo>,
 ) -> Response<Body> {
-    crate::http::request_id::scope(request, |request| async move {
-        if request.uri().path() == JWKS_PATH {
-            let response = jwks(state, &request);
+    let state = &*state;
+    if request.uri().path() == JWKS_PATH {
+        let response = jwks(state, &request);
+        state
+            .metrics
+            .record_request(crate::metrics::JWKS_ROUTE, response.status());
+        return response;
+    }
+    let config = state.config();
+    if let Some(document) = crate::discovery::Document::for_path(request.uri().path()) {
+        let rendered = state.discovery.current(&config, JWKS_PATH);
+        if let Some(response) = crate::discovery::response(&config, &request, document, &rendered) {
             state
                 .metrics
-                .record_request(crate::metrics::JWKS_ROUTE, response.status());
+                .record_request(crate::discovery::METRICS_ROUTE, response.status());
             return response;
         }
-        let config = state.config();
-        if let Some(document) = crate::discovery::Document::for_path(request.uri().path()) {
-            let rendered = state.discovery.current(&config, JWKS_PATH);
-            if let Some(response) =
-                crate::discovery::response(&config, &request, document, &rendered)
-            {
-                state
-                    .metrics
-                    .record_request(crate::discovery::METRICS_ROUTE, response.status());
-                return response;
-            }
-        }
-        if config.token_exchange.is_some()
-            && request.uri().path() == crate::token_exchange::TOKEN_PATH
-        {
-            // Boxed: a rare path with a large future (see `crate::service`).
-            return Box::pin(crate::token_exchange::handle(state, &config, request)).await;
-        }
-        let route = route_for(&config, request.uri().path());
-        crate::proxy::handle(state, &config, route, request, conn).await
-    })
-    .await
+    }
+    if config.token_exchange.is_some() && request.uri().path() == crate::token_exchange::TOKEN_PATH
+    {
+        // Boxed: a rare path with a large future (see `crate::service`).
+        return Box::pin(crate::token_exchange::handle(state, &config, request)).await;
+    }
+    let route = route_for(&config, request.uri().path());
+    let result = crate::proxy::try_handle(state, &config, route, request, &conn).await;
+    crate::proxy::respond(state, route, result)
 }
 
 /// The route for `path`: the longest matching prefix ([`Config::route_for`]).

@@ -266,21 +266,24 @@ impl AppState {
                 signing.active_kid
             ));
         };
-        self.custom
-            .load()
-            .check_published(
-                active,
-                signing.min_published_age.as_secs(),
-                crate::jose::time::now_unix(),
-            )
-            .map_err(|err| match err.needs_import() {
-                true => format!(
-                    "{err}; import its public JWK: `{}` (management token in --token or ${})",
-                    self.import_command,
-                    hints::TOKEN_ENV
-                ),
-                false => err.to_string(),
-            })
+        let set = self.custom.load();
+        if set.published_for.is(config.generation) {
+            return Ok(());
+        }
+        set.check_published(
+            active,
+            signing.min_published_age.as_secs(),
+            crate::jose::time::now_unix(),
+        )
+        .map(|()| set.published_for.set(config.generation))
+        .map_err(|err| match err.needs_import() {
+            true => format!(
+                "{err}; import its public JWK: `{}` (management token in --token or ${})",
+                self.import_command,
+                hints::TOKEN_ENV
+            ),
+            false => err.to_string(),
+        })
     }
 
     /// The key that signs under `config`: the managed current key with `[signing.managed]`,

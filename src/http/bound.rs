@@ -80,7 +80,8 @@ impl BoundUpstream {
     /// The connection for a request to `key` (see the module doc); one held idle for longer
     /// than `max_idle` (`[upstream] pool_idle_timeout`) is closed and replaced, so it is not
     /// kept past an upstream's own keep-alive timeout any more than a pooled one.
-    pub fn take(&self, key: &Arc<UpstreamKey>, max_idle: Duration) -> Take<'_> {
+    /// `now` is the request's start.
+    pub fn take(&self, key: &Arc<UpstreamKey>, max_idle: Duration, now: Instant) -> Take<'_> {
         let mut slot = self.lock();
         match std::mem::replace(&mut *slot, Slot::Busy) {
             Slot::Fresh => {
@@ -88,7 +89,9 @@ impl BoundUpstream {
                 Take::Pool
             }
             Slot::Unbound => Take::Connect(self.lease()),
-            Slot::Idle(_, sender, since) if sender.is_closed() || since.elapsed() > max_idle => {
+            Slot::Idle(_, sender, since)
+                if sender.is_closed() || now.saturating_duration_since(since) > max_idle =>
+            {
                 Take::Connect(self.lease())
             }
             Slot::Idle(held, sender, _)
@@ -117,9 +120,11 @@ impl BoundUpstream {
 }
 
 impl Lease<'_> {
-    /// Keeps `sender` for the connection's next request to `key`.
-    pub fn put(mut self, key: Arc<UpstreamKey>, sender: SendRequest<UpstreamBody>) {
-        *self.bound.lock() = Slot::Idle(key, sender, Instant::now());
+    /// Keeps `sender` for the connection's next request to `key`; idle since `since` (the
+    /// start of the request it served: an earlier instant than its end, so it is never
+    /// kept longer than `max_idle`, and no clock read).
+    pub fn put(mut self, key: Arc<UpstreamKey>, sender: SendRequest<UpstreamBody>, since: Instant) {
+        *self.bound.lock() = Slot::Idle(key, sender, since);
         self.returned = true;
     }
 }

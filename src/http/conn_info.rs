@@ -1,6 +1,7 @@
 //! [`ConnInfo`]: what the accept loop knows about a connection, handed with each of its
 //! requests to the listener's handler (the peer, TLS or not, the body read timeout, a
-//! per-core worker's own upstream pools, the connection's own upstream connection). Built
+//! per-core worker's own upstream pools, the connection's own upstream connection and
+//! timers). Built
 //! once per connection, so what a request needs from it costs no formatting or allocation.
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use http::HeaderValue;
 
 use crate::http::bound::BoundUpstream;
 use crate::http::client::Upstreams;
+use crate::http::timer::ConnTimer;
 
 /// What the accept loop knows about a request's connection.
 pub struct ConnInfo {
@@ -28,6 +30,11 @@ pub struct ConnInfo {
     pub upstreams: Option<Arc<Upstreams>>,
     /// The connection's own upstream connection ([`crate::http::bound`]).
     pub bound: BoundUpstream,
+    /// The connection's reusable timers ([`crate::http::timer`]): hyper's header read
+    /// timeout, and the route's upstream timeout. Two, as their durations differ: one sleep
+    /// moved back and forth between two deadlines would be filed anew each time.
+    pub header_timer: ConnTimer,
+    pub route_timer: ConnTimer,
 }
 
 impl ConnInfo {
@@ -46,6 +53,8 @@ impl ConnInfo {
             body_read_timeout,
             upstreams,
             bound: BoundUpstream::default(),
+            header_timer: ConnTimer::default(),
+            route_timer: ConnTimer::default(),
         }
     }
 

@@ -74,6 +74,33 @@ pub trait Handler: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send + 'static + use<Self>;
 }
 
+pin_project_lite::pin_project! {
+    /// What hyper awaits for one request: the handler's future, or the framing refusal.
+    /// Not an `async` block, which would keep the handler's future twice (the one it made
+    /// and the one it awaits) and every byte of both is copied when hyper stores it (#16).
+    #[project = AnswerProj]
+    enum Answer<F> {
+        Handled { #[pin] future: F },
+        Refused { response: Option<Response<Body>> },
+    }
+}
+
+impl<F: Future<Output = Response<Body>>> Future for Answer<F> {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            AnswerProj::Handled { future } => future.poll(cx).map(Ok),
+            AnswerProj::Refused { response } => {
+                std::task::Poll::Ready(Ok(response.take().unwrap_or_else(framing::refusal)))
+            }
+        }
+    }
+}
+
 /// The limits of one listener (see the module doc).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -299,28 +326,29 @@ impl<H: Handler> Connection<H> {
             info,
             header_read_timeout: _,
         } = self;
+        let header_timer = info.header_timer.clone();
         let seen_first = Arc::new(AtomicBool::new(false));
         let seen = seen_first.clone();
         let service = service_fn(move |request: http::Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
             // A coding hyper accepts but resigner does not implement: the body's end is in
             // doubt, so no handler sees it and the connection closes (see `framing`).
-            let refused = has_unsupported_transfer_coding(request.headers());
-            let (handler, conn) = (handler.clone(), info.clone());
-            // The handler's future is made inside: a future held in a variable and then
-            // awaited would take its size twice in this one (#16: every byte of it is
-            // copied when hyper stores it).
-            async move {
-                Ok::<_, Infallible>(if refused {
-                    framing::refusal()
-                } else {
-                    handler.handle(request, conn).await
-                })
+            if has_unsupported_transfer_coding(request.headers()) {
+                Answer::Refused {
+                    response: Some(framing::refusal()),
+                }
+            } else {
+                Answer::Handled {
+                    future: handler.handle(request, info.clone()),
+                }
             }
         });
         let ended = match protocol {
             Protocol::Http1 => {
-                let connection = builders.http1.serve_connection(io, service);
+                // Its header read timeout on a reusable timer of the connection's (#16).
+                let mut http1 = builders.http1.clone();
+                http1.timer(header_timer);
+                let connection = http1.serve_connection(io, service);
                 member.serve(connection, None, &seen_first).await
             }
             Protocol::Detect => {

@@ -20,6 +20,41 @@ pub struct CustomKeySet {
     pub published_at: std::collections::BTreeMap<String, i64>,
     /// Strong ETag (quoted) over the keys as returned by the management API.
     pub etag: String,
+    /// The config generation this snapshot was found to publish the active key of.
+    pub published_for: PublishedFor,
+}
+
+/// A snapshot's memo of [`CustomKeySet::check_published`] for one config generation: its
+/// active key is published, with its material, for long enough. True once, it stays true
+/// for that snapshot and config (neither changes; the key's age only grows), so the check
+/// runs once instead of on every re-signed request (#16: ~250 instructions and a clock read
+/// of a cache hit). A clone (a snapshot being changed) starts without one.
+#[derive(Debug)]
+pub struct PublishedFor(std::sync::atomic::AtomicU64);
+
+impl PublishedFor {
+    const NONE: u64 = u64::MAX;
+
+    pub fn is(&self, generation: u64) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) == generation
+    }
+
+    pub fn set(&self, generation: u64) {
+        self.0
+            .store(generation, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Default for PublishedFor {
+    fn default() -> Self {
+        PublishedFor(std::sync::atomic::AtomicU64::new(Self::NONE))
+    }
+}
+
+impl Clone for PublishedFor {
+    fn clone(&self) -> Self {
+        PublishedFor::default()
+    }
 }
 
 impl CustomKeySet {
@@ -39,6 +74,7 @@ impl CustomKeySet {
             keys,
             published_at,
             etag,
+            published_for: PublishedFor::default(),
         }
     }
 

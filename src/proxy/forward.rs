@@ -5,17 +5,22 @@
 //! client ([`crate::http::bound`] says which); bodies stream both ways. The header
 //! vocabulary (what is hop-by-hop, which transfer codings pass) is [`crate::http::headers`].
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 
 use super::error::ProxyError;
 use crate::app::AppState;
 use crate::config::{Route, UpstreamTarget};
 use crate::http::body::Body;
-use crate::http::bound::{self, ConnectError, Take};
+use crate::http::bound::{self, ConnectError, Lease, Take};
 use crate::http::client::{UpstreamBody, Upstreams, error_chain};
 use crate::http::conn_info::ConnInfo;
 use crate::http::headers::strip_hop_by_hop;
@@ -62,24 +67,25 @@ pub async fn forward(
     }
     let body = TimeoutBody::new(body, conn.body_read_timeout);
     let upstreams = conn.upstreams.as_deref().unwrap_or(&state.upstream);
-    let sent = exchange(upstreams, route, conn, Request::from_parts(parts, body));
-    let started = std::time::Instant::now();
-    let response = match tokio::time::timeout(route.timeout, sent).await {
-        Err(_) => {
+    let started = tokio::time::Instant::now();
+    let request = Request::from_parts(parts, body);
+    let sent = exchange(upstreams, route, conn, request, started.into_std());
+    let response = match conn.route_timer.limit(started + route.timeout, sent).await {
+        None => {
             state.metrics.record_upstream_error(UpstreamError::Timeout);
             return Err(ProxyError::UpstreamTimeout);
         }
-        Ok(Err(err)) if BodyReadTimeout::is_cause_of(err.as_error()) => {
+        Some(Err(err)) if BodyReadTimeout::is_cause_of(err.as_error()) => {
             tracing::info!(route = %route.prefix, error = %err.as_error(), "request body read timed out");
             return Err(ProxyError::RequestBodyTimeout);
         }
-        Ok(Err(err)) if RequestBodyFailed::is_cause_of(err.as_error()) => {
+        Some(Err(err)) if RequestBodyFailed::is_cause_of(err.as_error()) => {
             tracing::info!(route = %route.prefix, error = %error_chain(err.as_error()), "request body malformed");
             return Err(ProxyError::BadFraming(
                 "the request body is malformed or incomplete",
             ));
         }
-        Ok(Err(err)) => {
+        Some(Err(err)) => {
             let kind = if err.is_connect() {
                 UpstreamError::Connect
             } else {
@@ -89,7 +95,7 @@ pub async fn forward(
             tracing::warn!(route = %route.prefix, error = %error_chain(err.as_error()), "upstream request failed");
             return Err(ProxyError::UpstreamUnreachable);
         }
-        Ok(Ok(response)) => {
+        Some(Ok(response)) => {
             state.metrics.record_upstream(started.elapsed());
             response
         }
@@ -131,33 +137,113 @@ impl ExchangeError {
 /// Sends `request` (origin form, `Host` set) over the client connection's own upstream
 /// connection when it has or may open one, else through the pool
 /// ([`crate::http::bound`]). A request the held connection could not start sending (it
-/// closed in between) goes through the pool.
-async fn exchange(
+/// closed in between) goes through the pool. `now` is the request's start.
+///
+/// The common case, the held connection, is an [`Exchange::Held`] future of a few hundred
+/// bytes; the others are boxed, so a forwarded request's future is not as large as theirs
+/// (an `async fn` here was 1.4 KB, copied with every move of the request's future, #16).
+fn exchange<'a>(
+    upstreams: &'a Upstreams,
+    route: &'a Route,
+    conn: &'a ConnInfo,
+    request: Request<UpstreamBody>,
+    now: std::time::Instant,
+) -> Exchange<'a, impl Future<Output = Result<Response<Incoming>, TrySendError>> + 'a> {
+    let key = &route.bound_key;
+    let take = conn.bound.take(key, upstreams.pool_idle_timeout(), now);
+    match take {
+        Take::Held(lease, mut sender) => Exchange::Held {
+            sending: sender.try_send_request(request),
+            held: Some((lease, sender)),
+            upstreams,
+            route,
+            now,
+        },
+        Take::Pool => Exchange::Other {
+            future: Box::pin(pool(upstreams, route, request)),
+        },
+        // Once per client connection.
+        Take::Connect(lease) => Exchange::Other {
+            future: Box::pin(connect(upstreams, route, lease, request, now)),
+        },
+    }
+}
+
+type TrySendError = hyper::client::conn::TrySendError<Request<UpstreamBody>>;
+
+type Exchanged = Result<Response<Incoming>, ExchangeError>;
+
+pin_project_lite::pin_project! {
+    /// [`exchange`]'s future.
+    #[project = ExchangeProj]
+    enum Exchange<'a, S> {
+        /// Over the held connection: `sending` is its request.
+        Held {
+            #[pin]
+            sending: S,
+            held: Option<(Lease<'a>, SendRequest<UpstreamBody>)>,
+            upstreams: &'a Upstreams,
+            route: &'a Route,
+            now: std::time::Instant,
+        },
+        /// Through the pool, or over a connection being opened.
+        Other { future: Pin<Box<dyn Future<Output = Exchanged> + Send + 'a>> },
+    }
+}
+
+impl<'a, S> Future for Exchange<'a, S>
+where
+    S: Future<Output = Result<Response<Incoming>, TrySendError>>,
+{
+    type Output = Exchanged;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exchanged> {
+        let retry = match self.as_mut().project() {
+            ExchangeProj::Other { future } => return future.as_mut().poll(cx),
+            ExchangeProj::Held {
+                sending,
+                held,
+                upstreams,
+                route,
+                now,
+            } => match std::task::ready!(sending.poll(cx)) {
+                Ok(response) => {
+                    if let Some((lease, sender)) = held.take() {
+                        lease.put(route.bound_key.clone(), sender, *now);
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+                Err(mut err) => match err.take_message() {
+                    Some(request) => {
+                        drop(held.take());
+                        Box::pin(pool(upstreams, route, request))
+                    }
+                    None => return Poll::Ready(Err(ExchangeError::Held(err.into_error()))),
+                },
+            },
+        };
+        self.set(Exchange::Other { future: retry });
+        self.poll(cx)
+    }
+}
+
+/// Connects the client connection's own upstream connection, sends `request` over it and
+/// keeps it for the next request.
+async fn connect(
     upstreams: &Upstreams,
     route: &Route,
-    conn: &ConnInfo,
+    lease: Lease<'_>,
     request: Request<UpstreamBody>,
-) -> Result<Response<Incoming>, ExchangeError> {
-    let key = &route.bound_key;
-    let (lease, mut sender) = match conn.bound.take(key, upstreams.pool_idle_timeout()) {
-        // Boxed: the pool's future would make every request's future larger by its size
-        // (632 bytes, copied at each of the request's layers), for the first request of
-        // a connection and HTTP/2 streams in parallel only (#16).
-        Take::Pool => return Box::pin(pool(upstreams, route, request)).await,
-        Take::Held(lease, sender) => (lease, sender),
-        Take::Connect(lease) => {
-            let uri = absolute(&route.upstream, PathAndQuery::from_static("/"))?;
-            let connector = upstreams.connector(route.tls.as_deref());
-            // Boxed: once per client connection, and a large future.
-            let sender = Box::pin(bound::connect(connector, uri))
-                .await
-                .map_err(ExchangeError::Connect)?;
-            (lease, sender)
-        }
-    };
+    now: std::time::Instant,
+) -> Exchanged {
+    let uri = absolute(&route.upstream, PathAndQuery::from_static("/"))?;
+    let connector = upstreams.connector(route.tls.as_deref());
+    let mut sender = bound::connect(connector, uri)
+        .await
+        .map_err(ExchangeError::Connect)?;
     match sender.try_send_request(request).await {
         Ok(response) => {
-            lease.put(key.clone(), sender);
+            lease.put(route.bound_key.clone(), sender, now);
             Ok(response)
         }
         Err(mut err) => match err.take_message() {

@@ -1,6 +1,6 @@
 //! The proxied request path: bearer token -> [`pipeline`] (verify -> authorize -> map claims
-//! -> sign, cached) -> forward. [`handle`] never fails: it calls [`try_handle`] and turns any
-//! error into a response through the one table in [`error`].
+//! -> sign, cached) -> forward. [`try_handle`] does it; [`respond`] turns its result into the
+//! response (any error through the one table in [`error`]) and never fails.
 
 pub mod authorize;
 pub mod claims;
@@ -26,17 +26,16 @@ use crate::metrics;
 pub use error::ProxyError;
 use verify::{Mismatch, VerifyError};
 
-/// Handles one request on the public listener that is not the JWKS endpoint: `route` is
-/// the one the router matched in `config` (the snapshot the request uses to the end).
-pub async fn handle(
+/// The response to one proxied request, from [`try_handle`]'s result for it on `route`:
+/// an error becomes its response through the one table in [`error`]; either way the request
+/// is counted. Never fails.
+pub fn respond(
     state: &AppState,
-    config: &Config,
     route: Option<&Route>,
-    request: Request<Incoming>,
-    conn: &ConnInfo,
+    result: Result<Response<Body>, ProxyError>,
 ) -> Response<Body> {
     let route_label = route.map_or(metrics::NO_ROUTE, |route| route.prefix.as_str());
-    let response = match try_handle(state, config, route, request, conn).await {
+    let response = match result {
         Ok(response) => response,
         Err(err) => {
             if !err.is_upstream() {
@@ -51,7 +50,9 @@ pub async fn handle(
     response
 }
 
-/// The fallible body of [`handle`]: `route` is the one `config` has for the request's path.
+/// Handles one request on the public listener that is not the JWKS endpoint: `route` is
+/// the one the router matched in `config` (the snapshot the request uses to the end). The
+/// router answers its result with [`respond`].
 pub async fn try_handle(
     state: &AppState,
     config: &Config,

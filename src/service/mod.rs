@@ -86,14 +86,45 @@ impl Handler for Serve {
         request: Request<Incoming>,
         conn: Arc<ConnInfo>,
     ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static + use<> {
-        let (state, listener) = (self.0.clone(), self.1);
-        async move {
-            match listener {
-                Listener::Public => crate::router::public(&state, request, &conn).await,
-                // Boxed: the management API's future is large, and every proxied request's
-                // future would otherwise be as large (and moved, #16).
-                Listener::Admin => Box::pin(crate::admin::handle(&state, request)).await,
+        match self.1 {
+            Listener::Public => Served::Public {
+                future: crate::router::public(self.0.clone(), request, conn),
+            },
+            // Boxed: the management API's future is large, and every proxied request's
+            // future would otherwise be as large (and moved, #16).
+            Listener::Admin => {
+                let state = self.0.clone();
+                Served::Admin {
+                    future: Box::pin(async move { crate::admin::handle(&state, request).await }),
+                }
             }
+        }
+    }
+}
+
+/// The admin listener's (boxed) future.
+type AdminFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// [`Serve::handle`]'s future: the public listener's as it is, the admin's boxed. Not an
+    /// `async` block, which would hold the request and its Arcs beside the future it awaits.
+    #[project = ServedProj]
+    enum Served<P> {
+        Public { #[pin] future: P },
+        Admin { future: AdminFuture },
+    }
+}
+
+impl<P: std::future::Future<Output = Response<Body>>> std::future::Future for Served<P> {
+    type Output = Response<Body>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Response<Body>> {
+        match self.project() {
+            ServedProj::Public { future } => future.poll(cx),
+            ServedProj::Admin { future } => future.as_mut().poll(cx),
         }
     }
 }
