@@ -52,6 +52,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     if connection {
+        // The common case, one `Connection: keep-alive` (or `close`) from the upstream,
+        // names nothing else: removing it is all (#16).
+        let mut values = headers.get_all(header::CONNECTION).iter();
+        if let (Some(only), None) = (values.next(), values.next())
+            && (only.as_bytes().eq_ignore_ascii_case(b"keep-alive")
+                || only.as_bytes().eq_ignore_ascii_case(b"close"))
+        {
+            headers.remove(header::CONNECTION);
+            connection = false;
+        }
+    }
+    if connection {
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
             let Ok(value) = value.to_str() else { continue };
@@ -122,6 +134,29 @@ mod tests {
         headers.insert("x-kept", HeaderValue::from_static("1"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn a_lone_keep_alive_or_close_is_removed_with_the_other_hop_by_hop_headers() {
+        for value in ["keep-alive", "Keep-Alive", "close"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONNECTION, HeaderValue::from_static(value));
+            headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+            headers.insert("x-kept", HeaderValue::from_static("1"));
+            strip_hop_by_hop(&mut headers);
+            let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+            assert_eq!(names, ["x-kept"], "{value}");
+        }
+        // Two lines: the general path, which reads every name they give.
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        headers.append(header::CONNECTION, HeaderValue::from_static("x-secret"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut headers);
         let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["x-kept"]);
