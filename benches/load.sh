@@ -6,7 +6,7 @@
 #   DURATION=5 benches/load.sh      # shorter scenarios
 #   PROFILE=1 benches/load.sh       # also perf-profile each resigner scenario (text tables)
 #   KEEP=1 benches/load.sh          # keep the work directory (fixture, configs, logs)
-#   COMPARE=1 benches/load.sh       # only nginx proxy, the hyper floor (benches/hyper_floor.rs),
+#   COMPARE=1 benches/load.sh       # only nginx proxy (also with the hit's token), the hyper floor (benches/hyper_floor.rs),
 #                                   # resigner hit and passthrough, alternated 3 times
 #                                   # (ROUNDS=N), with the median ratios
 #
@@ -270,7 +270,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 if [ -n "${COMPARE:-}" ]; then
   # nginx proxy, the hyper floor, resigner hit and passthrough, alternated, the same wrk
-  # command and the same upstream; ratios per round, then their medians.
+  # command and the same upstream; ratios per round, then their medians. nginx also proxies
+  # the hit's own request (with its bearer token) for a same-request ratio beside the
+  # token-less one the issue's figures use.
   ROUNDS=${ROUNDS:-3}
   FLOOR_BUILD=$(cargo bench --no-run --bench hyper_floor 2>&1) || { echo "$FLOOR_BUILD" >&2; exit 1; }
   FLOOR=$(echo "$FLOOR_BUILD" | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
@@ -281,6 +283,7 @@ if [ -n "${COMPARE:-}" ]; then
   for round in $(seq 1 "$ROUNDS"); do
     SUT=$NGX_PID run "nginx_proxy_$round" "http://127.0.0.1:$P_NGX/"
     SUT=$FLOOR_PID run "hyper_floor_$round" "http://127.0.0.1:$P_FLOOR/"
+    SUT=$NGX_PID run "nginx_token_$round" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_NGX/"
     SUT=$RS_PID run "resigner_hit_$round" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
     SUT=$RS_PID run "resigner_passthrough_$round" "http://127.0.0.1:$P_RS/pass/x"
     echo "hit_rps $(ratio "$(get "resigner_hit_$round" 2)" "$(get "nginx_proxy_$round" 2)")" >> "$WORK/ratios.txt"
@@ -291,6 +294,8 @@ if [ -n "${COMPARE:-}" ]; then
     echo "hit_floor_cpu $(ratio "$(get "resigner_hit_$round" 6)" "$(get "hyper_floor_$round" 6)")" >> "$WORK/ratios.txt"
     echo "hit_user $(ratio "$(get "resigner_hit_$round" 7)" "$(get "nginx_proxy_$round" 7)")" >> "$WORK/ratios.txt"
     echo "hit_sys $(ratio "$(get "resigner_hit_$round" 8)" "$(get "nginx_proxy_$round" 8)")" >> "$WORK/ratios.txt"
+    echo "hit_cpu_same $(ratio "$(get "resigner_hit_$round" 6)" "$(get "nginx_token_$round" 6)")" >> "$WORK/ratios.txt"
+    echo "hit_rps_same $(ratio "$(get "resigner_hit_$round" 2)" "$(get "nginx_token_$round" 2)")" >> "$WORK/ratios.txt"
   done
   stop_resigner
   m() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/ratios.txt" | median; }
@@ -305,6 +310,9 @@ if [ -n "${COMPARE:-}" ]; then
   echo "hit / hyper floor, CPU per request:    $(m hit_floor_cpu)   (rounds: $(all hit_floor_cpu))"
   echo "hit / nginx proxy, user CPU/req:       $(m hit_user)   (rounds: $(all hit_user))"
   echo "hit / nginx proxy, system CPU/req:     $(m hit_sys)   (rounds: $(all hit_sys))"
+  echo "nginx proxying the hit's own request (the same Authorization header, ~1.3 KB):"
+  echo "hit / nginx proxy same request, req/s: $(m hit_rps_same)   (rounds: $(all hit_rps_same))"
+  echo "hit / nginx proxy same request, CPU:   $(m hit_cpu_same)   (rounds: $(all hit_cpu_same))"
   exit 0
 fi
 

@@ -33,7 +33,7 @@ pub struct CacheKey {
     signing_generation: u64,
 }
 
-/// Five words for the cache's (keyed SipHash) hasher: the first eight bytes of the token's
+/// Five words for the cache's hasher ([`KeyHasher`]): the first eight bytes of the token's
 /// digest, which are uniformly random and need the token to choose (and an entry needs an
 /// IdP-signed token), then the other fields. The derived hash fed every field and the
 /// digest's 32 bytes in small writes: ~1.8k instructions per cache lookup, ~2.5% of a hit's

@@ -53,7 +53,7 @@ enum Slot {
     Fresh,
     /// Requests seen, no connection held: the next request connects one.
     Unbound,
-    /// Held since the instant (its last response).
+    /// Held, idle since the instant (the start of the last request it served).
     Idle(Arc<UpstreamKey>, SendRequest<UpstreamBody>, Instant),
     /// A request holds it ([`Lease`]).
     Busy,

@@ -39,13 +39,18 @@ impl ConnTimer {
         }
     }
 
-    /// `work`'s output, or `None` when `deadline` comes first. A future of its own rather
-    /// than an `async fn`, which would hold `work` twice (its argument and the pinned copy
-    /// it polls: 2.8 KB instead of 1.4 KB around a forwarded request, moved with it, #16).
-    pub fn limit<F: Future>(&self, deadline: tokio::time::Instant, work: F) -> Limit<'_, F> {
+    /// `work`'s output, or `None` when `deadline` comes first (no deadline: `work` alone,
+    /// as `tokio::time::timeout` waits when its deadline overflows). A future of its own
+    /// rather than an `async fn`, which would hold `work` twice (its argument and the pinned
+    /// copy it polls: 2.8 KB instead of 1.4 KB around a forwarded request, moved with it, #16).
+    pub fn limit<F: Future>(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        work: F,
+    ) -> Limit<'_, F> {
         Limit {
             work,
-            sleep: Some(self.arm(deadline)),
+            sleep: deadline.map(|deadline| self.arm(deadline)),
             owner: self,
         }
     }
@@ -83,13 +88,21 @@ impl<F: Future> Future for Limit<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let had_budget = tokio::task::coop::has_budget_remaining();
         if let Poll::Ready(out) = this.work.poll(cx) {
             return Poll::Ready(Some(out));
         }
-        match this.sleep.as_mut() {
-            Some(sleep) => sleep.as_mut().poll(cx).map(|()| None),
-            None => Poll::Ready(None),
-        }
+        let Some(sleep) = this.sleep.as_mut() else {
+            return Poll::Pending;
+        };
+        // As `tokio::time::timeout` does: when `work` spent the task's budget, the deadline
+        // is still looked at (a spent budget makes a sleep pending even when it is due).
+        let elapsed = if had_budget && !tokio::task::coop::has_budget_remaining() {
+            Pin::new(&mut tokio::task::unconstrained(sleep.as_mut())).poll(cx)
+        } else {
+            sleep.as_mut().poll(cx)
+        };
+        elapsed.map(|()| None)
     }
 }
 
@@ -122,7 +135,10 @@ impl Drop for Lent {
 
 impl hyper::rt::Timer for ConnTimer {
     fn sleep(&self, duration: std::time::Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_until(self.now() + duration)
+        // A duration past what an instant can hold: a deadline ~30 years ahead.
+        let now = self.now();
+        let far = std::time::Duration::from_secs(30 * 365 * 86_400);
+        self.sleep_until(now.checked_add(duration).unwrap_or(now + far))
     }
 
     /// tokio's clock, which the deadlines are converted to.
@@ -204,16 +220,39 @@ mod tests {
     async fn limit_answers_the_work_or_none_at_the_deadline() {
         let timer = ConnTimer::default();
         let now = tokio::time::Instant::now();
-        assert_eq!(timer.limit(now + 1_000 * MS, async { 7 }).await, Some(7));
+        assert_eq!(
+            timer.limit(Some(now + 1_000 * MS), async { 7 }).await,
+            Some(7)
+        );
         assert!(timer.slot.lock().unwrap().is_some(), "given back");
         let before = tokio::time::Instant::now();
         let slow = tokio::time::sleep(10_000 * MS);
-        assert_eq!(timer.limit(before + 20 * MS, slow).await, None);
+        assert_eq!(timer.limit(Some(before + 20 * MS), slow).await, None);
         assert!(before.elapsed() >= 20 * MS);
         assert!(
             timer.slot.lock().unwrap().is_some(),
             "given back after the deadline"
         );
+
+        // No deadline (an overflowing one): the work alone decides.
+        let work = tokio::time::sleep(30 * MS);
+        let alone = async {
+            work.await;
+            8
+        };
+        assert_eq!(timer.limit(None, alone).await, Some(8));
+
+        // A work that spends the task's whole budget on every poll still times out.
+        let greedy = std::future::poll_fn(|cx| {
+            while tokio::task::coop::has_budget_remaining() {
+                let _ = std::pin::pin!(tokio::task::consume_budget()).poll(cx);
+            }
+            cx.waker().wake_by_ref();
+            Poll::<()>::Pending
+        });
+        let limited = timer.limit(Some(tokio::time::Instant::now() + 20 * MS), greedy);
+        let outcome = tokio::time::timeout(2_000 * MS, limited).await;
+        assert_eq!(outcome, Ok(None), "the deadline wins over a greedy work");
     }
 
     #[tokio::test]

@@ -69,7 +69,11 @@ pub async fn forward(
     let started = tokio::time::Instant::now();
     let request = Request::from_parts(parts, body);
     let sent = exchange(upstreams, route, conn, request, started.into_std());
-    let response = match conn.route_timer.limit(started + route.timeout, sent).await {
+    let response = match conn
+        .route_timer
+        .limit(started.checked_add(route.timeout), sent)
+        .await
+    {
         None => {
             state.metrics.record_upstream_error(UpstreamError::Timeout);
             return Err(ProxyError::UpstreamTimeout);
