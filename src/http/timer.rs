@@ -106,7 +106,8 @@ impl<F: Future> Future for Limit<'_, F> {
     }
 }
 
-/// A sleep lent to hyper; back in its connection's slot when hyper drops it.
+/// A sleep lent to hyper; back in its connection's slot when hyper drops it (`sleep` is
+/// `None` only then).
 struct Lent {
     sleep: Option<Pin<Box<Sleep>>>,
     owner: ConnTimer,
@@ -154,11 +155,13 @@ impl hyper::rt::Timer for ConnTimer {
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
+        // A `Lent` holds its sleep until it is dropped.
         match sleep.as_mut().downcast_mut_pin::<Lent>() {
-            Some(mut lent) => match lent.sleep.as_mut() {
-                Some(inner) => inner.as_mut().reset(new_deadline.into()),
-                None => lent.sleep = Some(self.arm(new_deadline.into())),
-            },
+            Some(mut lent) => {
+                if let Some(inner) = lent.sleep.as_mut() {
+                    inner.as_mut().reset(new_deadline.into());
+                }
+            }
             None => *sleep = self.sleep_until(new_deadline),
         }
     }

@@ -151,17 +151,11 @@ fn exchange<'a>(
     conn: &'a ConnInfo,
     request: Request<UpstreamBody>,
     now: std::time::Instant,
-) -> Exchange<'a, impl Future<Output = Result<Response<Incoming>, TrySendError>> + 'a> {
+) -> impl Future<Output = Exchanged> + 'a {
     let key = &route.bound_key;
     let take = conn.bound.take(key, upstreams.pool_idle_timeout(), now);
     match take {
-        Take::Held(lease, mut sender) => Exchange::Held {
-            sending: sender.try_send_request(request),
-            held: Some((lease, sender)),
-            upstreams,
-            route,
-            now,
-        },
+        Take::Held(lease, sender) => held(upstreams, route, lease, sender, request, now),
         Take::Pool => Exchange::Other {
             future: Box::pin(pool(upstreams, route, request)),
         },
@@ -169,6 +163,24 @@ fn exchange<'a>(
         Take::Connect(lease) => Exchange::Other {
             future: Box::pin(connect(upstreams, route, lease, request, now)),
         },
+    }
+}
+
+/// Sends `request` over `sender`, the connection `lease` holds: [`Exchange::Held`].
+fn held<'a>(
+    upstreams: &'a Upstreams,
+    route: &'a Route,
+    lease: Lease<'a>,
+    mut sender: SendRequest<UpstreamBody>,
+    request: Request<UpstreamBody>,
+    now: std::time::Instant,
+) -> Exchange<'a, impl Future<Output = Result<Response<Incoming>, TrySendError>> + 'a> {
+    Exchange::Held {
+        sending: sender.try_send_request(request),
+        held: Some((lease, sender)),
+        upstreams,
+        route,
+        now,
     }
 }
 
@@ -241,22 +253,10 @@ async fn connect(
 ) -> Exchanged {
     let uri = absolute(&route.upstream, PathAndQuery::from_static("/"))?;
     let connector = upstreams.connector(route.tls.as_deref());
-    let mut sender = bound::connect(connector, uri)
+    let sender = bound::connect(connector, uri)
         .await
         .map_err(ExchangeError::Connect)?;
-    match sender.try_send_request(request).await {
-        Ok(response) => {
-            lease.put(route.bound_key.clone(), sender, now);
-            Ok(response)
-        }
-        Err(mut err) => match err.take_message() {
-            Some(request) => {
-                drop(lease);
-                Box::pin(pool(upstreams, route, request)).await
-            }
-            None => Err(ExchangeError::Held(err.into_error())),
-        },
-    }
+    held(upstreams, route, lease, sender, request, now).await
 }
 
 /// Sends `request` through the pool for the route's TLS settings, in absolute form.

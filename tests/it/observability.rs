@@ -361,20 +361,52 @@ async fn request_ids_are_kept_or_generated_forwarded_and_echoed() {
     assert_eq!(upstream.count(), forwarded, "nothing else was forwarded");
 }
 
+/// `resigner serve` as a child process logging JSON to `resigner.log` in `dir` under the
+/// filter it is started with, its signing key published, one API route to `upstream`.
+struct Logged {
+    key: IdpKey,
+    idp: TestIdp,
+    upstream: TestUpstream,
+    dir: tempfile::TempDir,
+    listen: String,
+    child: ServeChild,
+}
+
+impl Logged {
+    async fn start(filter: &str) -> Logged {
+        let key = IdpKey::rs256("k1");
+        let idp = TestIdp::start(&[&key]).await;
+        let upstream = TestUpstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (listen, admin) = (free_addr(), free_addr());
+        let config_path =
+            ProxyBuilder::new(&idp)
+                .api_route(&upstream)
+                .write_config(dir.path(), &listen, &admin);
+        let child = ServeChild::spawn(&config_path, &dir.path().join("resigner.log"), filter);
+        child.publish_signing_key(&format!("http://{admin}")).await;
+        Logged {
+            key,
+            idp,
+            upstream,
+            dir,
+            listen,
+            child,
+        }
+    }
+}
+
 #[tokio::test]
 async fn json_logs_carry_request_ids_and_never_a_token_or_key() {
-    let key = IdpKey::rs256("k1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
-    let config_path =
-        ProxyBuilder::new(&idp)
-            .api_route(&upstream)
-            .write_config(dir.path(), &listen, &admin);
+    let Logged {
+        key,
+        idp,
+        upstream,
+        dir,
+        listen,
+        child,
+    } = Logged::start("debug").await;
     let log_path = dir.path().join("resigner.log");
-    let child = ServeChild::spawn(&config_path, &log_path, "debug");
-    child.publish_signing_key(&format!("http://{admin}")).await;
 
     let api = format!("http://{listen}/api/x");
     let valid = mint(&key, &claims(&idp.issuer, "https://api.test"));
@@ -478,21 +510,9 @@ async fn json_logs_carry_request_ids_and_never_a_token_or_key() {
 /// is written, not before entering it.
 #[tokio::test]
 async fn a_filter_on_the_request_span_writes_its_response_line() {
-    let key = IdpKey::rs256("k1");
-    let idp = TestIdp::start(&[&key]).await;
-    let upstream = TestUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
-    let config_path =
-        ProxyBuilder::new(&idp)
-            .api_route(&upstream)
-            .write_config(dir.path(), &listen, &admin);
-    let child = ServeChild::spawn(
-        &config_path,
-        &dir.path().join("resigner.log"),
-        "warn,[request]=debug",
-    );
-    child.publish_signing_key(&format!("http://{admin}")).await;
+    // Held whole: the IdP and the upstream stay up while the proxy runs.
+    let logged = Logged::start("warn,[request]=debug").await;
+    let (listen, child) = (&logged.listen, &logged.child);
     let reply = get(
         &format!("http://{listen}/no-route"),
         &[("x-request-id", "span-filter-1")],
