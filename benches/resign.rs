@@ -206,7 +206,7 @@ fn bench_hit(c: &mut Criterion) {
     let entry = |header_value: &HeaderValue| {
         Arc::new(Resigned {
             header_value: header_value.clone(),
-            ttl: Duration::from_secs(3600),
+            expires_at: std::time::Instant::now() + Duration::from_secs(3600),
             exp: 0,
             verified_with_keys: true,
             idp: idp_client.clone(),

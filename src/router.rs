@@ -21,6 +21,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use crate::app::AppState;
+use crate::cache::LastToken;
 use crate::config::{Config, Route};
 use crate::http::body::{self, Body};
 use crate::http::conn_info::ConnInfo;
@@ -34,7 +35,7 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub fn public(
     state: Arc<AppState>,
     request: Request<Incoming>,
-    conn: Arc<ConnInfo>,
+    conn: Arc<ConnInfo<LastToken>>,
 ) -> impl Future<Output = Response<Body>> + Send + 'static {
     crate::http::request_id::scope(request, move |request| dispatch(state, request, conn))
 }
@@ -43,7 +44,7 @@ pub fn public(
 async fn dispatch(
     state: Arc<AppState>,
     request: Request<Incoming>,
-    conn: Arc<ConnInfo>,
+    conn: Arc<ConnInfo<LastToken>>,
 ) -> Response<Body> {
     let state = &*state;
     if request.uri().path() == JWKS_PATH {

@@ -1,7 +1,7 @@
 //! [`ConnInfo`]: what the accept loop knows about a connection, handed with each of its
 //! requests to the listener's handler (the peer, TLS or not, the body read timeout, a
 //! per-core worker's own upstream pools, the connection's own upstream connection and
-//! timers). Built
+//! timers, and the handler's own state of it). Built
 //! once per connection, so what a request needs from it costs no formatting or allocation.
 
 use std::net::SocketAddr;
@@ -14,8 +14,9 @@ use crate::http::bound::BoundUpstream;
 use crate::http::client::Upstreams;
 use crate::http::timer::ConnTimer;
 
-/// What the accept loop knows about a request's connection.
-pub struct ConnInfo {
+/// What the accept loop knows about a request's connection, and `S`: the listener's handler's
+/// own state of it ([`crate::http::server::Handler::Conn`]).
+pub struct ConnInfo<S = ()> {
     /// The client's address.
     pub peer: SocketAddr,
     /// The client's IP as an `X-Forwarded-For` element.
@@ -35,9 +36,12 @@ pub struct ConnInfo {
     /// moved back and forth between two deadlines would be filed anew each time.
     pub header_timer: ConnTimer,
     pub route_timer: ConnTimer,
+    /// The handler's own per-connection state (the public listener's: the connection's last
+    /// bearer token, [`crate::cache::LastToken`]).
+    pub handler_state: S,
 }
 
-impl ConnInfo {
+impl<S: Default> ConnInfo<S> {
     pub fn new(
         peer: SocketAddr,
         tls: bool,
@@ -55,9 +59,13 @@ impl ConnInfo {
             bound: BoundUpstream::default(),
             header_timer: ConnTimer::default(),
             route_timer: ConnTimer::default(),
+            handler_state: S::default(),
         }
     }
 
+}
+
+impl<S> ConnInfo<S> {
     pub fn scheme(&self) -> &'static str {
         if self.tls { "https" } else { "http" }
     }

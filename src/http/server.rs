@@ -67,10 +67,13 @@ use crate::http::headers::has_unsupported_transfer_coding;
 /// What a listener does with each request; `conn` is what the accept loop knows about its
 /// connection (built once per connection). Cloned once per connection.
 pub trait Handler: Clone + Send + Sync + 'static {
+    /// The handler's own state of a connection, made with it ([`ConnInfo::handler_state`]).
+    type Conn: Default + Send + Sync + 'static;
+
     fn handle(
         &self,
         request: Request<Incoming>,
-        conn: Arc<ConnInfo>,
+        conn: Arc<ConnInfo<Self::Conn>>,
     ) -> impl Future<Output = Response<Body>> + Send + 'static + use<Self>;
 }
 
@@ -233,12 +236,12 @@ impl<H: Handler> AcceptLoop<H> {
 
 /// One accepted connection, served until it ends, shutdown finishes it, or the drain timeout
 /// closes it.
-struct Connection<H> {
+struct Connection<H: Handler> {
     handler: H,
     peer: SocketAddr,
     builders: Arc<Builders>,
     member: Member,
-    info: Arc<ConnInfo>,
+    info: Arc<ConnInfo<H::Conn>>,
     /// Bounds the TLS handshake and the wait for the first request.
     header_read_timeout: Duration,
 }

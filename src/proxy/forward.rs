@@ -32,13 +32,16 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Sends `request` to the route's upstream with `token_header` as the output header (`None`:
-/// a passthrough route, whose `Authorization` is left as the client sent it).
-pub async fn forward(
+/// a passthrough route, whose `Authorization` is left as the client sent it). `started`
+/// (the request's start, or the end of its token work when that took time) starts the
+/// route's timeout and the upstream's latency.
+pub async fn forward<S>(
     state: &AppState,
     route: &Route,
     request: Request<Incoming>,
     token_header: Option<&HeaderValue>,
-    conn: &ConnInfo,
+    conn: &ConnInfo<S>,
+    started: tokio::time::Instant,
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = request.into_parts();
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
@@ -66,7 +69,6 @@ pub async fn forward(
     }
     let body = TimeoutBody::new(body, conn.body_read_timeout);
     let upstreams = conn.upstreams.as_deref().unwrap_or(&state.upstream);
-    let started = tokio::time::Instant::now();
     let request = Request::from_parts(parts, body);
     let sent = exchange(upstreams, route, conn, request, started.into_std());
     let response = match conn
@@ -145,10 +147,10 @@ impl ExchangeError {
 /// The common case, the held connection, is an [`Exchange::Held`] future of a few hundred
 /// bytes; the others are boxed, so a forwarded request's future is not as large as theirs
 /// (an `async fn` here was 1.4 KB, copied with every move of the request's future, #16).
-fn exchange<'a>(
+fn exchange<'a, S>(
     upstreams: &'a Upstreams,
     route: &'a Route,
-    conn: &'a ConnInfo,
+    conn: &'a ConnInfo<S>,
     request: Request<UpstreamBody>,
     now: std::time::Instant,
 ) -> impl Future<Output = Exchanged> + 'a {

@@ -16,6 +16,7 @@ use http::{HeaderMap, Request, Response, header};
 use hyper::body::Incoming;
 
 use crate::app::AppState;
+use crate::cache::LastToken;
 use crate::config::runtime::accepts;
 use crate::config::{Config, Route};
 use crate::http::body::Body;
@@ -58,7 +59,7 @@ pub async fn try_handle(
     config: &Config,
     route: Option<&Route>,
     request: Request<Incoming>,
-    conn: &ConnInfo,
+    conn: &ConnInfo<LastToken>,
 ) -> Result<Response<Body>, ProxyError> {
     if !is_normalized(request.uri().path()) {
         return Err(ProxyError::BadRequest(
@@ -66,17 +67,26 @@ pub async fn try_handle(
         ));
     }
     let route = route.ok_or(ProxyError::NoRoute)?;
+    let now = tokio::time::Instant::now();
     let Some(work) = pipeline::TokenWork::of(route) else {
         // mode = "passthrough": no token work at all.
-        return forward::forward(state, route, request, None, conn).await;
+        return forward::forward(state, route, request, None, conn, now).await;
     };
-    let resigned = {
+    let served = {
         // The b64token check runs on a cache miss only (see `bearer_unchecked`).
         let token = bearer_unchecked(request.headers())?;
         let caller = pipeline::Caller::Request(request.method());
-        pipeline::resign(state, config, route, work, token, caller).await?
+        let last = Some((&conn.handler_state, now.into_std()));
+        pipeline::resign(state, config, route, work, token, caller, last).await?
     };
-    forward::forward(state, route, request, Some(&resigned.header_value), conn).await
+    // A miss verified and signed since `now`: the upstream's time starts after that.
+    let started = if served.fresh {
+        tokio::time::Instant::now()
+    } else {
+        now
+    };
+    let token_header = Some(&served.resigned.header_value);
+    forward::forward(state, route, request, token_header, conn, started).await
 }
 
 /// False for paths an upstream could resolve outside the matched route prefix: `.` or `..`

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method, header};
 use serde_json::{Map, Value};
@@ -23,7 +23,7 @@ use super::authorize::{self, Denied};
 use super::verify::Verified;
 use super::{ProxyError, claims, token_fingerprint, verify_token};
 use crate::app::AppState;
-use crate::cache::{CacheKey, Resigned};
+use crate::cache::{CacheKey, KeyScope, LastToken, Resigned};
 use crate::config::runtime::ExchangeClient;
 use crate::config::{Config, Route, RouteMode};
 use crate::idp::IdpClient;
@@ -296,6 +296,10 @@ impl From<SignerError> for ProxyError {
 /// cache key hash and the lookup (plus the method class: a scan of the few methods the
 /// route's rules name, none for most routes) and the check that the IdP which verified the
 /// entry still has usable keys; the [`Live`] stages are built on a miss only.
+///
+/// `last` is a proxied request's connection memo ([`LastToken`]) and the request's start: a
+/// token the connection's previous request carried, in the same scope, is served from it
+/// without the key's SHA-256 or the lookup; every answer served is remembered there.
 pub async fn resign(
     state: &AppState,
     config: &Config,
@@ -303,26 +307,37 @@ pub async fn resign(
     work: TokenWork,
     token: &[u8],
     caller: Caller<'_>,
-) -> Result<Arc<Resigned>, ProxyError> {
+    last: Option<(&LastToken, Instant)>,
+) -> Result<Served, ProxyError> {
     if work == TokenWork::Resign
         && let Err(reason) = state.signing_status(config)
     {
         tracing::debug!(%reason, "signing key not published");
         return Err(ProxyError::SigningUnavailable);
     }
-    let active = match work {
-        TokenWork::Resign => state.active_key(config),
-        TokenWork::Forward => None,
-    };
     let (class, client) = match caller {
         Caller::Request(method) => (authorize::method_class(&route.authorization, method), 0),
         Caller::Exchange(client) => (ALL_RULES, client.number),
         Caller::Command => (ALL_RULES, 0),
     };
-    let key = CacheKey::new(token, route.id, config.generation, state.idps.generation())
+    let scope = KeyScope::new(route.id, config.generation, state.idps.generation())
         .with_method_class(class)
         .with_client(client)
         .with_signing_generation(state.managed_generation(config));
+    if let Some((last, now)) = last
+        && let Some(resigned) = last.get(token, &scope, now)
+    {
+        let resigned = hit(state, resigned)?;
+        return Ok(Served {
+            resigned,
+            fresh: false,
+        });
+    }
+    let active = match work {
+        TokenWork::Resign => state.active_key(config),
+        TokenWork::Forward => None,
+    };
+    let key = CacheKey::of(token, scope);
     // A hit is a plain lookup; the miss path (verify, sign, insert) is boxed, so the future
     // of every proxied request is not as large as the miss's (it is moved several times per
     // request: large futures cost a memcpy of their size each time, #16). A miss runs the
@@ -356,7 +371,7 @@ pub async fn resign(
                             .ok_or(ProxyError::IdpUnavailable)?;
                         Ok(Arc::new(Resigned {
                             header_value,
-                            ttl: outcome.ttl,
+                            expires_at: Instant::now() + outcome.ttl,
                             exp: outcome.exp,
                             verified_with_keys: outcome.verified_with_keys,
                             idp,
@@ -370,11 +385,29 @@ pub async fn resign(
             .await?
         }
     };
-    if fresh {
+    let resigned = if fresh {
         Metrics::inc(&state.metrics.cache_misses);
-        return Ok(resigned);
+        resigned
+    } else {
+        hit(state, resigned)?
+    };
+    if let Some((last, _)) = last {
+        last.remember(token, &scope, &resigned);
     }
-    // Its IdP's keys went stale beyond max_stale: no answer of it is served, cached or not.
+    Ok(Served { resigned, fresh })
+}
+
+/// What [`resign`] served.
+pub struct Served {
+    pub resigned: Arc<Resigned>,
+    /// Whether this request ran the pipeline (a miss): its verification and signature took
+    /// time since the request started.
+    pub fresh: bool,
+}
+
+/// A cached answer, served unless its IdP's keys went stale beyond max_stale (then no
+/// answer of it is, cached or not); counted as a hit.
+fn hit(state: &AppState, resigned: Arc<Resigned>) -> Result<Arc<Resigned>, ProxyError> {
     if resigned.verified_with_keys && !resigned.idp.is_usable() {
         return Err(ProxyError::IdpUnavailable);
     }

@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::config::{Config, ServerSettings};
 use crate::http::body::Body;
 use crate::http::client::Upstreams;
+use crate::cache::LastToken;
 use crate::http::conn_info::ConnInfo;
 use crate::http::listen;
 use crate::http::server::{AcceptLoop, Handler, Limits};
@@ -81,10 +82,13 @@ enum Listener {
 struct Serve(Arc<AppState>, Listener);
 
 impl Handler for Serve {
+    /// The public listener's connections remember their last token (unused on the admin's).
+    type Conn = LastToken;
+
     fn handle(
         &self,
         request: Request<Incoming>,
-        conn: Arc<ConnInfo>,
+        conn: Arc<ConnInfo<LastToken>>,
     ) -> impl std::future::Future<Output = Response<Body>> + Send + 'static + use<> {
         match self.1 {
             Listener::Public => Served::Public {

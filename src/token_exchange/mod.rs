@@ -101,9 +101,11 @@ async fn try_handle(
         TokenWork::Resign,
         token.as_bytes(),
         caller,
+        None,
     )
     .await
-    .map_err(ExchangeError::Subject)?;
+    .map_err(ExchangeError::Subject)?
+    .resigned;
     let value = resigned
         .header_value
         .to_str()

@@ -70,3 +70,58 @@ async fn signing_key_change_invalidates_cached_tokens() {
     )
     .await;
 }
+
+/// One keep-alive connection repeating its token is served from its connection's memo
+/// (`cache::LastToken`) exactly what the cache would serve: a signing key rotation, another
+/// route, another token in between and the entry's expiry are all seen on that connection.
+#[tokio::test]
+async fn a_connection_repeating_its_token_sees_every_change() {
+    let fixture = Fixture::builder()
+        .await
+        // No leeway: the entry lives until the token's exp.
+        .idp("leeway", "0s")
+        .route(Route::api())
+        .route(Route::new("/other"))
+        .start()
+        .await;
+    let (proxy, upstream) = (&fixture.proxy, &fixture.upstream);
+    let signatures = || proxy.counter(|m| &m.signatures);
+    let mut conn = KeepAlive::open(&proxy.url("")).await;
+    let token = fixture.token();
+    for round in 0..3 {
+        assert_eq!(conn.get("/api/a", &token).await.0, 200, "round {round}");
+    }
+    assert_eq!((signatures(), proxy.counter(|m| &m.cache_hits)), (1, 2));
+    let first = upstream.last().bearer();
+
+    let new_kid = proxy.rotate_signing_key(Alg::EdDSA).await;
+    assert_eq!(conn.get("/api/a", &token).await.0, 200);
+    assert_eq!(signatures(), 2, "re-signed under the new key");
+    let rotated = upstream.last().bearer();
+    assert_ne!(rotated, first);
+    let header = jsonwebtoken::decode_header(&rotated).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+
+    assert_eq!(conn.get("/other/a", &token).await.0, 200);
+    assert_eq!(signatures(), 3, "another route is another entry");
+    let other = fixture.token();
+    assert_eq!(conn.get("/api/a", &other).await.0, 200);
+    assert_eq!(conn.get("/api/a", &token).await.0, 200);
+    assert_eq!(signatures(), 4, "the first token's entry from the cache");
+    assert_eq!(upstream.last().bearer(), rotated);
+
+    // A token two seconds from its exp: served from the memo until then, refused after.
+    let exp = resigner::jose::time::now_unix() + 2;
+    let short = fixture.mint(|claims| claims["exp"] = serde_json::json!(exp));
+    assert_eq!(conn.get("/api/a", &short).await.0, 200);
+    assert_eq!(conn.get("/api/a", &short).await.0, 200);
+    assert_eq!(signatures(), 5);
+    while resigner::jose::time::now_unix() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        conn.get("/api/a", &short).await.0,
+        401,
+        "expired, not remembered"
+    );
+}

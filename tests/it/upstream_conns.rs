@@ -15,9 +15,10 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-use crate::common::{Fixture, Route};
+use crate::common::client::connect;
+use crate::common::{Fixture, KeepAlive, Route};
 
 /// One request as the recording upstream saw it: its path and the proxy's source port.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,44 +82,6 @@ impl Recording {
 }
 
 /// A new TCP connection to the proxy's public listener.
-async fn connect(fixture: &Fixture) -> TokioIo<TcpStream> {
-    let addr = fixture
-        .proxy
-        .url("")
-        .trim_start_matches("http://")
-        .to_string();
-    TokioIo::new(TcpStream::connect(addr).await.unwrap())
-}
-
-/// One keep-alive HTTP/1.1 client connection to the proxy.
-struct KeepAlive(hyper::client::conn::http1::SendRequest<Empty<Bytes>>);
-
-impl KeepAlive {
-    async fn open(fixture: &Fixture) -> KeepAlive {
-        let (sender, connection) = hyper::client::conn::http1::handshake(connect(fixture).await)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        KeepAlive(sender)
-    }
-
-    /// GET `path` with `token`; the status and body.
-    async fn get(&mut self, path: &str, token: &str) -> (u16, Bytes) {
-        self.0.ready().await.expect("client connection still open");
-        let request = Request::get(path)
-            .header("host", "proxy.test")
-            .header("authorization", format!("Bearer {token}"))
-            .body(Empty::new())
-            .unwrap();
-        let response = self.0.send_request(request).await.unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.into_body().collect().await.unwrap().to_bytes(),
-        )
-    }
-}
-
 async fn fixture(one: &Recording, two: &Recording) -> Fixture {
     Fixture::builder()
         .await
@@ -134,8 +97,8 @@ async fn a_keep_alive_client_keeps_one_upstream_connection_of_its_own() {
     let fixture = fixture(&one, &two).await;
     let token = fixture.token();
     let (mut a, mut b) = (
-        KeepAlive::open(&fixture).await,
-        KeepAlive::open(&fixture).await,
+        KeepAlive::open(&fixture.proxy.url("")).await,
+        KeepAlive::open(&fixture.proxy.url("")).await,
     );
     for _ in 0..5 {
         assert_eq!(a.get("/one/a", &token).await, (200, Bytes::from("ok")));
@@ -161,7 +124,7 @@ async fn an_upstream_that_closes_the_connection_gets_a_new_one_and_other_upstrea
     let (one, two) = (Recording::start().await, Recording::start().await);
     let fixture = fixture(&one, &two).await;
     let token = fixture.token();
-    let mut client = KeepAlive::open(&fixture).await;
+    let mut client = KeepAlive::open(&fixture.proxy.url("")).await;
     for path in ["/one/x", "/one/x", "/one/close", "/one/x", "/one/x"] {
         assert_eq!(client.get(path, &token).await.0, 200, "{path}");
     }
@@ -192,10 +155,12 @@ async fn http2_streams_in_parallel_on_one_connection_all_get_answers() {
     let (one, two) = (Recording::start().await, Recording::start().await);
     let fixture = fixture(&one, &two).await;
     let token = fixture.token();
-    let (sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), connect(&fixture).await)
-            .await
-            .unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        connect(&fixture.proxy.url("")).await,
+    )
+    .await
+    .unwrap();
     tokio::spawn(connection);
     let mut streams = tokio::task::JoinSet::new();
     for i in 0..20 {

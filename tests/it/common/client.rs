@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A response read to the end.
 #[derive(Debug)]
@@ -68,6 +68,43 @@ pub async fn try_send(
         headers: parts.headers,
         body,
     })
+}
+
+/// A TCP connection to the server at `url` (`http://host:port...`), for a client of its own.
+pub async fn connect(url: &str) -> TokioIo<TcpStream> {
+    let rest = url.trim_start_matches("http://");
+    let addr = rest.split('/').next().unwrap_or(rest);
+    TokioIo::new(TcpStream::connect(addr).await.unwrap())
+}
+
+/// One keep-alive HTTP/1.1 client connection: every request goes over the same connection.
+pub struct KeepAlive(hyper::client::conn::http1::SendRequest<Empty<Bytes>>);
+
+impl KeepAlive {
+    /// Connects to the server at `url` (its path is ignored).
+    pub async fn open(url: &str) -> KeepAlive {
+        let (sender, connection) = hyper::client::conn::http1::handshake(connect(url).await)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        KeepAlive(sender)
+    }
+
+    /// GET `path` with `token`; the status and body.
+    pub async fn get(&mut self, path: &str, token: &str) -> (u16, Bytes) {
+        self.0.ready().await.expect("client connection still open");
+        let request = Request::get(path)
+            .header("host", "proxy.test")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Empty::new())
+            .unwrap();
+        let response = self.0.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.into_body().collect().await.unwrap().to_bytes(),
+        )
+    }
 }
 
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {

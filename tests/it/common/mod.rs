@@ -37,7 +37,7 @@ use resigner::reload::Reloader;
 use resigner::service::Running;
 use serde_json::json;
 
-pub use client::{Reply, get, get_bearer, send};
+pub use client::{KeepAlive, Reply, get, get_bearer, send};
 pub use config_doc::{ConfigDoc, Route};
 pub use fixture::{AUDIENCE, Fixture, FixtureBuilder};
 pub use idp::{IdpKey, TestIdp, claims, mint, raw_token};

@@ -5,6 +5,8 @@
 //! keys or mapping makes old entries unreachable by construction (compare Oathkeeper #763).
 //! Each entry lives at most until its re-signed token's `exp` minus the leeway; the cache is
 //! bounded by bytes (or entries); concurrent misses on one key sign once (moka's entry API).
+//! A client connection remembers its last token's entry ([`LastToken`]), so a repeated
+//! token skips the digest and the lookup.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +18,22 @@ use moka::future::Cache;
 
 use crate::config::CacheSettings;
 
-/// What a cache key is made of. Equality compares every field; the hash (below) is cheaper.
+mod last_token;
+pub use last_token::LastToken;
+
+/// What a cache key is made of: the token's digest and its [`KeyScope`]. Equality compares
+/// every field; the hash (below) is cheaper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheKey {
     token_sha256: [u8; 32],
+    scope: KeyScope,
+}
+
+/// Everything in a [`CacheKey`] but the token: what the entry was made for and under which
+/// generations. A client connection's [`LastToken`] compares it with the token's bytes
+/// instead of their digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyScope {
     route: u32,
     /// Which of the route's method-limited rules applied (0: none of them).
     method_class: u8,
@@ -43,14 +57,15 @@ impl std::hash::Hash for CacheKey {
         let mut prefix = [0u8; 8];
         prefix.copy_from_slice(&self.token_sha256[..8]);
         state.write_u64(u64::from_le_bytes(prefix));
+        let scope = &self.scope;
         state.write_u64(
-            u64::from(self.route)
-                | (u64::from(self.method_class) << 32)
-                | (u64::from(self.client) << 40),
+            u64::from(scope.route)
+                | (u64::from(scope.method_class) << 32)
+                | (u64::from(scope.client) << 40),
         );
-        state.write_u64(self.config_generation);
-        state.write_u64(self.idp_generation);
-        state.write_u64(self.signing_generation);
+        state.write_u64(scope.config_generation);
+        state.write_u64(scope.idp_generation);
+        state.write_u64(scope.signing_generation);
     }
 }
 
@@ -61,10 +76,57 @@ impl CacheKey {
         config_generation: u64,
         idp_generation: u64,
     ) -> Self {
+        CacheKey::of(
+            token,
+            KeyScope::new(route, config_generation, idp_generation),
+        )
+    }
+
+    /// The key of `token` in `scope`: its SHA-256 (~0.5 ns per byte with SHA-NI, ~0.7 µs for
+    /// a 1.3 KB token: a connection that repeats its token skips it, see [`LastToken`]).
+    pub fn of(token: impl AsRef<[u8]>, scope: KeyScope) -> Self {
         let mut token_sha256 = [0u8; 32];
         token_sha256.copy_from_slice(digest::digest(&digest::SHA256, token.as_ref()).as_ref());
         CacheKey {
             token_sha256,
+            scope,
+        }
+    }
+
+    pub fn scope(&self) -> &KeyScope {
+        &self.scope
+    }
+
+    /// The same key under managed signing keys generation `generation`.
+    pub fn with_signing_generation(self, generation: u64) -> Self {
+        CacheKey {
+            scope: self.scope.with_signing_generation(generation),
+            ..self
+        }
+    }
+
+    /// The same key for a token issued to token exchange client `number` (1-based).
+    pub fn with_client(self, number: u16) -> Self {
+        CacheKey {
+            scope: self.scope.with_client(number),
+            ..self
+        }
+    }
+
+    /// The same key for a request of method class `class` on the route.
+    pub fn with_method_class(self, class: u8) -> Self {
+        CacheKey {
+            scope: self.scope.with_method_class(class),
+            ..self
+        }
+    }
+}
+
+impl KeyScope {
+    /// Route `route` under config generation `config_generation` and IdP key generation
+    /// `idp_generation`, no method class, no client, signing generation 0.
+    pub fn new(route: u32, config_generation: u64, idp_generation: u64) -> Self {
+        KeyScope {
             route,
             method_class: 0,
             client: 0,
@@ -74,25 +136,25 @@ impl CacheKey {
         }
     }
 
-    /// The same key under managed signing keys generation `generation`.
+    /// The same scope under managed signing keys generation `generation`.
     pub fn with_signing_generation(self, generation: u64) -> Self {
-        CacheKey {
+        KeyScope {
             signing_generation: generation,
             ..self
         }
     }
 
-    /// The same key for a token issued to token exchange client `number` (1-based).
+    /// The same scope for a token issued to token exchange client `number` (1-based).
     pub fn with_client(self, number: u16) -> Self {
-        CacheKey {
+        KeyScope {
             client: number,
             ..self
         }
     }
 
-    /// The same key for a request of method class `class` on the route.
+    /// The same scope for a request of method class `class` on the route.
     pub fn with_method_class(self, class: u8) -> Self {
-        CacheKey {
+        KeyScope {
             method_class: class,
             ..self
         }
@@ -103,8 +165,8 @@ impl CacheKey {
 #[derive(Debug)]
 pub struct Resigned {
     pub header_value: HeaderValue,
-    /// How long the entry may be served.
-    pub ttl: Duration,
+    /// Until when the entry may be served (the cache's expiry, and a [`LastToken`]'s).
+    pub expires_at: Instant,
     /// The forwarded token's `exp` (a token exchange answers `expires_in` from it).
     pub exp: i64,
     /// A JWS verified with `idp`'s keys (not an introspected token): served only while
@@ -121,9 +183,9 @@ impl Expiry<CacheKey, Arc<Resigned>> for TtlPolicy {
         &self,
         _key: &CacheKey,
         value: &Arc<Resigned>,
-        _created_at: Instant,
+        created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.expires_at.saturating_duration_since(created_at))
     }
 }
 
@@ -280,7 +342,7 @@ mod tests {
         let key = CacheKey::new("t", 0, 0, 0);
         let value = Arc::new(Resigned {
             header_value: HeaderValue::from_static("Bearer x"),
-            ttl: Duration::from_millis(50),
+            expires_at: Instant::now() + Duration::from_millis(50),
             exp: 0,
             verified_with_keys: true,
             idp: crate::idp::registry::tests::client("https://idp.test/"),
