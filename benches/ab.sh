@@ -49,8 +49,27 @@ one() { # $1 label, $2 port, $3.. pids
   CPU[$label]+="$(awk -v t=$(( (t1 - t0) * TICK_US )) -v n="$n" 'BEGIN { printf "%.2f", t / n }') "
   RPS[$label]+="$(echo "$out" | awk '/Requests\/sec/ { printf "%d", $2 }') "
 }
+# TOGETHER=1: A and B loaded at the same time (one wrk each, both on cpu1), so both see the
+# same moment of a noisy machine; each one's CPU per request is its own ticks over its own
+# requests. Their sum of load is what one server gets alone, so the figures are not
+# comparable with a run of one server; B / A is.
+both() {
+  local t0a t0b t1a t1b out na nb
+  t0a=$(ticks "$PA"); t0b=$(ticks "$PB")
+  $LOAD wrk -t1 -c16 -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:28084$PATH_" > "$W/ab-wrk-a.txt" 2>&1 &
+  local wa=$!
+  $LOAD wrk -t1 -c16 -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:28094$PATH_" > "$W/ab-wrk-b.txt" 2>&1
+  wait $wa
+  t1a=$(ticks "$PA"); t1b=$(ticks "$PB")
+  na=$(awk '/requests in/ { print $1 }' "$W/ab-wrk-a.txt"); nb=$(awk '/requests in/ { print $1 }' "$W/ab-wrk-b.txt")
+  CPU[A]+="$(awk -v t=$(( (t1a - t0a) * TICK_US )) -v n="$na" 'BEGIN { printf "%.2f", t / n }') "
+  CPU[B]+="$(awk -v t=$(( (t1b - t0b) * TICK_US )) -v n="$nb" 'BEGIN { printf "%.2f", t / n }') "
+  RPS[A]+="$(awk '/Requests\/sec/ { printf "%d", $2 }' "$W/ab-wrk-a.txt") "
+  RPS[B]+="$(awk '/Requests\/sec/ { printf "%d", $2 }' "$W/ab-wrk-b.txt") "
+}
 for round in $(seq "$ROUNDS"); do
-  one nginx 28082 "$NGX"; one A 28084 "$PA"; one B 28094 "$PB"
+  one nginx 28082 "$NGX"
+  if [ -n "${TOGETHER:-}" ]; then both; else one A 28084 "$PA"; one B 28094 "$PB"; fi
   echo "round $round: CPU us/req nginx $(echo ${CPU[nginx]} | awk '{print $NF}') A $(echo ${CPU[A]} | awk '{print $NF}') B $(echo ${CPU[B]} | awk '{print $NF}')"
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

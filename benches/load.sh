@@ -6,7 +6,7 @@
 #   DURATION=5 benches/load.sh      # shorter scenarios
 #   PROFILE=1 benches/load.sh       # also perf-profile each resigner scenario (text tables)
 #   KEEP=1 benches/load.sh          # keep the work directory (fixture, configs, logs)
-#   COMPARE=1 benches/load.sh       # only nginx proxy (also with the hit's token), the hyper floor (benches/hyper_floor.rs),
+#   COMPARE=1 benches/load.sh       # only nginx proxy and the hyper floor (benches/hyper_floor.rs), each also with the hit's token,
 #                                   # resigner hit and passthrough, alternated 3 times
 #                                   # (ROUNDS=N), with the median ratios
 #
@@ -284,6 +284,7 @@ if [ -n "${COMPARE:-}" ]; then
     SUT=$NGX_PID run "nginx_proxy_$round" "http://127.0.0.1:$P_NGX/"
     SUT=$FLOOR_PID run "hyper_floor_$round" "http://127.0.0.1:$P_FLOOR/"
     SUT=$NGX_PID run "nginx_token_$round" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_NGX/"
+    SUT=$FLOOR_PID run "floor_token_$round" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_FLOOR/"
     SUT=$RS_PID run "resigner_hit_$round" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P_RS/api/x"
     SUT=$RS_PID run "resigner_passthrough_$round" "http://127.0.0.1:$P_RS/pass/x"
     echo "hit_rps $(ratio "$(get "resigner_hit_$round" 2)" "$(get "nginx_proxy_$round" 2)")" >> "$WORK/ratios.txt"
@@ -296,6 +297,8 @@ if [ -n "${COMPARE:-}" ]; then
     echo "hit_sys $(ratio "$(get "resigner_hit_$round" 8)" "$(get "nginx_proxy_$round" 8)")" >> "$WORK/ratios.txt"
     echo "hit_cpu_same $(ratio "$(get "resigner_hit_$round" 6)" "$(get "nginx_token_$round" 6)")" >> "$WORK/ratios.txt"
     echo "hit_rps_same $(ratio "$(get "resigner_hit_$round" 2)" "$(get "nginx_token_$round" 2)")" >> "$WORK/ratios.txt"
+    echo "floor_token_cpu $(ratio "$(get "floor_token_$round" 6)" "$(get "nginx_proxy_$round" 6)")" >> "$WORK/ratios.txt"
+    echo "floor_token_cpu_same $(ratio "$(get "floor_token_$round" 6)" "$(get "nginx_token_$round" 6)")" >> "$WORK/ratios.txt"
   done
   stop_resigner
   m() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/ratios.txt" | median; }
@@ -313,6 +316,9 @@ if [ -n "${COMPARE:-}" ]; then
   echo "nginx proxying the hit's own request (the same Authorization header, ~1.3 KB):"
   echo "hit / nginx proxy same request, req/s: $(m hit_rps_same)   (rounds: $(all hit_rps_same))"
   echo "hit / nginx proxy same request, CPU:   $(m hit_cpu_same)   (rounds: $(all hit_cpu_same))"
+  echo "the hyper floor given the hit's request (the floor does no token work):"
+  echo "floor with token / nginx proxy, CPU:   $(m floor_token_cpu)   (rounds: $(all floor_token_cpu))"
+  echo "floor with token / nginx same req, CPU: $(m floor_token_cpu_same)   (rounds: $(all floor_token_cpu_same))"
   exit 0
 fi
 

@@ -62,7 +62,6 @@ impl<S: Default> ConnInfo<S> {
             handler_state: S::default(),
         }
     }
-
 }
 
 impl<S> ConnInfo<S> {

@@ -35,14 +35,46 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// a passthrough route, whose `Authorization` is left as the client sent it). `started`
 /// (the request's start, or the end of its token work when that took time) starts the
 /// route's timeout and the upstream's latency.
-pub async fn forward<S>(
-    state: &AppState,
+///
+/// The request is rewritten here, at once; the future only waits for the upstream. It is
+/// one of its own ([`Forwarding`]) rather than an `async fn`, which would keep the request
+/// beside its rewritten parts and the exchange (1 KB, moved with every request's future, #16).
+pub fn forward<'a, S>(
+    state: &'a AppState,
+    route: &'a Route,
+    request: Request<Incoming>,
+    token_header: Option<&HeaderValue>,
+    conn: &'a ConnInfo<S>,
+    started: tokio::time::Instant,
+) -> Forwarding<'a, impl Future<Output = Option<Exchanged>> + Send + use<'a, S>>
+where
+    S: Sync,
+{
+    let request = match rewrite(route, request, token_header, conn) {
+        Ok(request) => request,
+        Err(err) => return Forwarding::Refused { err: Some(err) },
+    };
+    let upstreams = conn.upstreams.as_deref().unwrap_or(&state.upstream);
+    let sent = exchange(upstreams, route, conn, request, started.into_std());
+    Forwarding::Sending {
+        limit: conn
+            .route_timer
+            .limit(started.checked_add(route.timeout), sent),
+        state,
+        route,
+        started,
+    }
+}
+
+/// The request as the upstream gets it: origin form, HTTP/1.1, no extensions; hop-by-hop
+/// headers stripped, the upstream's `Host`, the output header, `X-Forwarded-*`; the body
+/// read with the body read timeout.
+fn rewrite<S>(
     route: &Route,
     request: Request<Incoming>,
     token_header: Option<&HeaderValue>,
     conn: &ConnInfo<S>,
-    started: tokio::time::Instant,
-) -> Result<Response<Body>, ProxyError> {
+) -> Result<Request<UpstreamBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
@@ -58,8 +90,11 @@ pub async fn forward<S>(
     strip_hop_by_hop(headers);
     headers.insert(header::HOST, route.upstream.host.clone());
     if let Some(token_header) = token_header {
-        headers.remove(header::AUTHORIZATION);
-        headers.remove(&route.header);
+        // `insert` replaces every value of its name: with the output header in
+        // `Authorization` (the default), that is the client's token too.
+        if route.header != header::AUTHORIZATION {
+            headers.remove(header::AUTHORIZATION);
+        }
         headers.insert(route.header.clone(), token_header.clone());
     }
     append_forwarded_for(headers, &conn.peer_ip);
@@ -68,14 +103,56 @@ pub async fn forward<S>(
         headers.insert(X_FORWARDED_HOST, host);
     }
     let body = TimeoutBody::new(body, conn.body_read_timeout);
-    let upstreams = conn.upstreams.as_deref().unwrap_or(&state.upstream);
-    let request = Request::from_parts(parts, body);
-    let sent = exchange(upstreams, route, conn, request, started.into_std());
-    let response = match conn
-        .route_timer
-        .limit(started.checked_add(route.timeout), sent)
-        .await
-    {
+    Ok(Request::from_parts(parts, body))
+}
+
+pin_project_lite::pin_project! {
+    /// [`forward`]'s future: the exchange under the route's timeout, then its outcome as
+    /// the response or the error (see [`finish`]).
+    #[project = ForwardingProj]
+    pub enum Forwarding<'a, L> {
+        /// The request could not be rewritten for the upstream.
+        Refused { err: Option<ProxyError> },
+        Sending {
+            #[pin]
+            limit: L,
+            state: &'a AppState,
+            route: &'a Route,
+            started: tokio::time::Instant,
+        },
+    }
+}
+
+impl<L: Future<Output = Option<Exchanged>>> Future for Forwarding<'_, L> {
+    type Output = Result<Response<Body>, ProxyError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ForwardingProj::Refused { err } => Poll::Ready(Err(err
+                .take()
+                .unwrap_or(ProxyError::BadRequest("request path cannot be forwarded")))),
+            ForwardingProj::Sending {
+                limit,
+                state,
+                route,
+                started,
+            } => {
+                let outcome = std::task::ready!(limit.poll(cx));
+                Poll::Ready(finish(state, route, *started, outcome))
+            }
+        }
+    }
+}
+
+/// The exchange's outcome (`None`: the route's timeout came first) as the client's
+/// response, hop-by-hop headers stripped, or the error; failures are counted and logged.
+fn finish(
+    state: &AppState,
+    route: &Route,
+    started: tokio::time::Instant,
+    outcome: Option<Exchanged>,
+) -> Result<Response<Body>, ProxyError> {
+    let response = match outcome {
         None => {
             state.metrics.record_upstream_error(UpstreamError::Timeout);
             return Err(ProxyError::UpstreamTimeout);
@@ -112,7 +189,7 @@ pub async fn forward<S>(
 
 /// Why an upstream exchange failed.
 #[derive(Debug)]
-enum ExchangeError {
+pub enum ExchangeError {
     /// Through the pool.
     Pool(hyper_util::client::legacy::Error),
     /// Connecting the connection's own upstream connection.
@@ -188,7 +265,7 @@ fn held<'a>(
 
 type TrySendError = hyper::client::conn::TrySendError<Request<UpstreamBody>>;
 
-type Exchanged = Result<Response<Incoming>, ExchangeError>;
+pub type Exchanged = Result<Response<Incoming>, ExchangeError>;
 
 pin_project_lite::pin_project! {
     /// [`exchange`]'s future.

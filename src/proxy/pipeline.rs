@@ -299,7 +299,9 @@ impl From<SignerError> for ProxyError {
 ///
 /// `last` is a proxied request's connection memo ([`LastToken`]) and the request's start: a
 /// token the connection's previous request carried, in the same scope, is served from it
-/// without the key's SHA-256 or the lookup; every answer served is remembered there.
+/// without the key's SHA-256 or the lookup; every answer served is remembered there. The
+/// proxy runs the steps itself ([`scope`], [`recall`], then [`lookup`] boxed), so that a
+/// remembered token's request has no cache lookup's future in its own.
 pub async fn resign(
     state: &AppState,
     config: &Config,
@@ -309,6 +311,26 @@ pub async fn resign(
     caller: Caller<'_>,
     last: Option<(&LastToken, Instant)>,
 ) -> Result<Served, ProxyError> {
+    let scope = scope(state, config, route, work, caller)?;
+    if let Some((last, now)) = last
+        && let Some(recalled) = recall(state, last, token, &scope, now)
+    {
+        return recalled;
+    }
+    let last = last.map(|(last, _)| last);
+    lookup(state, config, route, work, token, caller, scope, last).await
+}
+
+/// The scope of the cache key for a token on `route` asked by `caller` (the generations
+/// now, the method class); refused when the route re-signs and the signing key is not
+/// published.
+pub fn scope(
+    state: &AppState,
+    config: &Config,
+    route: &Route,
+    work: TokenWork,
+    caller: Caller<'_>,
+) -> Result<KeyScope, ProxyError> {
     if work == TokenWork::Resign
         && let Err(reason) = state.signing_status(config)
     {
@@ -320,19 +342,43 @@ pub async fn resign(
         Caller::Exchange(client) => (ALL_RULES, client.number),
         Caller::Command => (ALL_RULES, 0),
     };
-    let scope = KeyScope::new(route.id, config.generation, state.idps.generation())
-        .with_method_class(class)
-        .with_client(client)
-        .with_signing_generation(state.managed_generation(config));
-    if let Some((last, now)) = last
-        && let Some(resigned) = last.get(token, &scope, now)
-    {
-        let resigned = hit(state, resigned)?;
-        return Ok(Served {
-            resigned,
-            fresh: false,
-        });
-    }
+    Ok(
+        KeyScope::new(route.id, config.generation, state.idps.generation())
+            .with_method_class(class)
+            .with_client(client)
+            .with_signing_generation(state.managed_generation(config)),
+    )
+}
+
+/// The answer `last` remembers for `token` in `scope` at `now`, served as a cache hit (see
+/// [`hit`]); `None` when it remembers none.
+pub fn recall(
+    state: &AppState,
+    last: &LastToken,
+    token: &[u8],
+    scope: &KeyScope,
+    now: Instant,
+) -> Option<Result<Served, ProxyError>> {
+    let resigned = last.get(token, scope, now)?;
+    Some(hit(state, resigned).map(|resigned| Served {
+        resigned,
+        fresh: false,
+    }))
+}
+
+/// The output header value for `token` in `scope` from the re-sign cache, or by running
+/// the pipeline; remembered in `last` when given.
+#[allow(clippy::too_many_arguments)]
+pub async fn lookup(
+    state: &AppState,
+    config: &Config,
+    route: &Route,
+    work: TokenWork,
+    token: &[u8],
+    caller: Caller<'_>,
+    scope: KeyScope,
+    last: Option<&LastToken>,
+) -> Result<Served, ProxyError> {
     let active = match work {
         TokenWork::Resign => state.active_key(config),
         TokenWork::Forward => None,
@@ -391,18 +437,10 @@ pub async fn resign(
     } else {
         hit(state, resigned)?
     };
-    if let Some((last, _)) = last {
+    if let Some(last) = last {
         last.remember(token, &scope, &resigned);
     }
     Ok(Served { resigned, fresh })
-}
-
-/// What [`resign`] served.
-pub struct Served {
-    pub resigned: Arc<Resigned>,
-    /// Whether this request ran the pipeline (a miss): its verification and signature took
-    /// time since the request started.
-    pub fresh: bool,
 }
 
 /// A cached answer, served unless its IdP's keys went stale beyond max_stale (then no
@@ -413,6 +451,14 @@ fn hit(state: &AppState, resigned: Arc<Resigned>) -> Result<Arc<Resigned>, Proxy
     }
     Metrics::inc(&state.metrics.cache_hits);
     Ok(resigned)
+}
+
+/// What [`resign`] served.
+pub struct Served {
+    pub resigned: Arc<Resigned>,
+    /// Whether this request ran the pipeline (a miss): its verification and signature took
+    /// time since the request started.
+    pub fresh: bool,
 }
 
 #[cfg(test)]

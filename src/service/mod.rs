@@ -20,10 +20,10 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::AppState;
+use crate::cache::LastToken;
 use crate::config::{Config, ServerSettings};
 use crate::http::body::Body;
 use crate::http::client::Upstreams;
-use crate::cache::LastToken;
 use crate::http::conn_info::ConnInfo;
 use crate::http::listen;
 use crate::http::server::{AcceptLoop, Handler, Limits};
