@@ -6,8 +6,8 @@
 //! - `GET /api/v2/keys/signing`, `GET /api/v2/keys/signing/{kid}`,
 //!   `POST /api/v2/keys/signing/rotate`, `PUT /api/v2/keys/signing/{kid}/revoke` — Auth0's
 //!   signing keys API over the managed keys (see [`signing_keys`])
-//! - `GET /healthz` — 200 while the process runs
-//! - `GET /readyz` — 200 when the IdP keys are loaded and the active signing key is
+//! - `GET|HEAD /healthz` — 200 while the process runs
+//! - `GET|HEAD /readyz` — 200 when the IdP keys are loaded and the active signing key is
 //!   published; 503 with the reasons otherwise
 //! - `GET /admin/status` — JSON: version, uptime, listeners, routes, readiness and its
 //!   reasons, config generation and last reload, each signing key and whether it is
@@ -45,8 +45,8 @@ pub const CUSTOM_SIGNING_PATH: &str = "/api/v2/keys/custom-signing";
 pub const ENDPOINTS: &[(&str, &str)] = &[
     (CUSTOM_SIGNING_PATH, "GET, PUT, DELETE"),
     (openapi::PATH, "GET"),
-    ("/healthz", "GET"),
-    ("/readyz", "GET"),
+    ("/healthz", "GET, HEAD"),
+    ("/readyz", "GET, HEAD"),
     ("/admin/status", "GET"),
     (router::JWKS_PATH, "GET, HEAD"),
     ("/metrics", "GET"),

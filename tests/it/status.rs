@@ -1,8 +1,10 @@
 //! What the admin listener says about a running proxy: `/admin/status` with the build
 //! version, RFC 3339 times, uptime, bound listeners, routes, readiness and its reasons, and
 //! each signing key's publication; `/metrics` with `resigner_build_info`, `resigner_ready` and
-//! `resigner_signing_key_published{kid}`.
+//! `resigner_signing_key_published{kid}`; `/healthz` and `/readyz` also for `HEAD`, as load
+//! balancer probes send it.
 
+use http::Method;
 use serde_json::Value;
 
 use crate::common::*;
@@ -92,9 +94,34 @@ async fn an_unpublished_signing_key_is_not_ready_with_the_reason_everywhere() {
     assert_eq!(status["signing"]["keys"][0]["published"], false);
     assert!(status["signing"]["keys"][0]["problem"].is_string());
 
+    let head = send(Method::HEAD, &proxy.admin_url("/readyz"), &[], b"").await;
+    assert_eq!(head.status, 503, "HEAD /readyz says what GET says");
+    assert!(head.body.is_empty());
+
     let text =
         String::from_utf8(get(&proxy.admin_url("/metrics"), &[]).await.body.to_vec()).unwrap();
     assert_eq!(sample(&text, "resigner_ready "), Some(0.0), "{text}");
     let published = format!("resigner_signing_key_published{{kid=\"{kid}\"}}");
     assert_eq!(sample(&text, &published), Some(0.0), "{text}");
+}
+
+#[tokio::test]
+async fn probes_may_send_head_to_healthz_and_readyz() {
+    let fixture = Fixture::start().await;
+    let proxy = &fixture.proxy;
+    for path in ["/healthz", "/readyz"] {
+        let got = get(&proxy.admin_url(path), &[]).await;
+        let head = send(Method::HEAD, &proxy.admin_url(path), &[], b"").await;
+        assert_eq!(got.status, 200, "{path}");
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert!(head.body.is_empty(), "{path}: HEAD has no body");
+        assert_eq!(
+            head.headers["content-length"],
+            got.body.len().to_string().as_str(),
+            "{path}: HEAD gives GET's length"
+        );
+        let post = send(Method::POST, &proxy.admin_url(path), &[], b"").await;
+        assert_eq!(post.status, 405, "{path}");
+        assert_eq!(post.headers["allow"], "GET, HEAD", "{path}");
+    }
 }
